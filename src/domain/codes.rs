@@ -1,0 +1,137 @@
+//! Coded concepts as they arrive from clinical systems: a list of codings plus free text.
+//!
+//! A concept is kept whole (every coding, the text) because a local or wrong code must never
+//! hide a drug: the terminology layer matches by code *and* by normalized text.
+
+use serde::{Deserialize, Serialize};
+
+/// Code system URIs the pathway uses.
+pub mod system {
+    pub const RXNORM: &str = "http://www.nlm.nih.gov/research/umls/rxnorm";
+    pub const SNOMED: &str = "http://snomed.info/sct";
+    pub const LOINC: &str = "http://loinc.org";
+    pub const ICD10CM: &str = "http://hl7.org/fhir/sid/icd-10-cm";
+    pub const CPT: &str = "http://www.ama-assn.org/go/cpt";
+    pub const UCUM: &str = "http://unitsofmeasure.org";
+    pub const RULES: &str = "urn:orderguard:rules";
+    pub const OVERRIDE_REASON: &str = "urn:orderguard:override-reason";
+}
+
+/// One code from one code system. `system` may be absent in sloppy input; the code is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Coding {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    pub code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display: Option<String>,
+}
+
+impl Coding {
+    pub fn new(system: &str, code: &str) -> Self {
+        Coding { system: Some(system.to_owned()), code: code.to_owned(), display: None }
+    }
+
+    /// True when this coding is `code` in `system` (system compared exactly, code trimmed).
+    pub fn is(&self, system: &str, code: &str) -> bool {
+        self.system.as_deref() == Some(system) && self.code.trim() == code
+    }
+}
+
+/// A FHIR CodeableConcept reduced to what the pathway reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Concept {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub codings: Vec<Coding>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+impl Concept {
+    pub fn from_text(text: &str) -> Self {
+        Concept { codings: Vec::new(), text: Some(text.to_owned()) }
+    }
+
+    pub fn coded(system: &str, code: &str, display: Option<&str>) -> Self {
+        Concept {
+            codings: vec![Coding {
+                system: Some(system.to_owned()),
+                code: code.to_owned(),
+                display: display.map(str::to_owned),
+            }],
+            text: None,
+        }
+    }
+
+    /// The codes in `system`, in order.
+    pub fn codes_in<'a>(&'a self, system: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.codings
+            .iter()
+            .filter(move |c| c.system.as_deref() == Some(system))
+            .map(|c| c.code.trim())
+    }
+
+    /// Every human-readable string of the concept: the text, then each coding's display.
+    pub fn texts(&self) -> impl Iterator<Item = &str> {
+        self.text
+            .as_deref()
+            .into_iter()
+            .chain(self.codings.iter().filter_map(|c| c.display.as_deref()))
+    }
+
+    /// The best single label for messages: text, else the first display, else the first code.
+    pub fn label(&self) -> String {
+        self.texts()
+            .next()
+            .map(str::to_owned)
+            .or_else(|| self.codings.first().map(|c| c.code.clone()))
+            .unwrap_or_else(|| "unnamed order".to_owned())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.codings.is_empty() && self.text.as_deref().is_none_or(|t| t.trim().is_empty())
+    }
+}
+
+/// Lower-cases, turns punctuation into spaces and folds runs of white space, so that
+/// "Oxycodone-HCl  5MG tab" and "oxycodone hcl 5mg tab" compare equal.
+pub fn normalize_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut last_space = true;
+    for ch in text.chars() {
+        let ch = ch.to_ascii_lowercase();
+        if ch.is_alphanumeric() || ch == '.' || ch == '/' || ch == '%' {
+            out.push(ch);
+            last_space = false;
+        } else if !last_space {
+            out.push(' ');
+            last_space = true;
+        }
+    }
+    while out.ends_with(' ') {
+        out.pop();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_folds_case_punctuation_and_space() {
+        assert_eq!(normalize_text("  Oxycodone-HCl  5MG, tab "), "oxycodone hcl 5mg tab");
+        assert_eq!(normalize_text("Complete BED-REST"), "complete bed rest");
+        assert_eq!(normalize_text("0.5 mg/mL"), "0.5 mg/ml");
+    }
+
+    #[test]
+    fn label_prefers_text_then_display_then_code() {
+        let mut c = Concept::coded(system::RXNORM, "197696", Some("fentanyl patch"));
+        assert_eq!(c.label(), "fentanyl patch");
+        c.text = Some("Duragesic".into());
+        assert_eq!(c.label(), "Duragesic");
+        let bare = Concept::coded(system::RXNORM, "7052", None);
+        assert_eq!(bare.label(), "7052");
+    }
+}

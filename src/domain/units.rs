@@ -1,0 +1,372 @@
+//! Dose amounts and calendar durations. An [`Amount`] can only hold a positive, finite value in
+//! a unit orderguard understands; anything else is refused at parse time so that the adapter
+//! can record the order as unreadable (and the engine can say so) instead of guessing.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use thiserror::Error;
+
+/// Days in the calendar units the pathway uses (pathway-spec: "Calendar units").
+pub const DAYS_PER_WEEK: f64 = 7.0;
+pub const DAYS_PER_MONTH: f64 = 365.25 / 12.0;
+pub const DAYS_PER_YEAR: f64 = 365.25;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum UnitError {
+    #[error("dose value {0} is not a positive finite number")]
+    NotPositive(String),
+    #[error("unit {0:?} is not a dose unit orderguard understands")]
+    UnknownUnit(String),
+    #[error("period unit {0:?} is not one of s, min, h, d, wk, mo, a")]
+    UnknownPeriodUnit(String),
+}
+
+/// How a countable dose is given: one tablet, one patch. Its amount of drug comes from the
+/// product's strength, which the terminology knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DoseForm {
+    Tablet,
+    Capsule,
+    Patch,
+    Spray,
+    Suppository,
+    /// A generic countable unit ("each", "{pill}", "dose").
+    Each,
+}
+
+/// A unit a medication dose can be written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DoseUnit {
+    Milligram,
+    Gram,
+    Microgram,
+    InternationalUnit,
+    Millilitre,
+    /// Transdermal delivery rate (fentanyl, buprenorphine patches).
+    MicrogramPerHour,
+    Count(DoseForm),
+}
+
+impl DoseUnit {
+    /// Parses a UCUM code or the unit strings real order-entry systems send
+    /// ("mg", "MG", "mcg", "ug", "[iU]", "IU", "unit", "mL", "ug/h", "{tablet}", "TAB", "patch").
+    pub fn parse(raw: &str) -> Result<DoseUnit, UnitError> {
+        let unit = raw.trim().trim_start_matches('{').trim_end_matches('}').trim();
+        let lower = unit.to_ascii_lowercase();
+        let parsed = match lower.as_str() {
+            "mg" | "milligram" | "milligrams" => DoseUnit::Milligram,
+            "g" | "gm" | "gram" | "grams" => DoseUnit::Gram,
+            "ug" | "mcg" | "µg" | "μg" | "microgram" | "micrograms" => DoseUnit::Microgram,
+            "[iu]" | "iu" | "[iu]/1" | "unit" | "units" | "u" | "international unit"
+            | "international units" => DoseUnit::InternationalUnit,
+            "ml" | "millilitre" | "milliliter" | "milliliters" | "millilitres" | "cc" => {
+                DoseUnit::Millilitre
+            }
+            "ug/h" | "mcg/h" | "ug/hr" | "mcg/hr" | "mcg/hour" | "microgram/hour"
+            | "micrograms/hour" => DoseUnit::MicrogramPerHour,
+            "tablet" | "tablets" | "tab" | "tabs" | "tbl" | "pill" | "pills" => {
+                DoseUnit::Count(DoseForm::Tablet)
+            }
+            "capsule" | "capsules" | "cap" | "caps" => DoseUnit::Count(DoseForm::Capsule),
+            "patch" | "patches" | "transdermal system" => DoseUnit::Count(DoseForm::Patch),
+            "spray" | "sprays" | "actuation" | "actuat" | "puff" | "puffs" => {
+                DoseUnit::Count(DoseForm::Spray)
+            }
+            "suppository" | "suppositories" | "supp" => DoseUnit::Count(DoseForm::Suppository),
+            "each" | "ea" | "dose" | "doses" | "1" => DoseUnit::Count(DoseForm::Each),
+            _ => return Err(UnitError::UnknownUnit(raw.to_owned())),
+        };
+        Ok(parsed)
+    }
+
+    /// The factor that turns an amount in this unit into milligrams, for mass units.
+    pub fn milligrams_per_unit(self) -> Option<f64> {
+        match self {
+            DoseUnit::Milligram => Some(1.0),
+            DoseUnit::Gram => Some(1000.0),
+            DoseUnit::Microgram => Some(0.001),
+            _ => None,
+        }
+    }
+
+    pub fn is_count(self) -> bool {
+        matches!(self, DoseUnit::Count(_))
+    }
+
+    /// The UCUM-style symbol used in cards ("mg", "[iU]" is shown as "IU").
+    pub fn symbol(self) -> &'static str {
+        match self {
+            DoseUnit::Milligram => "mg",
+            DoseUnit::Gram => "g",
+            DoseUnit::Microgram => "mcg",
+            DoseUnit::InternationalUnit => "IU",
+            DoseUnit::Millilitre => "mL",
+            DoseUnit::MicrogramPerHour => "mcg/h",
+            DoseUnit::Count(DoseForm::Tablet) => "tablet",
+            DoseUnit::Count(DoseForm::Capsule) => "capsule",
+            DoseUnit::Count(DoseForm::Patch) => "patch",
+            DoseUnit::Count(DoseForm::Spray) => "spray",
+            DoseUnit::Count(DoseForm::Suppository) => "suppository",
+            DoseUnit::Count(DoseForm::Each) => "unit",
+        }
+    }
+}
+
+impl fmt::Display for DoseUnit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.symbol())
+    }
+}
+
+/// A positive, finite amount in a known dose unit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Amount {
+    value: f64,
+    unit: DoseUnit,
+}
+
+impl Amount {
+    pub fn new(value: f64, unit: DoseUnit) -> Result<Amount, UnitError> {
+        if value.is_finite() && value > 0.0 {
+            Ok(Amount { value, unit })
+        } else {
+            Err(UnitError::NotPositive(value.to_string()))
+        }
+    }
+
+    /// Parses a value with a unit string as sent by a client.
+    pub fn parse(value: f64, unit: &str) -> Result<Amount, UnitError> {
+        let unit = DoseUnit::parse(unit)?;
+        Amount::new(value, unit)
+    }
+
+    pub fn value(&self) -> f64 {
+        self.value
+    }
+
+    pub fn unit(&self) -> DoseUnit {
+        self.unit
+    }
+
+    /// The amount in milligrams, when it is a mass.
+    pub fn to_mg(&self) -> Option<f64> {
+        self.unit.milligrams_per_unit().map(|f| self.value * f)
+    }
+
+    /// Multiplies by a positive factor (an administration count, a strength).
+    pub fn scaled(&self, factor: f64) -> Result<Amount, UnitError> {
+        Amount::new(self.value * factor, self.unit)
+    }
+}
+
+impl<'de> Deserialize<'de> for Amount {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Raw {
+            value: f64,
+            unit: DoseUnit,
+        }
+        let raw = Raw::deserialize(d)?;
+        Amount::new(raw.value, raw.unit).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for Amount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", format_number(self.value), self.unit)
+    }
+}
+
+/// Formats a number for a clinician: no trailing zeros, at most two decimals ("4.93", "3200").
+pub fn format_number(value: f64) -> String {
+    let rounded = (value * 100.0).round() / 100.0;
+    if rounded.fract() == 0.0 {
+        format!("{}", rounded as i64)
+    } else {
+        let s = format!("{rounded:.2}");
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+}
+
+/// FHIR `periodUnit` / duration units (UCUM subset s | min | h | d | wk | mo | a).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PeriodUnit {
+    #[serde(rename = "s")]
+    Second,
+    #[serde(rename = "min")]
+    Minute,
+    #[serde(rename = "h")]
+    Hour,
+    #[serde(rename = "d")]
+    Day,
+    #[serde(rename = "wk")]
+    Week,
+    #[serde(rename = "mo")]
+    Month,
+    #[serde(rename = "a")]
+    Year,
+}
+
+impl PeriodUnit {
+    /// Accepts the UCUM codes and the spelled-out words clients send ("day", "days", "hours").
+    pub fn parse(raw: &str) -> Result<PeriodUnit, UnitError> {
+        let unit = match raw.trim().to_ascii_lowercase().as_str() {
+            "s" | "sec" | "second" | "seconds" => PeriodUnit::Second,
+            "min" | "minute" | "minutes" => PeriodUnit::Minute,
+            "h" | "hr" | "hrs" | "hour" | "hours" => PeriodUnit::Hour,
+            "d" | "day" | "days" => PeriodUnit::Day,
+            "wk" | "w" | "week" | "weeks" => PeriodUnit::Week,
+            "mo" | "month" | "months" => PeriodUnit::Month,
+            "a" | "y" | "yr" | "year" | "years" => PeriodUnit::Year,
+            _ => return Err(UnitError::UnknownPeriodUnit(raw.to_owned())),
+        };
+        Ok(unit)
+    }
+
+    /// Length of one unit in days (a month is 30.4375 days, a year 365.25).
+    pub fn days(self) -> f64 {
+        match self {
+            PeriodUnit::Second => 1.0 / 86_400.0,
+            PeriodUnit::Minute => 1.0 / 1_440.0,
+            PeriodUnit::Hour => 1.0 / 24.0,
+            PeriodUnit::Day => 1.0,
+            PeriodUnit::Week => DAYS_PER_WEEK,
+            PeriodUnit::Month => DAYS_PER_MONTH,
+            PeriodUnit::Year => DAYS_PER_YEAR,
+        }
+    }
+}
+
+/// A positive length of time in calendar units ("7 days", "3 months").
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CalendarDuration {
+    value: f64,
+    unit: PeriodUnit,
+}
+
+impl CalendarDuration {
+    pub fn new(value: f64, unit: PeriodUnit) -> Result<CalendarDuration, UnitError> {
+        if value.is_finite() && value > 0.0 {
+            Ok(CalendarDuration { value, unit })
+        } else {
+            Err(UnitError::NotPositive(value.to_string()))
+        }
+    }
+
+    pub fn from_days(days: f64) -> Result<CalendarDuration, UnitError> {
+        CalendarDuration::new(days, PeriodUnit::Day)
+    }
+
+    pub fn value(&self) -> f64 {
+        self.value
+    }
+
+    pub fn unit(&self) -> PeriodUnit {
+        self.unit
+    }
+
+    pub fn days(&self) -> f64 {
+        self.value * self.unit.days()
+    }
+
+    pub fn hours(&self) -> f64 {
+        self.days() * 24.0
+    }
+}
+
+impl<'de> Deserialize<'de> for CalendarDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Raw {
+            value: f64,
+            unit: PeriodUnit,
+        }
+        let raw = Raw::deserialize(d)?;
+        CalendarDuration::new(raw.value, raw.unit).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn parses_the_units_real_clients_send() {
+        for (raw, unit) in [
+            ("mg", DoseUnit::Milligram),
+            ("MG", DoseUnit::Milligram),
+            ("g", DoseUnit::Gram),
+            ("ug", DoseUnit::Microgram),
+            ("mcg", DoseUnit::Microgram),
+            ("[iU]", DoseUnit::InternationalUnit),
+            ("IU", DoseUnit::InternationalUnit),
+            ("unit", DoseUnit::InternationalUnit),
+            ("mL", DoseUnit::Millilitre),
+            ("ug/h", DoseUnit::MicrogramPerHour),
+            ("mcg/hr", DoseUnit::MicrogramPerHour),
+            ("{tablet}", DoseUnit::Count(DoseForm::Tablet)),
+            ("TAB", DoseUnit::Count(DoseForm::Tablet)),
+            ("{pill}", DoseUnit::Count(DoseForm::Tablet)),
+            ("patch", DoseUnit::Count(DoseForm::Patch)),
+            ("capsule", DoseUnit::Count(DoseForm::Capsule)),
+        ] {
+            assert_eq!(DoseUnit::parse(raw), Ok(unit), "{raw}");
+        }
+    }
+
+    #[test]
+    fn refuses_unknown_units_and_bad_values() {
+        assert!(DoseUnit::parse("furlong").is_err());
+        assert!(DoseUnit::parse("").is_err());
+        assert!(Amount::parse(0.0, "mg").is_err());
+        assert!(Amount::parse(-5.0, "mg").is_err());
+        assert!(Amount::parse(f64::NAN, "mg").is_err());
+        assert!(Amount::parse(f64::INFINITY, "mg").is_err());
+    }
+
+    #[test]
+    fn calendar_lengths_follow_the_pathway() {
+        assert_eq!(PeriodUnit::Month.days(), 30.4375);
+        assert_eq!(PeriodUnit::Year.days(), 365.25);
+        let six_months = CalendarDuration::new(6.0, PeriodUnit::Month).unwrap();
+        assert!((six_months.days() - 182.625).abs() < 1e-9);
+        assert_eq!(CalendarDuration::new(48.0, PeriodUnit::Hour).unwrap().hours(), 48.0);
+    }
+
+    #[test]
+    fn numbers_are_formatted_for_clinicians() {
+        assert_eq!(format_number(3200.0), "3200");
+        assert_eq!(format_number(4.9281), "4.93");
+        assert_eq!(format_number(49.9), "49.9");
+        assert_eq!(format_number(0.075), "0.08");
+    }
+
+    proptest! {
+        #[test]
+        fn mass_units_convert_consistently(value in 0.001f64..1.0e6) {
+            let g = Amount::new(value, DoseUnit::Gram).unwrap().to_mg().unwrap();
+            let mg = Amount::new(value * 1000.0, DoseUnit::Milligram).unwrap().to_mg().unwrap();
+            let mcg = Amount::new(value * 1.0e6, DoseUnit::Microgram).unwrap().to_mg().unwrap();
+            prop_assert!((g - mg).abs() <= 1e-9 * mg.abs().max(1.0));
+            prop_assert!((g - mcg).abs() <= 1e-9 * mcg.abs().max(1.0));
+        }
+
+        #[test]
+        fn amounts_are_positive_and_finite(value in proptest::num::f64::ANY) {
+            match Amount::new(value, DoseUnit::Milligram) {
+                Ok(a) => prop_assert!(a.value().is_finite() && a.value() > 0.0),
+                Err(_) => prop_assert!(!(value.is_finite() && value > 0.0)),
+            }
+        }
+
+        #[test]
+        fn scaling_multiplies(value in 0.01f64..1.0e4, factor in 0.01f64..100.0) {
+            let a = Amount::new(value, DoseUnit::Milligram).unwrap();
+            let scaled = a.scaled(factor).unwrap();
+            prop_assert!((scaled.value() - value * factor).abs() <= 1e-9 * (value * factor));
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! orderguard: clinical decision support for vertebral compression fracture order sets.
+//!
+//! See `ARCHITECTURE.md` for the map. The flow of one decision:
+//! adapter (CDS Hooks FHIR R4 | native JSON) → [`domain`] → engine (pure) → decision →
+//! audit writer (durable) → response (CDS Hooks cards | native decision).
+
+pub mod domain;
+pub mod decision;
