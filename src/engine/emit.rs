@@ -1,0 +1,357 @@
+//! How rule kinds report: an [`Emitter`] per rule fills the rule's message templates with the
+//! finding's numbers, picks its suggestions, and drops findings about orders outside the
+//! order-select focus. Rule kinds never build [`Finding`]s by hand, so every card has the same
+//! shape.
+
+use super::facts::Facts;
+use crate::decision::{
+    Action, ActionKind, Evaluation, Finding, MissingInput, Numbers, Severity, Suggestion,
+};
+use crate::domain::OrderRef;
+use crate::domain::units::format_number;
+use crate::pathway::CompiledRule;
+use crate::pathway::document::ActionTarget;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Collects the findings and missing inputs of one evaluation.
+#[derive(Default)]
+pub struct Sink {
+    findings: Vec<Finding>,
+    missing: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Sink {
+    pub fn missing(&mut self, input: &str, rule_id: &str) {
+        self.missing
+            .entry(input.to_owned())
+            .or_default()
+            .insert(rule_id.to_owned());
+    }
+
+    pub fn finish(mut self, facts: &Facts<'_>) -> Evaluation {
+        // Deterministic order: most severe first, then rule id, then order reference.
+        self.findings.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then_with(|| a.rule_id.cmp(&b.rule_id))
+                .then_with(|| a.order_ref.cmp(&b.order_ref))
+        });
+        self.findings
+            .dedup_by(|a, b| a.rule_id == b.rule_id && a.order_ref == b.order_ref);
+        Evaluation {
+            findings: self.findings,
+            unrecognized: facts.unrecognized(),
+            missing_inputs: self
+                .missing
+                .into_iter()
+                .map(|(input, rules)| MissingInput {
+                    input,
+                    rules: rules.into_iter().collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A value placed into a message template and, for numbers, into the finding's `numbers`.
+#[derive(Debug, Clone)]
+pub enum Var {
+    Number(f64),
+    Text(String),
+}
+
+/// The per-rule reporting handle given to [`super::rules::RuleKind::evaluate`].
+pub struct Emitter<'a> {
+    rule: &'a CompiledRule,
+    facts: &'a Facts<'a>,
+    sink: &'a mut Sink,
+}
+
+/// A finding under construction; `emit()` adds it.
+#[must_use = "call .emit() to report the finding"]
+pub struct FindingBuilder<'e, 'a> {
+    emitter: &'e mut Emitter<'a>,
+    variant: &'static str,
+    severity: Option<Severity>,
+    order: Option<OrderRef>,
+    vars: Vec<(String, Var)>,
+    suggestion_ids: Option<Vec<String>>,
+}
+
+impl<'a> Emitter<'a> {
+    pub fn new(rule: &'a CompiledRule, facts: &'a Facts<'a>, sink: &'a mut Sink) -> Emitter<'a> {
+        Emitter { rule, facts, sink }
+    }
+
+    pub fn rule_id(&self) -> &str {
+        &self.rule.id
+    }
+
+    /// Starts a finding with the `default` message.
+    pub fn finding(&mut self) -> FindingBuilder<'_, 'a> {
+        FindingBuilder {
+            emitter: self,
+            variant: "default",
+            severity: None,
+            order: None,
+            vars: Vec::new(),
+            suggestion_ids: None,
+        }
+    }
+
+    /// Records that this rule could not check because `input` was missing.
+    pub fn missing(&mut self, input: &str) {
+        let id = self.rule.id.clone();
+        self.sink.missing(input, &id);
+    }
+}
+
+impl FindingBuilder<'_, '_> {
+    /// Uses message variant `name` (falls back to `default` when the pathway lacks it).
+    pub fn variant(mut self, name: &'static str) -> Self {
+        self.variant = name;
+        self
+    }
+
+    /// Overrides the severity (e.g. DOSE-MAX-DAILY becomes critical above 1.5× the maximum).
+    pub fn severity(mut self, severity: Severity) -> Self {
+        self.severity = Some(severity);
+        self
+    }
+
+    pub fn order(mut self, order: &OrderRef) -> Self {
+        self.order = Some(order.clone());
+        self
+    }
+
+    pub fn number(mut self, name: &str, value: f64) -> Self {
+        self.vars.push((name.to_owned(), Var::Number(value)));
+        self
+    }
+
+    pub fn text(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.vars.push((name.to_owned(), Var::Text(value.into())));
+        self
+    }
+
+    /// Offers only these suggestions (by id); by default every suggestion of the rule is offered.
+    pub fn suggestions(mut self, ids: &[&str]) -> Self {
+        self.suggestion_ids = Some(ids.iter().map(|s| (*s).to_owned()).collect());
+        self
+    }
+
+    pub fn emit(self) {
+        let FindingBuilder {
+            emitter,
+            variant,
+            severity,
+            order,
+            vars,
+            suggestion_ids,
+        } = self;
+        let rule = emitter.rule;
+        let facts = emitter.facts;
+        if let Some(order) = &order {
+            if !facts.input.orders.in_focus(order) {
+                return;
+            }
+        } else if facts.input.orders.focus.is_some() {
+            // order-select: patient-level reminders wait for order-sign, where the whole set is
+            // known; repeating them on every selection is alert fatigue.
+            return;
+        }
+        let message = rule
+            .messages
+            .get(variant)
+            .or_else(|| rule.messages.get("default"));
+        let (summary_t, detail_t, variant_severity) = match message {
+            Some(m) => (m.summary.as_str(), m.detail.as_str(), m.severity),
+            None => (rule.id.as_str(), rule.id.as_str(), None),
+        };
+        let severity = severity.or(variant_severity).unwrap_or(rule.severity);
+        let mut numbers = Numbers::new();
+        for (name, var) in &vars {
+            if let Var::Number(n) = var {
+                numbers.insert(name.clone(), number_json(*n));
+            }
+        }
+        let mut detail = fill(detail_t, &vars);
+        if !rule.citations.is_empty() {
+            detail.push_str("\n\nSource: ");
+            detail.push_str(&rule.citations.join("; "));
+            detail.push('.');
+        }
+        let summary = clip_summary(fill(summary_t, &vars));
+        let patient = facts.input.patient.reference.as_deref();
+        let suggestions = rule
+            .suggestions
+            .iter()
+            .filter(|s| {
+                suggestion_ids
+                    .as_ref()
+                    .is_none_or(|ids| ids.iter().any(|id| id == &s.id))
+            })
+            .filter_map(|s| {
+                let actions: Vec<Action> = s
+                    .actions
+                    .iter()
+                    .filter_map(|a| {
+                        let target = match (a.target, &order) {
+                            (Some(ActionTarget::Order), Some(order)) => Some(order.0.clone()),
+                            (Some(ActionTarget::Order), None) => return None,
+                            (None, _) => None,
+                        };
+                        let resource = match a.kind {
+                            ActionKind::Create => {
+                                a.resource.as_ref().map(|r| fill_json(r, patient, &vars))
+                            }
+                            ActionKind::Update => {
+                                a.patch.as_ref().map(|r| fill_json(r, patient, &vars))
+                            }
+                            ActionKind::Delete => None,
+                        };
+                        Some(Action {
+                            kind: a.kind,
+                            description: fill(&a.description, &vars),
+                            resource,
+                            resource_id: target,
+                        })
+                    })
+                    .collect();
+                (!actions.is_empty()).then(|| Suggestion {
+                    id: s.id.clone(),
+                    label: fill(&s.label, &vars),
+                    actions,
+                })
+            })
+            .collect();
+        emitter.sink.findings.push(Finding {
+            rule_id: rule.id.clone(),
+            severity,
+            order_ref: order,
+            summary,
+            detail,
+            numbers,
+            suggestions,
+            citations: rule.citations.clone(),
+        });
+    }
+}
+
+/// Numbers are stored rounded to 4 decimals so that float noise never changes an audit row.
+fn number_json(n: f64) -> Value {
+    let rounded = (n * 10_000.0).round() / 10_000.0;
+    if rounded.fract() == 0.0 && rounded.abs() < 9.0e15 {
+        Value::from(rounded as i64)
+    } else {
+        serde_json::Number::from_f64(rounded)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)
+    }
+}
+
+/// Replaces `{name}` placeholders with the finding's values.
+pub fn fill(template: &str, vars: &[(String, Var)]) -> String {
+    if !template.contains('{') {
+        return template.to_owned();
+    }
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find('}') {
+            Some(close)
+                if after[..close]
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
+                let name = &after[..close];
+                match vars.iter().find(|(n, _)| n == name) {
+                    Some((_, Var::Number(v))) => out.push_str(&format_number(*v)),
+                    Some((_, Var::Text(t))) => out.push_str(t),
+                    None => {
+                        out.push('{');
+                        out.push_str(name);
+                        out.push('}');
+                    }
+                }
+                rest = &after[close + 1..];
+            }
+            _ => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Fills a FHIR resource template: `{{patient}}` becomes the patient reference, other strings
+/// take `{name}` placeholders.
+fn fill_json(template: &Value, patient: Option<&str>, vars: &[(String, Var)]) -> Value {
+    match template {
+        Value::String(s) if s == "{{patient}}" => match patient {
+            Some(p) => Value::String(p.to_owned()),
+            None => Value::String("Patient/unknown".to_owned()),
+        },
+        Value::String(s) => Value::String(fill(s, vars)),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| fill_json(v, patient, vars)).collect())
+        }
+        Value::Object(map) => {
+            let filled: serde_json::Map<String, Value> = map
+                .iter()
+                .filter_map(|(k, v)| {
+                    // A subject template with no patient reference is left out rather than
+                    // pointing at a patient we do not know.
+                    if patient.is_none()
+                        && v.get("reference").and_then(Value::as_str) == Some("{{patient}}")
+                    {
+                        return None;
+                    }
+                    Some((k.clone(), fill_json(v, patient, vars)))
+                })
+                .collect();
+            Value::Object(filled)
+        }
+        other => other.clone(),
+    }
+}
+
+/// CDS Hooks summaries must stay under 140 characters.
+fn clip_summary(summary: String) -> String {
+    if summary.chars().count() < 140 {
+        return summary;
+    }
+    let mut clipped: String = summary.chars().take(138).collect();
+    clipped.push('…');
+    clipped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fills_placeholders_and_keeps_unknown_ones_visible() {
+        let vars = vec![
+            ("hours".to_owned(), Var::Number(72.0)),
+            ("drug".to_owned(), Var::Text("oxycodone".into())),
+        ];
+        assert_eq!(
+            fill("{drug}: {hours} h > {limit} h", &vars),
+            "oxycodone: 72 h > {limit} h"
+        );
+        assert_eq!(fill("no { placeholder", &vars), "no { placeholder");
+    }
+
+    #[test]
+    fn long_summaries_are_clipped_below_140() {
+        let s = clip_summary("x".repeat(200));
+        assert!(s.chars().count() < 140);
+        assert_eq!(clip_summary("short".into()), "short");
+    }
+}

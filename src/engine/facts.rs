@@ -1,0 +1,272 @@
+//! Facts computed once per evaluation and shared by every rule: the patient's age, whether the
+//! VCF pathway applies (and the fracture date and etiology), the latest relevant labs, the
+//! documented flags. Rules read these instead of re-deriving them, which keeps each rule small
+//! and the whole evaluation within its time budget.
+
+use crate::decision::Unrecognized;
+use crate::domain::{ClinicalFlag, Concept, EvaluationInput, LabResult, RecordSection};
+use crate::pathway::{Plan, ValueSet};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeSet;
+
+/// Value sets the engine itself reads to decide applicability, etiology, flags and labs. The
+/// pathway must define them (checked when it is compiled).
+pub mod sets {
+    pub const VCF_FRAGILITY: &str = "vcf_fragility";
+    pub const VCF_TRAUMATIC: &str = "vcf_traumatic";
+    pub const VCF_MALIGNANT: &str = "vcf_malignant";
+    pub const ACTIVE_CANCER: &str = "active_cancer";
+    pub const HIGH_ENERGY_MECHANISM: &str = "high_energy_mechanism";
+    pub const NEUROLOGICAL_DEFICIT: &str = "neurological_deficit";
+    pub const HEPATIC_DISEASE: &str = "hepatic_disease";
+    pub const EARLY_AUGMENTATION_INDICATION: &str = "early_augmentation_indication";
+    pub const LAB_EGFR: &str = "lab_egfr";
+    pub const LAB_CRCL: &str = "lab_crcl";
+    pub const LAB_CALCIUM: &str = "lab_calcium";
+    pub const LAB_VITAMIN_D: &str = "lab_vitamin_d";
+
+    pub const REQUIRED: &[&str] = &[
+        VCF_FRAGILITY,
+        VCF_TRAUMATIC,
+        VCF_MALIGNANT,
+        ACTIVE_CANCER,
+        HIGH_ENERGY_MECHANISM,
+        NEUROLOGICAL_DEFICIT,
+        HEPATIC_DISEASE,
+        EARLY_AUGMENTATION_INDICATION,
+        LAB_EGFR,
+        LAB_CRCL,
+        LAB_CALCIUM,
+        LAB_VITAMIN_D,
+    ];
+}
+
+/// Why the fracture happened; decides which osteoporosis rules apply (pathway-spec, first
+/// match wins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Etiology {
+    Malignant,
+    Traumatic,
+    Fragility,
+}
+
+impl Etiology {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Etiology::Malignant => "malignant",
+            Etiology::Traumatic => "traumatic",
+            Etiology::Fragility => "fragility",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fracture {
+    /// Onset (else recorded date) of the most recent dated VCF diagnosis; `None` = unknown.
+    pub date: Option<DateTime<Utc>>,
+    pub etiology: Etiology,
+}
+
+impl Fracture {
+    /// Whole days from the fracture date to `now`, when the date is known.
+    pub fn age_days(&self, now: DateTime<Utc>) -> Option<i64> {
+        self.date.map(|d| (now - d).num_days())
+    }
+}
+
+/// A lab value in the unit the rules use, with its date.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LabValue {
+    pub value: f64,
+    pub at: Option<DateTime<Utc>>,
+}
+
+impl LabValue {
+    /// Whether the result is dated within `days` before `now` (undated results do not count).
+    pub fn within_days(&self, now: DateTime<Utc>, days: i64) -> bool {
+        self.at
+            .is_some_and(|at| at <= now && (now - at).num_days() <= days)
+    }
+}
+
+/// Renal function as the dose rules need it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Labs {
+    /// Latest creatinine clearance, mL/min.
+    pub crcl: Option<LabValue>,
+    /// Latest eGFR, mL/min/1.73 m².
+    pub egfr: Option<LabValue>,
+    /// Latest serum calcium, mg/dL (mmol/L converted).
+    pub calcium_mg_dl: Option<LabValue>,
+    /// Latest 25-OH vitamin D, ng/mL (nmol/L converted).
+    pub vitamin_d_ng_ml: Option<LabValue>,
+}
+
+pub struct Facts<'a> {
+    pub plan: &'a Plan,
+    pub input: &'a EvaluationInput,
+    pub now: DateTime<Utc>,
+    pub age: Option<u32>,
+    /// `Some` when the patient has an active VCF diagnosis: the VCF rules apply.
+    pub fracture: Option<Fracture>,
+    /// Native flags plus flags recognized from coded, active diagnoses.
+    pub flags: BTreeSet<ClinicalFlag>,
+    pub labs: Labs,
+}
+
+impl<'a> Facts<'a> {
+    pub fn gather(plan: &'a Plan, input: &'a EvaluationInput) -> Facts<'a> {
+        let now = input.now;
+        let patient = &input.patient;
+        let age = patient.age_at(now);
+        let set = |name: &str| plan.value_set_id(name).map(|id| plan.value_set(id));
+        let active: Vec<&Concept> = patient
+            .diagnoses
+            .iter()
+            .filter(|d| d.is_active())
+            .map(|d| &d.code)
+            .collect();
+        let any_in = |name: &str| set(name).is_some_and(|vs| active.iter().any(|c| vs.contains(c)));
+
+        let mut flags = patient.flags.clone();
+        if any_in(sets::NEUROLOGICAL_DEFICIT) {
+            flags.insert(ClinicalFlag::NeurologicalDeficit);
+        }
+        if any_in(sets::HEPATIC_DISEASE) {
+            flags.insert(ClinicalFlag::HepaticDisease);
+        }
+        if any_in(sets::HIGH_ENERGY_MECHANISM) {
+            flags.insert(ClinicalFlag::HighEnergyTrauma);
+        }
+
+        let fracture = Self::find_fracture(plan, input, age, &flags, &any_in);
+        let labs = Labs {
+            crcl: latest(plan, &patient.labs, sets::LAB_CRCL, |v, _| Some(v)),
+            egfr: latest(plan, &patient.labs, sets::LAB_EGFR, |v, _| Some(v)),
+            calcium_mg_dl: latest(plan, &patient.labs, sets::LAB_CALCIUM, calcium_to_mg_dl),
+            vitamin_d_ng_ml: latest(plan, &patient.labs, sets::LAB_VITAMIN_D, vitamin_d_to_ng_ml),
+        };
+        Facts {
+            plan,
+            input,
+            now,
+            age,
+            fracture,
+            flags,
+            labs,
+        }
+    }
+
+    fn find_fracture(
+        plan: &Plan,
+        input: &EvaluationInput,
+        age: Option<u32>,
+        flags: &BTreeSet<ClinicalFlag>,
+        any_in: &dyn Fn(&str) -> bool,
+    ) -> Option<Fracture> {
+        let set = |name: &str| plan.value_set_id(name).map(|id| plan.value_set(id));
+        let in_set = |vs: Option<&ValueSet>, c: &Concept| vs.is_some_and(|vs| vs.contains_code(c));
+        let (fragility, traumatic, malignant) = (
+            set(sets::VCF_FRAGILITY),
+            set(sets::VCF_TRAUMATIC),
+            set(sets::VCF_MALIGNANT),
+        );
+        let vcf: Vec<_> = input
+            .patient
+            .diagnoses
+            .iter()
+            .filter(|d| d.is_active())
+            .filter(|d| {
+                in_set(fragility, &d.code)
+                    || in_set(traumatic, &d.code)
+                    || in_set(malignant, &d.code)
+            })
+            .collect();
+        if vcf.is_empty() {
+            return None;
+        }
+        let date = vcf.iter().filter_map(|d| d.onset_or_recorded()).max();
+        let etiology = if any_in(sets::VCF_MALIGNANT) || any_in(sets::ACTIVE_CANCER) {
+            Etiology::Malignant
+        } else {
+            let only_traumatic_codes = vcf
+                .iter()
+                .all(|d| in_set(traumatic, &d.code) && !in_set(fragility, &d.code));
+            // S-codes at age >= 50 without a high-energy mechanism are fragility fractures:
+            // emergency departments code falls from standing height this way.
+            let high_energy = flags.contains(&ClinicalFlag::HighEnergyTrauma);
+            let young = age.is_some_and(|a| a < 50);
+            if only_traumatic_codes && (high_energy || young) {
+                Etiology::Traumatic
+            } else {
+                Etiology::Fragility
+            }
+        };
+        Some(Fracture { date, etiology })
+    }
+
+    /// True when the request could not tell us the patient's conditions at all.
+    pub fn conditions_absent(&self) -> bool {
+        self.input
+            .patient
+            .absent_sections
+            .contains(&RecordSection::Conditions)
+    }
+
+    pub fn has_flag(&self, flag: ClinicalFlag) -> bool {
+        self.flags.contains(&flag)
+    }
+
+    /// The value set `name` of the plan (panics only if the plan lacks a required set, which
+    /// compilation rules out).
+    pub fn value_set(&self, name: &str) -> Option<&'a ValueSet> {
+        self.plan
+            .value_set_id(name)
+            .map(|id| self.plan.value_set(id))
+    }
+
+    /// Orders whose drug or service no table recognizes (filled in by the drug facts).
+    pub fn unrecognized(&self) -> Vec<Unrecognized> {
+        Vec::new()
+    }
+}
+
+/// The most recent lab in `set_name`, converted by `convert(value, unit)`.
+fn latest(
+    plan: &Plan,
+    labs: &[LabResult],
+    set_name: &str,
+    convert: impl Fn(f64, Option<&str>) -> Option<f64>,
+) -> Option<LabValue> {
+    let set = plan.value_set(plan.value_set_id(set_name)?);
+    labs.iter()
+        .filter(|l| set.contains_code(&l.code))
+        .filter_map(|l| {
+            convert(l.value, l.unit.as_deref()).map(|value| LabValue {
+                value,
+                at: l.effective,
+            })
+        })
+        .max_by_key(|l| l.at)
+}
+
+/// mmol/L × 4.008 = mg/dL (calcium 40.08 g/mol).
+fn calcium_to_mg_dl(value: f64, unit: Option<&str>) -> Option<f64> {
+    match unit.map(|u| u.trim().to_ascii_lowercase()) {
+        Some(u) if u == "mmol/l" => Some(value * 4.008),
+        Some(u) if u == "mg/dl" => Some(value),
+        // No unit: values above 5 can only be mg/dL, below 5 only mmol/L.
+        None => Some(if value > 5.0 { value } else { value * 4.008 }),
+        Some(_) => None,
+    }
+}
+
+/// nmol/L ÷ 2.496 = ng/mL.
+fn vitamin_d_to_ng_ml(value: f64, unit: Option<&str>) -> Option<f64> {
+    match unit.map(|u| u.trim().to_ascii_lowercase()) {
+        Some(u) if u == "nmol/l" => Some(value / 2.496),
+        Some(u) if u == "ng/ml" || u == "ug/l" => Some(value),
+        None => Some(value),
+        Some(_) => None,
+    }
+}

@@ -1,0 +1,56 @@
+//! Rule kinds: the Rust half of "rules as data". A kind is one file: its parameters (serde,
+//! checked at compile time with errors pointing into the pathway file), its evaluation and its
+//! tests. The pathway file names the kind, its parameters, severity, texts and suggestions.
+
+mod bed_rest;
+
+use super::{Emitter, Facts};
+use crate::pathway::CompileContext;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// A compiled rule kind with its parameters. Evaluation is pure and must not allocate more
+/// than the findings it reports.
+pub trait RuleKind: Send + Sync + std::fmt::Debug {
+    fn evaluate(&self, facts: &Facts<'_>, out: &mut Emitter<'_>);
+}
+
+type CompileFn = fn(&Value, &mut CompileContext<'_>) -> Option<Box<dyn RuleKind>>;
+
+/// Every rule kind by the name pathway files use.
+const KINDS: &[(&str, CompileFn)] = &[("activity_duration", bed_rest::compile)];
+
+pub fn kind_names() -> Vec<&'static str> {
+    KINDS.iter().map(|(name, _)| *name).collect()
+}
+
+/// Compiles `params` for `kind`; `None` with errors in `ctx` when the parameters are wrong,
+/// `None` without errors when the kind is unknown.
+pub fn compile_kind(
+    kind: &str,
+    params: &Value,
+    ctx: &mut CompileContext<'_>,
+) -> Option<Box<dyn RuleKind>> {
+    let (_, compile) = KINDS.iter().find(|(name, _)| *name == kind)?;
+    compile(params, ctx)
+}
+
+/// Deserializes a kind's parameters, reporting a serde error (wrong type, unknown field,
+/// threshold in the wrong unit) as a lint error on the rule's params.
+pub fn params<T: DeserializeOwned>(value: &Value, ctx: &mut CompileContext<'_>) -> Option<T> {
+    let value = if value.is_null() {
+        Value::Object(Default::default())
+    } else {
+        value.clone()
+    };
+    match serde_json::from_value(value) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            ctx.error("", e.to_string());
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing;

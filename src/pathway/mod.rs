@@ -1,0 +1,331 @@
+//! Pathways as data: a JSON file validated against `schemas/pathway.schema.json`, then compiled
+//! once into an immutable [`Plan`] that the engine evaluates. The plan carries the pathway's id,
+//! version and the SHA-256 of its canonical bytes, which every decision records.
+
+pub mod document;
+pub mod value_set;
+
+pub use document::{ActionDef, MessageDef, PathwayDocument, RuleDef, Scope, SuggestionDef};
+pub use value_set::{ValueSet, ValueSetDef};
+
+use crate::decision::{PathwayRef, Severity};
+use crate::engine::rules::{self, RuleKind};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, LazyLock};
+use thiserror::Error;
+
+/// The shipped VCF pathway, embedded so the binary always has a default.
+pub const BUILTIN_VCF: &str = include_str!("../../pathways/vcf.json");
+const PATHWAY_SCHEMA: &str = include_str!("../../schemas/pathway.schema.json");
+
+static SCHEMA: LazyLock<jsonschema::Validator> = LazyLock::new(|| {
+    let schema: Value = serde_json::from_str(PATHWAY_SCHEMA).expect("pathway schema is valid JSON");
+    jsonschema::validator_for(&schema).expect("pathway schema compiles")
+});
+
+/// One problem found in a pathway file, with the JSON path it concerns.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LintError {
+    /// JSON pointer into the pathway file, e.g. `/rules/3/params/max_hours`.
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for LintError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let path = if self.path.is_empty() {
+            "/"
+        } else {
+            &self.path
+        };
+        write!(f, "{path}: {}", self.message)
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum PathwayError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("not valid JSON at line {line}, column {column}: {message}")]
+    Json {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{} problem(s) in the pathway:\n{}", .0.len(), .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<LintError>),
+}
+
+impl PathwayError {
+    pub fn lint_errors(&self) -> Vec<LintError> {
+        match self {
+            PathwayError::Invalid(errors) => errors.clone(),
+            PathwayError::Json {
+                line,
+                column,
+                message,
+            } => vec![LintError {
+                path: String::new(),
+                message: format!("not valid JSON at line {line}, column {column}: {message}"),
+            }],
+            PathwayError::Io { path, source } => {
+                vec![LintError {
+                    path: String::new(),
+                    message: format!("cannot read {path}: {source}"),
+                }]
+            }
+        }
+    }
+}
+
+/// A compiled rule: its data (texts, suggestions, severity) and the kind's compiled parameters.
+#[derive(Debug)]
+pub struct CompiledRule {
+    pub id: String,
+    pub severity: Severity,
+    pub scope: Scope,
+    pub messages: BTreeMap<String, MessageDef>,
+    pub suggestions: Vec<SuggestionDef>,
+    /// Citation names (resolved from keys), in the rule's order.
+    pub citations: Vec<String>,
+    pub kind: Box<dyn RuleKind>,
+}
+
+/// An immutable, compiled pathway. Cheap to share (`Arc<Plan>`); swapped whole on reload.
+#[derive(Debug)]
+pub struct Plan {
+    pub reference: PathwayRef,
+    pub title: String,
+    pub rules: Vec<CompiledRule>,
+    pub value_sets: Vec<ValueSet>,
+    value_set_index: HashMap<String, usize>,
+    pub document: PathwayDocument,
+}
+
+/// Handle to a value set inside a plan, resolved at compile time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValueSetId(pub usize);
+
+impl Plan {
+    /// Loads, validates and compiles a pathway file.
+    pub fn from_path(path: &Path) -> Result<Plan, PathwayError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PathwayError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Plan::from_json(&text)
+    }
+
+    /// The shipped VCF pathway (compiled once per process).
+    pub fn builtin() -> Arc<Plan> {
+        static BUILTIN: LazyLock<Arc<Plan>> = LazyLock::new(|| {
+            Arc::new(
+                Plan::from_json(BUILTIN_VCF)
+                    .unwrap_or_else(|e| panic!("shipped pathway is invalid: {e}")),
+            )
+        });
+        BUILTIN.clone()
+    }
+
+    pub fn from_json(text: &str) -> Result<Plan, PathwayError> {
+        let value: Value = serde_json::from_str(text).map_err(|e| PathwayError::Json {
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })?;
+        Plan::from_value(value)
+    }
+
+    pub fn from_value(value: Value) -> Result<Plan, PathwayError> {
+        let schema_errors: Vec<LintError> = SCHEMA
+            .iter_errors(&value)
+            .map(|e| LintError {
+                path: e.instance_path().to_string(),
+                message: e.to_string(),
+            })
+            .collect();
+        if !schema_errors.is_empty() {
+            return Err(PathwayError::Invalid(schema_errors));
+        }
+        let content_hash = crate::canonical::sha256_hex(&value);
+        let document: PathwayDocument = serde_json::from_value(value).map_err(|e| {
+            PathwayError::Invalid(vec![LintError {
+                path: String::new(),
+                message: e.to_string(),
+            }])
+        })?;
+        compile(document, content_hash)
+    }
+
+    pub fn value_set(&self, id: ValueSetId) -> &ValueSet {
+        &self.value_sets[id.0]
+    }
+
+    pub fn value_set_id(&self, name: &str) -> Option<ValueSetId> {
+        self.value_set_index.get(name).copied().map(ValueSetId)
+    }
+}
+
+/// What a rule kind may ask of the pathway while it compiles its parameters.
+pub struct CompileContext<'a> {
+    value_set_index: &'a HashMap<String, usize>,
+    rule_path: String,
+    errors: Vec<LintError>,
+}
+
+impl CompileContext<'_> {
+    /// Resolves a value-set name, recording a lint error (at the rule's params) when unknown.
+    pub fn value_set(&mut self, param: &str, name: &str) -> Option<ValueSetId> {
+        match self.value_set_index.get(name) {
+            Some(&ix) => Some(ValueSetId(ix)),
+            None => {
+                self.error(param, format!("unknown value set {name:?}"));
+                None
+            }
+        }
+    }
+
+    /// Records a semantic error about parameter `param` of the rule being compiled.
+    pub fn error(&mut self, param: &str, message: impl Into<String>) {
+        let path = if param.is_empty() {
+            format!("{}/params", self.rule_path)
+        } else {
+            format!("{}/params/{}", self.rule_path, param)
+        };
+        self.errors.push(LintError {
+            path,
+            message: message.into(),
+        });
+    }
+}
+
+fn compile(document: PathwayDocument, content_hash: String) -> Result<Plan, PathwayError> {
+    let mut errors = Vec::new();
+    let value_sets: Vec<ValueSet> = document
+        .value_sets
+        .iter()
+        .map(|(name, def)| ValueSet::compile(name, def))
+        .collect();
+    let value_set_index: HashMap<String, usize> = value_sets
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v.name.clone(), i))
+        .collect();
+
+    for name in crate::engine::facts::sets::REQUIRED {
+        if !value_set_index.contains_key(*name) {
+            errors.push(LintError {
+                path: "/value_sets".into(),
+                message: format!(
+                    "the engine needs value set {name:?} to decide when the pathway applies"
+                ),
+            });
+        }
+    }
+    let mut seen = HashSet::new();
+    let mut compiled = Vec::new();
+    for (ix, rule) in document.rules.iter().enumerate() {
+        let rule_path = format!("/rules/{ix}");
+        if !seen.insert(rule.id.clone()) {
+            errors.push(LintError {
+                path: format!("{rule_path}/id"),
+                message: format!("duplicate rule id {}", rule.id),
+            });
+        }
+        if !rule.messages.contains_key("default") {
+            errors.push(LintError {
+                path: format!("{rule_path}/messages"),
+                message: "a `default` message is required".into(),
+            });
+        }
+        for (i, key) in rule.citations.iter().enumerate() {
+            if !document.citations.contains_key(key) {
+                errors.push(LintError {
+                    path: format!("{rule_path}/citations/{i}"),
+                    message: format!("unknown citation {key:?}"),
+                });
+            }
+        }
+        for (i, suggestion) in rule.suggestions.iter().enumerate() {
+            for (j, action) in suggestion.actions.iter().enumerate() {
+                let path = format!("{rule_path}/suggestions/{i}/actions/{j}");
+                use crate::decision::ActionKind::*;
+                let ok = match action.kind {
+                    Create => action.resource.is_some(),
+                    Delete => action.target.is_some(),
+                    Update => action.target.is_some() && action.patch.is_some(),
+                };
+                if !ok {
+                    errors.push(LintError {
+                        path,
+                        message: "create needs `resource`; delete needs `target`; update needs `target` and `patch`".into(),
+                    });
+                }
+            }
+        }
+        let mut ctx = CompileContext {
+            value_set_index: &value_set_index,
+            rule_path: rule_path.clone(),
+            errors: Vec::new(),
+        };
+        let kind = match rules::compile_kind(&rule.kind, &rule.params, &mut ctx) {
+            Some(kind) => Some(kind),
+            None if ctx.errors.is_empty() => {
+                ctx.errors.push(LintError {
+                    path: format!("{rule_path}/kind"),
+                    message: format!(
+                        "unknown rule kind {:?}; known kinds: {}",
+                        rule.kind,
+                        rules::kind_names().join(", ")
+                    ),
+                });
+                None
+            }
+            None => None,
+        };
+        errors.append(&mut ctx.errors);
+        if let (Some(kind), true) = (kind, rule.enabled) {
+            compiled.push(CompiledRule {
+                id: rule.id.clone(),
+                severity: rule.severity,
+                scope: rule.scope,
+                messages: rule.messages.clone(),
+                suggestions: rule.suggestions.clone(),
+                citations: rule
+                    .citations
+                    .iter()
+                    .filter_map(|k| document.citations.get(k).cloned())
+                    .collect(),
+                kind,
+            });
+        }
+    }
+    if !errors.is_empty() {
+        return Err(PathwayError::Invalid(errors));
+    }
+    Ok(Plan {
+        reference: PathwayRef {
+            id: document.id.clone(),
+            version: document.version.clone(),
+            content_hash,
+        },
+        title: document.title.clone(),
+        rules: compiled,
+        value_sets,
+        value_set_index,
+        document,
+    })
+}
+
+/// `orderguard pathway lint`: every problem in a pathway file (schema, then semantics).
+pub fn lint(text: &str) -> Vec<LintError> {
+    match Plan::from_json(text) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.lint_errors(),
+    }
+}
