@@ -181,18 +181,42 @@ impl DrugMatch {
     }
 }
 
+/// FNV-1a: the keys are short drug words and codes from our own tables; a fast non-keyed hash
+/// halves the cost of reading free text (no untrusted party chooses the table keys).
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type Map<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
+
 pub struct Terminology {
     ingredients: Vec<Ingredient>,
-    by_name: HashMap<String, IngredientId>,
-    by_rxcui: HashMap<String, IngredientId>,
+    by_name: Map<String, IngredientId>,
+    by_rxcui: Map<String, IngredientId>,
     /// Normalized name or synonym (tokens joined by one space) -> ingredients, in order.
-    phrases: HashMap<String, Vec<IngredientId>>,
+    phrases: Map<String, Vec<IngredientId>>,
     /// First token of a phrase -> the longest phrase (in tokens) starting with it.
-    phrase_starts: HashMap<String, usize>,
+    phrase_starts: Map<String, usize>,
     /// Table products: (rxcui, match). Products without a code are matched by name only.
     products: Vec<(Option<String>, DrugMatch)>,
-    product_by_rxcui: HashMap<String, usize>,
-    product_by_text: HashMap<String, usize>,
+    product_by_rxcui: Map<String, usize>,
+    product_by_text: Map<String, usize>,
 }
 
 const INGREDIENTS_CSV: (&str, &str) = (
@@ -349,13 +373,13 @@ impl Terminology {
     fn load() -> Terminology {
         let mut t = Terminology {
             ingredients: Vec::new(),
-            by_name: HashMap::new(),
-            by_rxcui: HashMap::new(),
-            phrases: HashMap::new(),
-            phrase_starts: HashMap::new(),
+            by_name: Map::default(),
+            by_rxcui: Map::default(),
+            phrases: Map::default(),
+            phrase_starts: Map::default(),
             products: Vec::new(),
-            product_by_rxcui: HashMap::new(),
-            product_by_text: HashMap::new(),
+            product_by_rxcui: Map::default(),
+            product_by_text: Map::default(),
         };
         let file = INGREDIENTS_CSV.0;
         for row in rows::<IngredientRow>(INGREDIENTS_CSV) {
@@ -650,8 +674,9 @@ impl Terminology {
     ///
     /// Order of trust: an RxNorm product code in the table (the product table is
     /// authoritative: when the text names another drug, the code's product is returned), then
-    /// an RxNorm ingredient code (its strength and form taken from the text when the text names
-    /// the same ingredient), then the normalized text and displays: an exact RxNorm product
+    /// an RxNorm ingredient code (strength, form and the other parts of a combination taken
+    /// from the text when the text names the same ingredient; when the text names another
+    /// drug, the code wins), then the normalized text and displays: an exact RxNorm product
     /// name, else ingredient names, synonyms and brands read word by word with their
     /// strengths. Codes in other systems, and unknown or local RxNorm codes, are ignored, so
     /// the text still finds the drug. Returns None when nothing names a known ingredient.
@@ -676,21 +701,24 @@ impl Terminology {
         }
         for code in medication.codes_in(system::RXNORM) {
             if let Some(&id) = self.by_rxcui.get(code) {
-                let from_text = by_text
-                    .as_ref()
-                    .filter(|m| m.components.len() == 1 && m.components[0].ingredient == id);
-                return Some(DrugMatch {
-                    matched_by: MatchedBy::IngredientCode,
-                    product_rxcui: None,
-                    form: from_text.and_then(|m| m.form),
-                    components: vec![from_text.map_or(
-                        Component {
+                // The text may add what an ingredient code cannot say: the strength, the form,
+                // and the other parts of a combination ("Percocet" coded as oxycodone).
+                return Some(match by_text {
+                    Some(m) if m.components.iter().any(|c| c.ingredient == id) => DrugMatch {
+                        matched_by: MatchedBy::IngredientCode,
+                        product_rxcui: m.product_rxcui,
+                        ..m
+                    },
+                    _ => DrugMatch {
+                        matched_by: MatchedBy::IngredientCode,
+                        product_rxcui: None,
+                        form: None,
+                        components: vec![Component {
                             ingredient: id,
                             strength: None,
                             elemental: false,
-                        },
-                        |m| m.components[0].clone(),
-                    )],
+                        }],
+                    },
                 });
             }
         }

@@ -258,3 +258,104 @@ mod prop {
         }
     }
 }
+
+/// Timing of identify, run by hand: `cargo test --release --lib terminology::tests::timing -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing, run by hand"]
+fn timing() {
+    let cases = [
+        Concept::coded(
+            system::RXNORM,
+            "197696",
+            Some("72 HR fentanyl 0.075 MG/HR Transdermal System"),
+        ),
+        Concept::coded(system::RXNORM, "7804", Some("oxycodone 5mg tab")),
+        Concept::from_text("acetaminophen 325 MG / oxycodone hydrochloride 5 MG Oral Tablet"),
+        Concept::from_text("Percocet 5/325 tab, 1 tab PO q6h prn pain"),
+        Concept::from_text("Physical therapy evaluation"),
+    ];
+    let _ = t();
+    for c in &cases {
+        let n = 20_000;
+        let start = std::time::Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(t().identify(std::hint::black_box(c)));
+        }
+        println!(
+            "{:>8.0} ns  {}",
+            start.elapsed().as_nanos() as f64 / n as f64,
+            c.label()
+        );
+    }
+    let start = std::time::Instant::now();
+    let _ = Terminology::load();
+    println!("load: {:?}", start.elapsed());
+}
+
+#[test]
+fn word_boundary_traps() {
+    // "codeine" is not inside "hydrocodone", "dihydrocodeine" is its own ingredient,
+    // "calcium" is not "calcium carbonate", "d" alone is not vitamin D.
+    assert_eq!(
+        names(&text("dihydrocodeine 16 mg").unwrap()),
+        ["dihydrocodeine"]
+    );
+    assert_eq!(
+        names(&text("Tylenol with codeine #3").unwrap()),
+        ["acetaminophen", "codeine"]
+    );
+    assert_eq!(names(&text("Calcium 600 mg + D").unwrap()), ["calcium"]);
+    assert_eq!(
+        names(&text("oxycodone/acetaminophen 5/325").unwrap()),
+        ["acetaminophen", "oxycodone"]
+    );
+    assert_eq!(
+        names(&text("buprenorphine 8 MG / naloxone 2 MG Sublingual Tablet").unwrap()),
+        ["buprenorphine", "naloxone"]
+    );
+    assert!(text("codeinex").is_none());
+}
+
+#[test]
+fn opioid_products_keep_table_strengths() {
+    // Every coded opioid product has at least one opioid component with a strength.
+    for (code, m) in t().products() {
+        if m.has_class(t(), DrugClass::Opioid) {
+            assert!(
+                m.components.iter().any(|c| t()
+                    .ingredient(c.ingredient)
+                    .classes
+                    .contains(&DrugClass::Opioid)
+                    && c.strength.is_some()),
+                "{code}"
+            );
+        }
+    }
+    let m = t()
+        .identify(&Concept::coded(system::RXNORM, "238129", None))
+        .unwrap();
+    assert!(matches!(
+        m.components[0].strength,
+        Some(Strength::PerMillilitre {
+            volume_ml: Some(1.0),
+            ..
+        })
+    ));
+}
+
+#[test]
+fn ingredient_code_keeps_combination_from_text() {
+    let c = Concept {
+        codings: vec![Coding::new(system::RXNORM, "7804")],
+        text: Some("Percocet 5/325".into()),
+    };
+    let m = t().identify(&c).unwrap();
+    assert_eq!(m.matched_by, MatchedBy::IngredientCode);
+    assert_eq!(names(&m), ["acetaminophen", "oxycodone"]);
+    // Code and text disagree: the code wins.
+    let c = Concept {
+        codings: vec![Coding::new(system::RXNORM, "7804")],
+        text: Some("ibuprofen 600 mg".into()),
+    };
+    assert_eq!(names(&t().identify(&c).unwrap()), ["oxycodone"]);
+}

@@ -27,7 +27,7 @@ impl<'a> Token<'a> {
 /// the same strength read alike; "/" is kept as its own token because it separates both
 /// combination parts ("325 mg / oxycodone") and strength denominators ("mg/ml").
 pub(crate) fn lex(text: &str) -> Vec<Token<'_>> {
-    let mut tokens = Vec::new();
+    let mut tokens = Vec::with_capacity(text.len() / 3 + 1);
     let bytes = text.as_bytes();
     let mut chars = text.char_indices().peekable();
     while let Some(&(start, ch)) = chars.peek() {
