@@ -359,3 +359,23 @@ fn ingredient_code_keeps_combination_from_text() {
     };
     assert_eq!(names(&t().identify(&c).unwrap()), ["oxycodone"]);
 }
+
+#[test]
+fn non_opioid_product_code() {
+    let m = t()
+        .identify(&Concept::coded(system::RXNORM, "197806", None))
+        .unwrap();
+    assert_eq!(m.matched_by, MatchedBy::ProductCode);
+    assert_eq!(mg(&m, "ibuprofen"), Some(600.0));
+    assert!(m.has_class(t(), DrugClass::Nsaid));
+    let m = text("100 ML zoledronic acid 0.05 MG/ML Injection").unwrap();
+    assert_eq!(m.matched_by, MatchedBy::ProductText);
+    assert!(matches!(
+        m.components[0].strength,
+        Some(Strength::PerMillilitre {
+            volume_ml: Some(100.0),
+            ..
+        })
+    ));
+    assert!(m.has_class(t(), DrugClass::AntiOsteoporosis));
+}
