@@ -379,3 +379,33 @@ fn non_opioid_product_code() {
     ));
     assert!(m.has_class(t(), DrugClass::AntiOsteoporosis));
 }
+
+/// Medication texts seen in the shared conformance requests (CDS Hooks / opioid CDS).
+#[test]
+fn conformance_request_texts() {
+    let m = text("MORPHINE ER 20 MG CAPSULE,EXTENDED RELEASE PELLETS").unwrap();
+    assert_eq!(mg(&m, "morphine"), Some(20.0));
+    assert_eq!(m.form, Some(ProductForm::Capsule));
+    let m = text("12 HR Oxycodone Hydrochloride 10 MG Extended Release Oral Tablet").unwrap();
+    assert_eq!(mg(&m, "oxycodone"), Some(10.0));
+    let m = text("Acetaminophen 325 MG / tramadol hydrochloride 37.5 MG Oral Tablet [Ultracet]")
+        .unwrap();
+    assert_eq!(mg(&m, "tramadol"), Some(37.5));
+    assert_eq!(mg(&m, "acetaminophen"), Some(325.0));
+    assert!(
+        text("Carisoprodol 250 MG Oral Tablet [Soma]")
+            .unwrap()
+            .has_class(t(), DrugClass::MuscleRelaxant)
+    );
+    assert!(
+        text("Flurazepam Hydrochloride 15 MG Oral Capsule")
+            .unwrap()
+            .has_class(t(), DrugClass::Benzodiazepine)
+    );
+    let m = text("Naloxone Hydrochloride 0.02 MG/ML Injectable Solution").unwrap();
+    assert!(m.has_class(t(), DrugClass::OpioidAntagonist) && !m.has_class(t(), DrugClass::Opioid));
+    assert!(
+        text("Amoxicillin 120 MG/ML / clavulanate potassium 8.58 MG/ML Oral Suspension").is_none()
+    );
+    assert!(text("Take 1 capsule (20 mg total) by mouth daily.").is_none());
+}

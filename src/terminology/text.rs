@@ -70,7 +70,7 @@ pub(crate) fn lex(text: &str) -> Vec<Token<'_>> {
     tokens
 }
 
-/// Salt and modifier words that sit between an ingredient name and its strength and must not
+/// Salt and release-modifier words that sit between an ingredient name and its strength and must not
 /// stop a match ("oxycodone hydrochloride 5 MG"). Calcium and magnesium salts are ingredient
 /// names of their own and are matched first as longer phrases.
 pub(crate) fn is_salt_word(word: &str) -> bool {
@@ -98,6 +98,16 @@ pub(crate) fn is_salt_word(word: &str) -> bool {
             | "succinate"
             | "fumarate"
             | "base"
+            // Release modifiers typed between name and strength ("MORPHINE ER 20 MG").
+            | "er"
+            | "ir"
+            | "sr"
+            | "xr"
+            | "cr"
+            | "ext"
+            | "extended"
+            | "immediate"
+            | "release"
     )
 }
 
