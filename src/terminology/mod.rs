@@ -595,6 +595,8 @@ impl Terminology {
         let tokens = text::lex(normalized);
         let mut components: Vec<Component> = Vec::new();
         let mut key = String::new();
+        let mut run: Vec<IngredientId> = Vec::new();
+        let mut run_end = usize::MAX;
         let mut i = 0;
         while i < tokens.len() {
             let Some(longest) = tokens[i].key().and_then(|k| self.phrase_starts.get(k)) else {
@@ -633,8 +635,23 @@ impl Terminology {
                     break;
                 }
             }
-            let strengths = read_strengths(&tokens, &mut j, ids.len());
-            for (n, id) in ids.iter().enumerate() {
+            // Ingredient names written back to back without strengths ("oxycodone/
+            // acetaminophen 5/325", "hydrocodone-acetaminophen 5-325 mg") share the numbers
+            // that follow, in the order the names were written.
+            let adjacent = run_end == i
+                || (run_end.checked_add(1) == Some(i)
+                    && matches!(tokens.get(run_end), Some(Token::Slash)));
+            if !adjacent {
+                run.clear();
+            }
+            run.extend(ids.iter().copied());
+            let own = read_strengths(&tokens, &mut j, ids.len());
+            let (named, strengths) = if own.is_empty() && run.len() > ids.len() {
+                (run.clone(), read_strengths(&tokens, &mut j, run.len()))
+            } else {
+                (ids.clone(), own)
+            };
+            for (n, id) in named.iter().enumerate() {
                 let (strength, elemental) = strengths.get(n).copied().flatten().unzip();
                 let elemental = elemental.unwrap_or(false);
                 match components.iter_mut().find(|c| c.ingredient == *id) {
@@ -650,6 +667,10 @@ impl Terminology {
                     }),
                 }
             }
+            if !strengths.is_empty() {
+                run.clear();
+            }
+            run_end = j;
             i = j.max(i + 1);
         }
         if components.is_empty() {
@@ -778,7 +799,7 @@ impl Terminology {
 }
 
 /// Strengths after an ingredient phrase: one per ingredient ("oxycodone 5 mg"), or for a
-/// combination brand "5/325" or "5 mg/325 mg" in the brand's ingredient order.
+/// combination "5/325", "5-325" or "5 mg/325 mg" in the order the ingredients were named.
 fn read_strengths(
     tokens: &[Token<'_>],
     j: &mut usize,
@@ -799,20 +820,27 @@ fn read_strengths(
         return out;
     }
     if count > 1 {
-        // "percocet 5/325": bare numbers separated by slashes, in milligrams.
+        // "percocet 5/325": bare numbers in milligrams, separated by slashes; or by spaces
+        // ("5-325" after normalization) only when "mg" follows, so that "percocet 1-2 tabs"
+        // is read as a count of tablets, not as strengths.
         let mut numbers = Vec::new();
+        let mut all_slashed = true;
         let mut k = *j;
         while let Some(Token::Number(_, v)) = tokens.get(k) {
             numbers.push(*v);
             k += 1;
-            if numbers.len() < count && matches!(tokens.get(k), Some(Token::Slash)) {
-                k += 1;
-            } else {
+            if numbers.len() == count {
                 break;
             }
+            if matches!(tokens.get(k), Some(Token::Slash)) {
+                k += 1;
+            } else {
+                all_slashed = false;
+            }
         }
-        if numbers.len() == count {
-            if matches!(tokens.get(k), Some(Token::Word("mg"))) {
+        let mg_follows = matches!(tokens.get(k), Some(Token::Word("mg")));
+        if numbers.len() == count && (all_slashed || mg_follows) {
+            if mg_follows {
                 k += 1;
             }
             *j = k;

@@ -409,3 +409,24 @@ fn conformance_request_texts() {
     );
     assert!(text("Take 1 capsule (20 mg total) by mouth daily.").is_none());
 }
+
+#[test]
+fn combination_names_share_following_strengths() {
+    let m = text("oxycodone/acetaminophen 5/325 tab").unwrap();
+    assert_eq!(mg(&m, "oxycodone"), Some(5.0));
+    assert_eq!(mg(&m, "acetaminophen"), Some(325.0));
+    let m = text("Hydrocodone-acetaminophen 5-325 mg").unwrap();
+    assert_eq!(mg(&m, "hydrocodone"), Some(5.0));
+    assert_eq!(mg(&m, "acetaminophen"), Some(325.0));
+    // Not adjacent: no sharing.
+    let m = text("oxycodone prn and acetaminophen 500 mg").unwrap();
+    assert_eq!(mg(&m, "oxycodone"), None);
+    assert_eq!(mg(&m, "acetaminophen"), Some(500.0));
+}
+
+#[test]
+fn tablet_counts_are_not_strengths() {
+    let m = text("Percocet 1-2 tabs q4h prn").unwrap();
+    assert_eq!(names(&m), ["acetaminophen", "oxycodone"]);
+    assert!(m.components.iter().all(|c| c.strength.is_none()));
+}
