@@ -709,7 +709,7 @@ impl Terminology {
         }
         let mut by_text = None;
         for text in medication.texts() {
-            let normalized = normalize_text(text);
+            let normalized = normalize_text(&text::without_thousands_separators(text));
             if let Some(&index) = self.product_by_text.get(&normalized) {
                 let mut m = self.products[index].1.clone();
                 m.matched_by = MatchedBy::ProductText;

@@ -430,3 +430,13 @@ fn tablet_counts_are_not_strengths() {
     assert_eq!(names(&m), ["acetaminophen", "oxycodone"]);
     assert!(m.components.iter().all(|c| c.strength.is_none()));
 }
+
+#[test]
+fn vitamin_d_with_thousands_separator() {
+    let m = text("Vitamin D2 50,000 units weekly").unwrap();
+    assert_eq!(names(&m), ["ergocalciferol"]);
+    assert!(
+        matches!(m.components[0].strength, Some(Strength::PerUnit { amount, unit: StrengthUnit::InternationalUnit }) if amount == 50000.0)
+    );
+    assert_eq!(m.form, None);
+}
