@@ -646,11 +646,12 @@ impl Terminology {
             }
             run.extend(ids.iter().copied());
             let own = read_strengths(&tokens, &mut j, ids.len());
-            let (named, strengths) = if own.is_empty() && run.len() > ids.len() {
-                (run.clone(), read_strengths(&tokens, &mut j, run.len()))
-            } else {
-                (ids.clone(), own)
-            };
+            let (named, strengths): (&[IngredientId], _) =
+                if own.is_empty() && run.len() > ids.len() {
+                    (&run, read_strengths(&tokens, &mut j, run.len()))
+                } else {
+                    (ids, own)
+                };
             for (n, id) in named.iter().enumerate() {
                 let (strength, elemental) = strengths.get(n).copied().flatten().unzip();
                 let elemental = elemental.unwrap_or(false);
