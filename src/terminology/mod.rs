@@ -769,9 +769,15 @@ impl Terminology {
         self.ingredients.iter()
     }
 
-    /// Every coded product of the product tables (opioid and non-opioid) with its components;
-    /// filter with [`DrugMatch::has_class`] for the opioid ones.
+    /// The coded opioid products of the product table (product rxcui, components), for the
+    /// MME agreement test: every product with at least one opioid component.
     pub fn products(&self) -> impl Iterator<Item = (&str, &DrugMatch)> {
+        self.all_products()
+            .filter(|(_, m)| m.has_class(self, DrugClass::Opioid))
+    }
+
+    /// Every coded product of both product tables, opioid and non-opioid.
+    pub fn all_products(&self) -> impl Iterator<Item = (&str, &DrugMatch)> {
         self.products
             .iter()
             .filter_map(|(code, m)| code.as_deref().map(|c| (c, m)))

@@ -40,7 +40,12 @@ fn mg(m: &DrugMatch, name: &str) -> Option<f64> {
 #[test]
 fn every_csv_parses() {
     assert!(t().ingredients().count() > 90);
-    assert!(t().products().count() > 850);
+    assert_eq!(t().products().count(), 910); // 912 rows, two products with two oxycodone salts
+    assert_eq!(t().all_products().count(), t().products().count() + 1);
+    assert!(
+        t().products()
+            .all(|(_, m)| m.has_class(t(), DrugClass::Opioid))
+    );
     for name in [
         "oxycodone",
         "meperidine",
