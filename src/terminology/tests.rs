@@ -445,3 +445,34 @@ fn vitamin_d_with_thousands_separator() {
     );
     assert_eq!(m.form, None);
 }
+
+#[test]
+fn every_non_opioid_product_name_gives_strengths() {
+    for name in [
+        "sennosides 8.6 MG Oral Tablet",
+        "polyethylene glycol 3350 17000 MG Powder for Oral Solution",
+        "alendronic acid 70 MG Oral Tablet",
+        "risedronate sodium 150 MG Oral Tablet",
+        "naloxone hydrochloride 4 MG/ACTUAT Nasal Spray",
+        "calcitonin salmon 200 UNT/ACTUAT Metered Dose Nasal Spray",
+        "cholecalciferol 1000 UNT Oral Tablet",
+        "gabapentin 300 MG Oral Capsule",
+    ] {
+        let m = text(name).unwrap_or_else(|| panic!("{name}"));
+        assert_eq!(m.matched_by, MatchedBy::ProductText, "{name}");
+        assert_eq!(m.components.len(), 1, "{name}");
+        assert!(
+            matches!(m.components[0].strength, Some(Strength::PerUnit { .. })),
+            "{name}"
+        );
+    }
+    let m = text("polyethylene glycol 3350 17000 MG Powder for Oral Solution").unwrap();
+    assert_eq!(mg(&m, "polyethylene glycol"), Some(17000.0));
+    assert_eq!(
+        mg(
+            &text("alendronic acid 70 MG Oral Tablet").unwrap(),
+            "alendronate"
+        ),
+        Some(70.0)
+    );
+}
