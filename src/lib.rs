@@ -4,5 +4,6 @@
 //! adapter (CDS Hooks FHIR R4 | native JSON) → [`domain`] → engine (pure) → decision →
 //! audit writer (durable) → response (CDS Hooks cards | native decision).
 
+pub mod adapters;
 pub mod domain;
 pub mod decision;
