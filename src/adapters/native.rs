@@ -196,13 +196,56 @@ pub fn validate(document: &Value) -> Result<(), AdapterError> {
         .iter_errors(document)
         .map(|e| FieldError {
             path: e.instance_path().as_str().to_owned(),
-            message: e.masked().to_string(),
+            message: message(&e),
         })
         .collect();
     if errors.is_empty() {
         Ok(())
     } else {
         Err(AdapterError::Invalid { errors })
+    }
+}
+
+/// The validator's message, in the client's terms where the generic one is cryptic. Values
+/// are masked: an error message never repeats what was sent.
+fn message(error: &jsonschema::ValidationError<'_>) -> String {
+    use jsonschema::error::ValidationErrorKind;
+    // The canonical keyword location names the $defs entry (`/$defs/identified/anyOf`).
+    let schema_path = error.schema_path().as_str();
+    match error.kind() {
+        ValidationErrorKind::Not { schema } => {
+            match schema.get("required").and_then(Value::as_array) {
+                Some(both) if both.len() == 2 => {
+                    format!(
+                        "give {} or {}, not both",
+                        both[0].as_str().unwrap_or("?"),
+                        both[1].as_str().unwrap_or("?")
+                    )
+                }
+                _ => error.masked().to_string(),
+            }
+        }
+        ValidationErrorKind::Enum { options } => {
+            let allowed: Vec<String> = options
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(Value::to_string)
+                .collect();
+            format!("must be one of {}", allowed.join(", "))
+        }
+        ValidationErrorKind::AnyOf { .. } if schema_path.starts_with("/$defs/identified/") => {
+            "needs at least one code (codes) or a text".to_owned()
+        }
+        ValidationErrorKind::AnyOf { .. }
+            if schema_path.starts_with("/$defs/date_or_date_time/") =>
+        {
+            "must be a date (YYYY-MM-DD) or a date-time (RFC 3339)".to_owned()
+        }
+        ValidationErrorKind::AnyOf { .. } if schema_path.starts_with("/$defs/lab/") => {
+            "needs codes or a loinc code".to_owned()
+        }
+        _ => error.masked().to_string(),
     }
 }
 
