@@ -7,8 +7,9 @@
 pub mod canonical;
 pub mod cards;
 pub mod cli;
-pub mod decision;
+pub mod adapters;
 pub mod domain;
+pub mod decision;
 pub mod engine;
 pub mod pathway;
 pub mod terminology;
