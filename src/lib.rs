@@ -4,12 +4,13 @@
 //! adapter (CDS Hooks FHIR R4 | native JSON) → [`domain`] → engine (pure) → decision →
 //! audit writer (durable) → response (CDS Hooks cards | native decision).
 
+pub mod adapters;
 pub mod canonical;
 pub mod cards;
 pub mod cli;
-pub mod adapters;
-pub mod domain;
+pub mod decide;
 pub mod decision;
+pub mod domain;
 pub mod engine;
 pub mod pathway;
 pub mod terminology;
