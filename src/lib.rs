@@ -9,3 +9,4 @@ pub mod decision;
 pub mod domain;
 pub mod engine;
 pub mod pathway;
+pub mod terminology;

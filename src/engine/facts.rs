@@ -112,6 +112,8 @@ pub struct Facts<'a> {
     /// Native flags plus flags recognized from coded, active diagnoses.
     pub flags: BTreeSet<ClinicalFlag>,
     pub labs: Labs,
+    /// Current draft and active medication orders with their identified drug.
+    pub medications: Vec<super::medications::Medication<'a>>,
 }
 
 impl<'a> Facts<'a> {
@@ -154,6 +156,7 @@ impl<'a> Facts<'a> {
             fracture,
             flags,
             labs,
+            medications: super::medications::gather(input),
         }
     }
 

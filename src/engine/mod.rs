@@ -4,6 +4,7 @@
 
 pub mod emit;
 pub mod facts;
+pub mod medications;
 pub mod rules;
 
 pub use emit::Emitter;
