@@ -40,11 +40,7 @@ impl Medication<'_> {
 pub fn gather(input: &crate::domain::EvaluationInput) -> Vec<Medication<'_>> {
     let t = Terminology::builtin();
     let drafts = input.orders.medications.iter().map(|o| (o, true));
-    let active = input
-        .patient
-        .active_medications
-        .iter()
-        .map(|o| (o, false));
+    let active = input.patient.active_medications.iter().map(|o| (o, false));
     drafts
         .chain(active)
         .filter(|(o, _)| o.status.is_current())

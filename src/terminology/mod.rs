@@ -67,8 +67,16 @@ impl Terminology {
                 ("methocarbamol", None, &[MuscleRelaxant]),
                 ("carisoprodol", None, &[MuscleRelaxant]),
                 ("calcitonin", None, &[Calcitonin]),
-                ("alendronate", Some("46041"), &[Bisphosphonate, AntiOsteoporosis]),
-                ("zoledronic acid", Some("77655"), &[Bisphosphonate, AntiOsteoporosis]),
+                (
+                    "alendronate",
+                    Some("46041"),
+                    &[Bisphosphonate, AntiOsteoporosis],
+                ),
+                (
+                    "zoledronic acid",
+                    Some("77655"),
+                    &[Bisphosphonate, AntiOsteoporosis],
+                ),
                 ("denosumab", Some("993449"), &[Denosumab, AntiOsteoporosis]),
                 ("teriparatide", None, &[Anabolic, AntiOsteoporosis]),
                 ("senna", None, &[Laxative]),
