@@ -3,7 +3,7 @@
 //! cut-off (eGFR or CrCl), an age at or above a limit, or a drug of an interacting class
 //! (anticoagulants: bleeding) ordered or active. The card lists every reason that applies.
 
-use super::{ClassParam, RuleKind, params};
+use super::{ClassParam, RuleKind, params, renal_function};
 use crate::domain::units::format_number;
 use crate::engine::{Emitter, Facts};
 use crate::pathway::CompileContext;
@@ -20,6 +20,13 @@ struct Params {
     /// Fires when a drug of any of these classes is ordered or active.
     #[serde(default)]
     interacting_classes: Vec<ClassParam>,
+    /// How the summary names the interacting drugs ("an anticoagulant").
+    #[serde(default = "default_interaction_label")]
+    interaction_label: String,
+}
+
+fn default_interaction_label() -> String {
+    "an interacting drug".to_owned()
 }
 
 #[derive(Debug)]
@@ -40,28 +47,25 @@ impl RuleKind for ClassRiskFactors {
         if orders.peek().is_none() {
             return;
         }
+        // Short names for the summary, full reasons for the detail.
+        let mut names = Vec::new();
         let mut reasons = Vec::new();
-        // Either measure below the cut-off is a reason; the lower one is shown.
-        let renal = [
-            facts.labs.egfr.map(|l| (l.value, "eGFR")),
-            facts.labs.crcl.map(|l| (l.value, "CrCl")),
-        ];
-        let lowest = renal
-            .iter()
-            .flatten()
-            .copied()
-            .min_by(|a, b| a.0.total_cmp(&b.0));
-        match lowest {
-            Some((value, measure)) if value < p.renal_below => reasons.push(format!(
-                "{measure} {} (below {})",
-                format_number(value),
-                format_number(p.renal_below)
-            )),
+        let renal = renal_function(facts);
+        match renal {
+            Some((value, measure)) if value < p.renal_below => {
+                names.push(format!("{measure} {}", format_number(value)));
+                reasons.push(format!(
+                    "{measure} {} (below {})",
+                    format_number(value),
+                    format_number(p.renal_below)
+                ));
+            }
             Some(_) => {}
             None => out.missing("renal_function"),
         }
         match facts.age {
             Some(age) if age >= p.min_age => {
+                names.push(format!("age {age}"));
                 reasons.push(format!("age {age} (≥ {})", p.min_age));
             }
             Some(_) => {}
@@ -74,21 +78,24 @@ impl RuleKind for ClassRiskFactors {
             .map(|m| m.label())
             .collect();
         if !interacting.is_empty() {
+            names.push(p.interaction_label.clone());
             reasons.push(format!("with {}", interacting.join(", ")));
         }
         if reasons.is_empty() {
             return;
         }
         let reasons = reasons.join("; ");
+        let names = names.join(", ");
         for medication in orders {
             let mut finding = out
                 .finding()
                 .order(&medication.order.reference)
                 .text("drug", medication.label())
                 .text("reasons", reasons.clone())
+                .text("reason_names", names.clone())
                 .number("renal_below", p.renal_below)
                 .number("min_age", f64::from(p.min_age));
-            if let Some((value, measure)) = lowest {
+            if let Some((value, measure)) = renal {
                 finding = finding
                     .number("renal_function", value)
                     .text("renal_measure", measure);
@@ -187,6 +194,12 @@ mod tests {
         let f = all
             .expect_severity("VCF-NSAID-RENAL", Some("warning"))
             .unwrap();
+        assert!(
+            f.summary
+                .starts_with("NSAID with eGFR 20, age 80, an anticoagulant:"),
+            "{}",
+            f.summary
+        );
         for reason in ["eGFR 20", "age 80", "enoxaparin"] {
             assert!(f.detail.contains(reason), "{reason}: {}", f.detail);
         }

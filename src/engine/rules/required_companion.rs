@@ -82,6 +82,10 @@ struct Condition {
     renal_unknown_ok: bool,
     /// Age strictly below this (an unknown age does not qualify).
     age_below: Option<u32>,
+    /// No drug of these classes ordered or active (an NSAID is not offered alongside an
+    /// anticoagulant: VCF-NSAID-RENAL would warn against the very suggestion).
+    #[serde(default)]
+    without_classes: Vec<ClassParam>,
 }
 
 impl Condition {
@@ -99,7 +103,11 @@ impl Condition {
         let age_ok = self
             .age_below
             .is_none_or(|limit| facts.age.is_some_and(|age| age < limit));
-        renal_ok && age_ok
+        let interactions_ok = !self
+            .without_classes
+            .iter()
+            .any(|class| facts.ordered_or_active(class.0));
+        renal_ok && age_ok && interactions_ok
     }
 }
 
@@ -313,6 +321,27 @@ mod tests {
     }
 
     #[test]
+    fn offered_ids_name_suggestions_of_their_rule() {
+        let plan = crate::pathway::Plan::builtin();
+        for rule in plan
+            .document
+            .rules
+            .iter()
+            .filter(|r| r.kind == "required_companion")
+        {
+            let ids: Vec<&str> = rule.suggestions.iter().map(|s| s.id.as_str()).collect();
+            for offer in rule.params["offer"].as_array().into_iter().flatten() {
+                let id = offer["id"].as_str().unwrap();
+                assert!(
+                    ids.contains(&id),
+                    "{}: offers unknown suggestion {id}",
+                    rule.id
+                );
+            }
+        }
+    }
+
+    #[test]
     fn firstline_analgesic_with_an_opioid() {
         let finding = Case::new(vcf_patient())
             .medication(oxycodone())
@@ -355,10 +384,18 @@ mod tests {
             (74, Some(59.0), vec!["acetaminophen"]),
             (75, Some(90.0), vec!["acetaminophen"]),
             (74, None, vec!["acetaminophen"]),
+            (74, Some(90.0), vec!["acetaminophen"]), // with apixaban, below
         ] {
             let mut case = Case::new(vcf_patient_aged(age, 10)).medication(oxycodone());
             if let Some(v) = gfr {
                 case.patient_mut().labs.push(egfr(v));
+            }
+            if gfr == Some(90.0) && age == 74 {
+                case = case.active_medication(drug_order(
+                    "MedicationRequest/apx",
+                    "apixaban 5 mg tablet",
+                    None,
+                ));
             }
             let f = case
                 .expect_severity("VCF-OPIOID-FIRSTLINE", Some("warning"))
