@@ -63,11 +63,9 @@ impl RuleKind for CourseAfterFracture {
             if let Some(s) = start_day {
                 finding = finding.number("fracture_days", s.floor());
             }
-            finding = if too_long {
-                finding.variant("default")
-            } else {
-                finding.variant("past_window")
-            };
+            if !too_long {
+                finding = finding.variant("past_window");
+            }
             finding = if allowed_days >= 1.0 {
                 finding.suggestions(&["limit-4-weeks"])
             } else {

@@ -8,7 +8,7 @@
 //! all: silent (nothing to compare).
 
 use super::{ClassParam, RuleKind, params};
-use crate::domain::{Dose, Field, MedicationOrder};
+use crate::domain::{Dose, DoseForm, DoseUnit, Field, MedicationOrder};
 use crate::engine::{Emitter, Facts};
 use crate::pathway::CompileContext;
 use serde::Deserialize;
@@ -58,7 +58,13 @@ fn quantity_days(order: &MedicationOrder) -> Option<f64> {
         Dose::Fixed { amount } => *amount,
         Dose::Range { high, .. } => *high,
     };
-    if !per_dose.unit().is_count() || per_dose.unit() != quantity.unit() {
+    // "Each" / "dose" stands for the product's own unit, so it pairs with any counted form.
+    let (dose_unit, quantity_unit) = (per_dose.unit(), quantity.unit());
+    let each = DoseUnit::Count(DoseForm::Each);
+    let same_count = dose_unit.is_count()
+        && quantity_unit.is_count()
+        && (dose_unit == quantity_unit || dose_unit == each || quantity_unit == each);
+    if !same_count {
         return None;
     }
     let units_per_day = per_dose.value() * frequency.max_per_day();
@@ -192,7 +198,7 @@ mod tests {
             .expect_severity("VCF-OPIOID-DURATION", Some("warning"))
             .unwrap();
         assert_eq!(number(&f, "duration_days"), 7.5);
-        o.dispense_quantity = Field::Given(Amount::parse(84.0, "tablet").unwrap());
+        o.dispense_quantity = Field::Given(Amount::parse(84.0, "{each}").unwrap());
         Case::new(vcf_patient_aged(72, 10))
             .medication(o.clone())
             .expect_severity("VCF-OPIOID-DURATION", None);
