@@ -5,6 +5,8 @@
 //! audit writer (durable) → response (CDS Hooks cards | native decision).
 
 pub mod canonical;
+pub mod cards;
+pub mod cli;
 pub mod decision;
 pub mod domain;
 pub mod engine;

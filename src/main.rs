@@ -1,1 +1,5 @@
-fn main() {}
+//! The orderguard binary: every subcommand lives in `orderguard::cli`.
+
+fn main() -> std::process::ExitCode {
+    orderguard::cli::main()
+}

@@ -28,18 +28,13 @@ impl std::fmt::Display for OrderRef {
 }
 
 /// A value that was given and understood, not given at all, or given and not understood.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(tag = "state", content = "value", rename_all = "snake_case")]
 pub enum Field<T> {
     Given(T),
+    #[default]
     Absent,
     Unreadable(Unreadable),
-}
-
-impl<T> Default for Field<T> {
-    fn default() -> Self {
-        Field::Absent
-    }
 }
 
 impl<T> Field<T> {

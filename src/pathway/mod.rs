@@ -329,3 +329,88 @@ pub fn lint(text: &str) -> Vec<LintError> {
         Err(e) => e.lint_errors(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped() -> Value {
+        serde_json::from_str(BUILTIN_VCF).unwrap()
+    }
+
+    fn lint_value(v: &Value) -> Vec<LintError> {
+        lint(&serde_json::to_string(v).unwrap())
+    }
+
+    #[test]
+    fn the_shipped_pathway_is_clean_and_hashed() {
+        assert_eq!(lint(BUILTIN_VCF), vec![]);
+        let plan = Plan::builtin();
+        assert_eq!(plan.reference.id, "vcf");
+        assert_eq!(plan.reference.content_hash.len(), 64);
+        // The hash is over canonical bytes: re-indenting the file does not change it.
+        let reformatted = serde_json::to_string(&shipped()).unwrap();
+        assert_eq!(
+            Plan::from_json(&reformatted)
+                .unwrap()
+                .reference
+                .content_hash,
+            plan.reference.content_hash
+        );
+    }
+
+    #[test]
+    fn schema_errors_carry_their_json_path() {
+        let mut v = shipped();
+        v["rules"][0]["severity"] = "severe".into();
+        let errors = lint_value(&v);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].path, "/rules/0/severity");
+    }
+
+    #[test]
+    fn unknown_kind_value_set_and_wrong_unit_are_semantic_errors() {
+        let mut v = shipped();
+        v["rules"][0]["kind"] = "telepathy".into();
+        let errors = lint_value(&v);
+        assert_eq!(errors[0].path, "/rules/0/kind");
+        assert!(errors[0].message.contains("unknown rule kind"));
+
+        let mut v = shipped();
+        v["rules"][0]["params"]["value_set"] = "no_such_set".into();
+        let errors = lint_value(&v);
+        assert_eq!(errors[0].path, "/rules/0/params/value_set");
+
+        let mut v = shipped();
+        v["rules"][0]["params"]["max_duration"]["unit"] = "mg".into();
+        let errors = lint_value(&v);
+        assert_eq!(errors[0].path, "/rules/0/params/max_duration/unit");
+    }
+
+    #[test]
+    fn duplicate_ids_unknown_citations_and_missing_engine_sets_are_reported() {
+        let mut v = shipped();
+        let first = v["rules"][0].clone();
+        v["rules"].as_array_mut().unwrap().push(first);
+        v["rules"][0]["citations"] = serde_json::json!(["nobody-2099"]);
+        v["value_sets"].as_object_mut().unwrap().remove("lab_egfr");
+        let paths: Vec<String> = lint_value(&v).into_iter().map(|e| e.path).collect();
+        assert!(paths.contains(&"/rules/1/id".to_owned()), "{paths:?}");
+        assert!(
+            paths.contains(&"/rules/0/citations/0".to_owned()),
+            "{paths:?}"
+        );
+        assert!(paths.contains(&"/value_sets".to_owned()), "{paths:?}");
+    }
+
+    #[test]
+    fn invalid_json_names_line_and_column() {
+        let errors = lint("{\n  \"id\": \"vcf\",\n}");
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].message.contains("line 3"),
+            "{}",
+            errors[0].message
+        );
+    }
+}

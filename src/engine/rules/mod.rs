@@ -63,10 +63,17 @@ pub fn params<T: DeserializeOwned>(value: &Value, ctx: &mut CompileContext<'_>) 
     } else {
         value.clone()
     };
-    match serde_json::from_value(value) {
+    match serde_path_to_error::deserialize(value) {
         Ok(p) => Some(p),
         Err(e) => {
-            ctx.error("", e.to_string());
+            // `max_duration.unit` -> `max_duration/unit`, a JSON pointer under the rule's params.
+            let pointer = e.path().to_string().replace('.', "/");
+            let pointer = if pointer == "/" {
+                String::new()
+            } else {
+                pointer
+            };
+            ctx.error(&pointer, e.into_inner().to_string());
             None
         }
     }
