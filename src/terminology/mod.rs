@@ -7,7 +7,10 @@ use crate::domain::Concept;
 use crate::domain::codes::{normalize_text, system};
 use std::collections::BTreeSet;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum DrugClass {
     Opioid,
     Acetaminophen,

@@ -7,10 +7,11 @@
 //! With no fracture date the rule cannot count days: it records the missing input and
 //! VCF-AUGMENT-NODATE (`fracture_date_required`) speaks instead.
 
-use super::{ClassParam, RuleKind, params};
+use super::{RuleKind, params};
 use crate::domain::{ClinicalFlag, Field};
 use crate::engine::{Emitter, Facts};
 use crate::pathway::{CompileContext, ValueSetId};
+use crate::terminology::DrugClass;
 use chrono::Duration;
 use serde::Deserialize;
 
@@ -28,7 +29,7 @@ struct Params {
 #[serde(deny_unknown_fields)]
 struct EarlyParams {
     /// A drug of this class given by a parenteral route (IV, IM, SC, PCA) ...
-    parenteral_class: ClassParam,
+    parenteral_class: DrugClass,
     /// ... drafted now, or an active order authored within this many hours.
     parenteral_within_hours: i64,
     #[serde(default)]
@@ -41,7 +42,7 @@ struct EarlyParams {
 struct AugmentationTiming {
     procedures: Vec<ValueSetId>,
     conservative_days: i64,
-    parenteral_class: ClassParam,
+    parenteral_class: DrugClass,
     parenteral_within: Duration,
     flags: Vec<ClinicalFlag>,
     indications: ValueSetId,
@@ -77,7 +78,7 @@ impl AugmentationTiming {
         let parenteral = facts
             .medications
             .iter()
-            .filter(|m| m.has_class(self.parenteral_class.0))
+            .filter(|m| m.has_class(self.parenteral_class))
             .filter(|m| matches!(m.order.route, Field::Given(r) if r.is_parenteral()))
             .any(|m| {
                 m.drafted

@@ -3,15 +3,16 @@
 //! opioid guideline single out (falls, delirium, sedation); the card offers override reasons
 //! rather than a fix, because the drug may still be the right choice.
 
-use super::{ClassParam, RuleKind, params};
+use super::{RuleKind, params};
 use crate::engine::{Emitter, Facts};
 use crate::pathway::CompileContext;
+use crate::terminology::DrugClass;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Params {
-    class: ClassParam,
+    class: DrugClass,
     /// Fires at this age and above (whole years at the evaluation time).
     min_age: u32,
 }
@@ -30,7 +31,7 @@ pub(super) fn compile(
 impl RuleKind for ClassAtAge {
     fn evaluate(&self, facts: &Facts<'_>, out: &mut Emitter<'_>) {
         let Params { class, min_age } = self.0;
-        let mut orders = facts.drafted(class.0).peekable();
+        let mut orders = facts.drafted(class).peekable();
         if orders.peek().is_none() {
             return;
         }
@@ -57,6 +58,27 @@ mod tests {
     use crate::domain::PatientContext;
     use crate::engine::rules::testing::{Case, drug_order, number, vcf_patient_aged};
     use chrono::NaiveDate;
+
+    #[test]
+    fn a_misspelled_class_is_a_lint_error_at_its_param() {
+        let mut v: serde_json::Value = serde_json::from_str(crate::pathway::BUILTIN_VCF).unwrap();
+        let ix = v["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|r| r["id"] == "VCF-OPIOID-ELDERLY")
+            .unwrap();
+        v["rules"][ix]["params"]["class"] = "opiod".into();
+        let errors = crate::pathway::Plan::from_value(v)
+            .unwrap_err()
+            .lint_errors();
+        assert_eq!(
+            errors[0].path,
+            format!("/rules/{ix}/params/class"),
+            "{errors:?}"
+        );
+        assert!(errors[0].message.contains("opiod"), "{errors:?}");
+    }
 
     #[test]
     fn opioid_from_65() {

@@ -3,23 +3,24 @@
 //! cut-off (eGFR or CrCl), an age at or above a limit, or a drug of an interacting class
 //! (anticoagulants: bleeding) ordered or active. The card lists every reason that applies.
 
-use super::{ClassParam, RuleKind, params, renal_function};
+use super::{RuleKind, params, renal_function};
 use crate::domain::units::format_number;
 use crate::engine::{Emitter, Facts};
 use crate::pathway::CompileContext;
+use crate::terminology::DrugClass;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Params {
-    class: ClassParam,
+    class: DrugClass,
     /// Fires when eGFR or CrCl (either) is below this, mL/min(/1.73 m²).
     renal_below: f64,
     /// Fires at this age and above.
     min_age: u32,
     /// Fires when a drug of any of these classes is ordered or active.
     #[serde(default)]
-    interacting_classes: Vec<ClassParam>,
+    interacting_classes: Vec<DrugClass>,
     /// How the summary names the interacting drugs ("an anticoagulant").
     #[serde(default = "default_interaction_label")]
     interaction_label: String,
@@ -43,7 +44,7 @@ pub(super) fn compile(
 impl RuleKind for ClassRiskFactors {
     fn evaluate(&self, facts: &Facts<'_>, out: &mut Emitter<'_>) {
         let p = &self.0;
-        let mut orders = facts.drafted(p.class.0).peekable();
+        let mut orders = facts.drafted(p.class).peekable();
         if orders.peek().is_none() {
             return;
         }
@@ -74,7 +75,7 @@ impl RuleKind for ClassRiskFactors {
         let interacting: Vec<String> = facts
             .medications
             .iter()
-            .filter(|m| p.interacting_classes.iter().any(|c| m.has_class(c.0)))
+            .filter(|m| p.interacting_classes.iter().any(|c| m.has_class(*c)))
             .map(|m| m.label())
             .collect();
         if !interacting.is_empty() {

@@ -6,15 +6,16 @@
 //! Only drafted orders are checked (a new order or a renewal); an active home order on its own
 //! gets no card.
 
-use super::{ClassParam, RuleKind, params};
+use super::{RuleKind, params};
 use crate::engine::{Emitter, Facts};
 use crate::pathway::CompileContext;
+use crate::terminology::DrugClass;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Params {
-    class: ClassParam,
+    class: DrugClass,
     /// Longest course in days, and the day after the fracture by which it must end.
     max_days: f64,
 }
@@ -34,7 +35,7 @@ impl RuleKind for CourseAfterFracture {
     fn evaluate(&self, facts: &Facts<'_>, out: &mut Emitter<'_>) {
         let Params { class, max_days } = self.0;
         let fracture_date = facts.fracture.as_ref().and_then(|f| f.date);
-        for medication in facts.drafted(class.0) {
+        for medication in facts.drafted(class) {
             let order = medication.order;
             let course_days = order.supply_duration.given().map(|d| d.days());
             // The course starts when it was ordered (or now, for an undated draft).

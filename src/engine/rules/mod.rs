@@ -14,9 +14,7 @@ mod supply_limit_acute;
 
 use super::{Emitter, Facts};
 use crate::pathway::CompileContext;
-use crate::terminology::DrugClass;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 /// A compiled rule kind with its parameters. Evaluation is pure and must not allocate more
@@ -76,42 +74,6 @@ pub fn params<T: DeserializeOwned>(value: &Value, ctx: &mut CompileContext<'_>) 
             ctx.error(&pointer, e.into_inner().to_string());
             None
         }
-    }
-}
-
-/// A drug class as pathway files name it (`"opioid"`, `"muscle_relaxant"`), so a typo is a lint
-/// error at load instead of a rule that silently never fires.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClassParam(pub DrugClass);
-
-impl<'de> Deserialize<'de> for ClassParam {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use DrugClass::*;
-        let name = String::deserialize(d)?;
-        let class = match name.as_str() {
-            "opioid" => Opioid,
-            "acetaminophen" => Acetaminophen,
-            "nsaid" => Nsaid,
-            "muscle_relaxant" => MuscleRelaxant,
-            "calcitonin" => Calcitonin,
-            "bisphosphonate" => Bisphosphonate,
-            "denosumab" => Denosumab,
-            "anabolic" => Anabolic,
-            "anti_osteoporosis" => AntiOsteoporosis,
-            "calcium" => Calcium,
-            "vitamin_d" => VitaminD,
-            "benzodiazepine" => Benzodiazepine,
-            "gabapentinoid" => Gabapentinoid,
-            "laxative" => Laxative,
-            "anticoagulant" => Anticoagulant,
-            "opioid_antagonist" => OpioidAntagonist,
-            other => {
-                return Err(serde::de::Error::custom(format!(
-                    "unknown drug class {other:?}"
-                )));
-            }
-        };
-        Ok(ClassParam(class))
     }
 }
 

@@ -7,11 +7,12 @@
 //! good renal function and under 75, alendronate or denosumab by renal function): the `offer`
 //! list names them with their conditions.
 
-use super::{ClassParam, RuleKind, params, renal_function};
+use super::{RuleKind, params, renal_function};
 use crate::domain::{ClinicalFlag, RecordSection};
 use crate::engine::medications::Medication;
 use crate::engine::{Emitter, Etiology, Facts};
 use crate::pathway::{CompileContext, ValueSetId};
+use crate::terminology::DrugClass;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -32,7 +33,7 @@ struct Params {
 #[serde(deny_unknown_fields)]
 struct TriggerParams {
     /// A drug of this class is in the draft orders; the card is about that order.
-    drafted_class: Option<ClassParam>,
+    drafted_class: Option<DrugClass>,
     /// The fracture's etiology is one of these (`fragility`, `traumatic`, `malignant`).
     #[serde(default)]
     etiology: Vec<String>,
@@ -47,7 +48,7 @@ struct TriggerParams {
 struct CompanionParams {
     /// Any drug of any of these classes, drafted or active.
     #[serde(default)]
-    classes: Vec<ClassParam>,
+    classes: Vec<DrugClass>,
     /// Any service order from any of these value sets, drafted or active.
     #[serde(default)]
     services: Vec<String>,
@@ -85,7 +86,7 @@ struct Condition {
     /// No drug of these classes ordered or active (an NSAID is not offered alongside an
     /// anticoagulant: VCF-NSAID-RENAL would warn against the very suggestion).
     #[serde(default)]
-    without_classes: Vec<ClassParam>,
+    without_classes: Vec<DrugClass>,
 }
 
 impl Condition {
@@ -106,7 +107,7 @@ impl Condition {
         let interactions_ok = !self
             .without_classes
             .iter()
-            .any(|class| facts.ordered_or_active(class.0));
+            .any(|class| facts.ordered_or_active(*class));
         renal_ok && age_ok && interactions_ok
     }
 }
@@ -181,7 +182,7 @@ fn companion_present(rule: &RequiredCompanion, facts: &Facts<'_>) -> Result<bool
     let patient = &facts.input.patient;
     if c.classes
         .iter()
-        .any(|class| facts.ordered_or_active(class.0))
+        .any(|class| facts.ordered_or_active(*class))
     {
         return Ok(true);
     }
@@ -254,7 +255,7 @@ impl RuleKind for RequiredCompanion {
         let trigger_order: Option<&Medication<'_>> = match t.drafted_class {
             Some(class) => {
                 let Some(m) = facts
-                    .drafted(class.0)
+                    .drafted(class)
                     .find(|m| facts.input.orders.in_focus(&m.order.reference))
                 else {
                     return;

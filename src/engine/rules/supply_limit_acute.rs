@@ -7,16 +7,17 @@
 //! adapter reads them), else the dispensed quantity divided by the doses per day. No duration at
 //! all: silent (nothing to compare).
 
-use super::{ClassParam, RuleKind, params};
+use super::{RuleKind, params};
 use crate::domain::{Dose, DoseForm, DoseUnit, Field, MedicationOrder};
 use crate::engine::{Emitter, Facts};
 use crate::pathway::CompileContext;
+use crate::terminology::DrugClass;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Params {
-    class: ClassParam,
+    class: DrugClass,
     /// Longest acceptable supply in days.
     max_days: f64,
     /// The fracture counts as acute while fewer than this many whole days old.
@@ -82,7 +83,7 @@ impl RuleKind for SupplyLimitAcute {
         if fracture_days.is_some_and(|days| days >= acute_days) {
             return;
         }
-        for medication in facts.drafted(class.0) {
+        for medication in facts.drafted(class) {
             let Some((days, source)) = supply_days(medication.order) else {
                 continue;
             };
