@@ -116,7 +116,6 @@ impl Condition {
 struct RequiredCompanion {
     params: Params,
     etiologies: Vec<Etiology>,
-    services: Vec<String>,
     imaging: Option<(ValueSetId, i64)>,
 }
 
@@ -158,18 +157,16 @@ pub(super) fn compile(
             .is_some();
     }
     let imaging = match &c.imaging {
-        Some(i) => match ctx.value_set("companion/imaging/value_set", &i.value_set) {
-            Some(id) => Some((id, i.within_days)),
-            None => return None,
-        },
+        Some(i) => Some((
+            ctx.value_set("companion/imaging/value_set", &i.value_set)?,
+            i.within_days,
+        )),
         None => None,
     };
-    let services = c.services.clone();
     ok.then(|| {
         Box::new(RequiredCompanion {
             params: p,
             etiologies,
-            services,
             imaging,
         }) as Box<dyn RuleKind>
     })
@@ -186,8 +183,7 @@ fn companion_present(rule: &RequiredCompanion, facts: &Facts<'_>) -> Result<bool
     {
         return Ok(true);
     }
-    if rule
-        .services
+    if c.services
         .iter()
         .any(|set| facts.service_ordered_or_active(set))
     {
