@@ -4,7 +4,9 @@
 //! longer use the FDA label warns of a malignancy signal.
 //!
 //! Only drafted orders are checked (a new order or a renewal); an active home order on its own
-//! gets no card.
+//! gets no card. The rule's suggestions must include `limit-4-weeks` (an update that sets the
+//! supply to `{allowed_days}`, offered while days of the window remain) and `stop` (a delete,
+//! offered once the window has passed).
 
 use super::{RuleKind, params};
 use crate::engine::{Emitter, Facts};
@@ -40,7 +42,8 @@ impl RuleKind for CourseAfterFracture {
             let course_days = order.supply_duration.given().map(|d| d.days());
             // The course starts when it was ordered (or now, for an undated draft).
             let start = order.authored_on.unwrap_or(facts.now).min(facts.now);
-            let start_day = fracture_date.map(|d| (start - d).num_seconds() as f64 / 86_400.0);
+            // Whole days, as every other fracture-age rule counts them.
+            let start_day = fracture_date.map(|d| (start - d).num_days() as f64);
             let end_day = start_day.map(|s| s + course_days.unwrap_or(0.0));
             let too_long = course_days.is_some_and(|d| d > max_days);
             let past_window = end_day.is_some_and(|e| e > max_days);
@@ -62,7 +65,7 @@ impl RuleKind for CourseAfterFracture {
                 finding = finding.number("course_days", d);
             }
             if let Some(s) = start_day {
-                finding = finding.number("fracture_days", s.floor());
+                finding = finding.number("fracture_days", s);
             }
             if !too_long {
                 finding = finding.variant("past_window");
