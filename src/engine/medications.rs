@@ -1,82 +1,57 @@
-//! PROVISIONAL SHIM (vcfrules branch) of the lead's `medications.rs` as announced in
-//! RULES-CONTEXT.md: the current medication orders (drafts and active ones) with their
-//! identified drug. Take main's version of this file when it lands.
+//! The patient's current medications as the rules see them: each drafted or active order with
+//! the drug the terminology identified (or `None`: unrecognized). Resolved once per evaluation.
 
-use super::Facts;
-use crate::domain::MedicationOrder;
+use crate::domain::{EvaluationInput, MedicationOrder};
 use crate::terminology::{DrugClass, DrugMatch, Terminology};
 
+#[derive(Debug, Clone)]
 pub struct Medication<'a> {
     pub order: &'a MedicationOrder,
-    /// In the draft orders (false = active home/inpatient med from prefetch).
+    /// In the draft orders being signed (false: an active medication from the record).
     pub drafted: bool,
+    /// The identified drug; `None` when no code or text matches the tables.
     pub drug: Option<DrugMatch>,
 }
 
-impl Medication<'_> {
+impl<'a> Medication<'a> {
     pub fn has_class(&self, class: DrugClass) -> bool {
         self.drug
             .as_ref()
             .is_some_and(|d| d.has_class(Terminology::builtin(), class))
     }
 
-    pub fn ingredient_names(&self) -> Vec<&str> {
+    /// Lower-case ingredient names, in the product's order.
+    pub fn ingredient_names(&self) -> Vec<&'static str> {
+        let terminology = Terminology::builtin();
         self.drug
-            .as_ref()
-            .map(|d| d.ingredient_names())
-            .unwrap_or_default()
+            .iter()
+            .flat_map(|d| d.components.iter())
+            .map(|c| terminology.ingredient(c.ingredient).name.as_str())
+            .collect()
     }
 
     pub fn has_ingredient(&self, name: &str) -> bool {
         self.ingredient_names().contains(&name)
     }
 
+    /// The order's label for messages (its text, else a display, else a code).
     pub fn label(&self) -> String {
         self.order.medication.label()
     }
 }
 
-/// Current draft and active medication orders, identified once per evaluation.
-pub fn gather(input: &crate::domain::EvaluationInput) -> Vec<Medication<'_>> {
-    let t = Terminology::builtin();
-    let drafts = input.orders.medications.iter().map(|o| (o, true));
+/// Draft orders first (in request order), then active ones; only orders in a current state.
+pub fn resolve(input: &EvaluationInput) -> Vec<Medication<'_>> {
+    let terminology = Terminology::builtin();
+    let drafted = input.orders.medications.iter().map(|o| (o, true));
     let active = input.patient.active_medications.iter().map(|o| (o, false));
-    drafts
+    drafted
         .chain(active)
-        .filter(|(o, _)| o.status.is_current())
+        .filter(|(order, _)| order.status.is_current())
         .map(|(order, drafted)| Medication {
             order,
             drafted,
-            drug: t.identify(&order.medication),
+            drug: terminology.identify(&order.medication),
         })
         .collect()
-}
-
-impl Facts<'_> {
-    pub fn drafted(&self, class: DrugClass) -> impl Iterator<Item = &Medication<'_>> {
-        self.medications
-            .iter()
-            .filter(move |m| m.drafted && m.has_class(class))
-    }
-
-    pub fn ordered_or_active(&self, class: DrugClass) -> bool {
-        self.medications.iter().any(|m| m.has_class(class))
-    }
-
-    pub fn terminology(&self) -> &'static Terminology {
-        Terminology::builtin()
-    }
-
-    /// Services: drafts + active, current status, not doNotPerform.
-    pub fn service_ordered_or_active(&self, set: &str) -> bool {
-        let Some(vs) = self.value_set(set) else {
-            return false;
-        };
-        self.input
-            .orders
-            .services
-            .iter()
-            .chain(&self.input.patient.active_services)
-            .any(|s| s.status.is_current() && !s.do_not_perform && vs.contains(&s.code))
-    }
 }

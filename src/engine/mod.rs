@@ -9,6 +9,7 @@ pub mod rules;
 
 pub use emit::Emitter;
 pub use facts::{Etiology, Facts, Fracture};
+pub use medications::Medication;
 
 use crate::decision::Evaluation;
 use crate::domain::EvaluationInput;

@@ -1,15 +1,29 @@
-//! PROVISIONAL SHIM (vcfrules branch): a minimal stand-in for the `terminology` branch so that
-//! the VCF rule kinds compile and can be tested before it lands. It follows the announced API
-//! (`DrugClass`, `DrugMatch::has_class`, `Terminology::builtin/identify`) with a tiny name and
-//! RxNorm-ingredient table. When main gets the real module, take main's version of this file.
+//! The drug terminology: ingredients and their classes and limits, and RxNorm products with
+//! their components and strengths, from the project's own CSV files in `terminology/` (see its
+//! README for the public source of each file).
+//!
+//! The files are compiled into the binary and parsed once, at first use. They are our own
+//! shipped data, so a malformed row is a bug: it panics with the file and line, and the unit
+//! tests parse every file so CI catches it before a release.
+//!
+//! Identification reads every coding AND the text of an order, because a local or wrong code
+//! must never hide a drug (see [`Terminology::identify`]).
+
+mod text;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::LazyLock;
+
+use serde::{Deserialize, Serialize};
 
 use crate::domain::Concept;
 use crate::domain::codes::{normalize_text, system};
-use std::collections::BTreeSet;
+use text::Token;
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IngredientId(u16);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DrugClass {
     Opioid,
@@ -20,6 +34,7 @@ pub enum DrugClass {
     Bisphosphonate,
     Denosumab,
     Anabolic,
+    /// Every bisphosphonate, denosumab, anabolic agent and strontium ranelate also carry this.
     AntiOsteoporosis,
     Calcium,
     VitaminD,
@@ -30,88 +45,828 @@ pub enum DrugClass {
     OpioidAntagonist,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitUnit {
+    Milligram,
+    Microgram,
+    InternationalUnit,
+    MilligramElemental,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DailyLimit {
+    pub amount: f64,
+    pub unit: LimitUnit,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RenalMeasure {
+    CreatinineClearance,
+    Egfr,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RenalCutoff {
+    pub below: f64,
+    pub measure: RenalMeasure,
+    pub contraindicated: bool,
+}
+
+/// A label regimen: a dose of at least `min_dose_mg` may not be repeated sooner than every
+/// `min_interval_days` (alendronate 70 mg: 7 days; risedronate 35 mg: 7, 150 mg: 30.4375;
+/// ibandronate 150 mg oral: 30.4375; zoledronic acid 5 mg: 365.25; denosumab 60 mg: 182.625).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RegimenStep {
+    pub min_dose_mg: f64,
+    pub min_interval_days: f64,
+    /// "weekly", "monthly", "yearly", "every 6 months"
+    pub label: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MmeFactor {
+    PerMilligram(f64),
+    /// Fentanyl transdermal: 2.4 per mcg/h.
+    PerMicrogramPerHour(f64),
+    /// Buprenorphine: the CDC 2022 guideline leaves it out of MME.
+    NotCounted,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ingredient {
+    pub id: IngredientId,
+    /// Lower-case canonical name, e.g. "oxycodone".
+    pub name: String,
+    pub rxcui: Option<String>,
+    pub classes: BTreeSet<DrugClass>,
+    pub max_daily: Option<DailyLimit>,
+    /// Acetaminophen 3000 mg at age >= 65 or hepatic disease.
+    pub max_daily_elderly_or_hepatic: Option<DailyLimit>,
+    pub regimen: Vec<RegimenStep>,
+    pub renal_cutoff: Option<RenalCutoff>,
+    /// None for opioids the CDC 2022 table does not list (meperidine, levorphanol...): unknown.
+    pub mme: Option<MmeFactor>,
+    /// Calcium salts: share of elemental calcium by weight (carbonate 0.40, citrate 0.21);
+    /// None = the amount is already elemental.
+    pub elemental_fraction: Option<f64>,
+    /// Vitamin D: IU per microgram (40).
+    pub iu_per_microgram: Option<f64>,
+    pub source: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProductForm {
+    Tablet,
+    Capsule,
+    Patch,
+    Solution,
+    Injection,
+    Spray,
+    Film,
+    Suppository,
+    Other,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StrengthUnit {
+    Milligram,
+    Microgram,
+    InternationalUnit,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Strength {
+    /// Per tablet / capsule / actuation / suppository / film.
+    PerUnit { amount: f64, unit: StrengthUnit },
+    /// Per millilitre (solutions, injections): "0.3 MG/ML"; `volume_ml` when the product is a
+    /// fixed volume (1 ML syringe).
+    PerMillilitre {
+        amount: f64,
+        unit: StrengthUnit,
+        volume_ml: Option<f64>,
+    },
+    /// Transdermal delivery rate, micrograms per hour (fentanyl 0.075 MG/HR = 75).
+    PerHour { micrograms: f64 },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Component {
+    pub ingredient: IngredientId,
+    pub strength: Option<Strength>,
+    /// Calcium: true when the strength is stated as elemental.
+    pub elemental: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MatchedBy {
+    ProductCode,
+    IngredientCode,
+    ProductText,
+    IngredientText,
+}
+
+#[derive(Clone, Debug, PartialEq)]
 pub struct DrugMatch {
-    classes: BTreeSet<DrugClass>,
-    ingredients: Vec<&'static str>,
+    pub matched_by: MatchedBy,
+    pub product_rxcui: Option<String>,
+    pub form: Option<ProductForm>,
+    pub components: Vec<Component>,
 }
 
 impl DrugMatch {
-    pub fn has_class(&self, _t: &Terminology, class: DrugClass) -> bool {
-        self.classes.contains(&class)
-    }
-
-    pub fn ingredient_names(&self) -> Vec<&str> {
-        self.ingredients.clone()
+    pub fn has_class(&self, t: &Terminology, class: DrugClass) -> bool {
+        self.components
+            .iter()
+            .any(|c| t.ingredient(c.ingredient).classes.contains(&class))
     }
 }
 
+/// FNV-1a: the keys are short drug words and codes from our own tables; a fast non-keyed hash
+/// halves the cost of reading free text (no untrusted party chooses the table keys).
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type Map<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
+
 pub struct Terminology {
-    table: Vec<(&'static str, Option<&'static str>, &'static [DrugClass])>,
+    ingredients: Vec<Ingredient>,
+    by_name: Map<String, IngredientId>,
+    by_rxcui: Map<String, IngredientId>,
+    /// Normalized name or synonym (tokens joined by one space) -> ingredients, in order.
+    phrases: Map<String, Vec<IngredientId>>,
+    /// First token of a phrase -> the longest phrase (in tokens) starting with it.
+    phrase_starts: Map<String, usize>,
+    /// Table products: (rxcui, match). Products without a code are matched by name only.
+    products: Vec<(Option<String>, DrugMatch)>,
+    product_by_rxcui: Map<String, usize>,
+    product_by_text: Map<String, usize>,
+}
+
+const INGREDIENTS_CSV: (&str, &str) = (
+    "terminology/ingredients.csv",
+    include_str!("../../terminology/ingredients.csv"),
+);
+const SYNONYMS_CSV: (&str, &str) = (
+    "terminology/synonyms.csv",
+    include_str!("../../terminology/synonyms.csv"),
+);
+const OPIOID_PRODUCTS_CSV: (&str, &str) = (
+    "terminology/products-opioid-rxnorm.csv",
+    include_str!("../../terminology/products-opioid-rxnorm.csv"),
+);
+const OTHER_PRODUCTS_CSV: (&str, &str) = (
+    "terminology/products-other-rxnorm.csv",
+    include_str!("../../terminology/products-other-rxnorm.csv"),
+);
+
+static BUILTIN: LazyLock<Terminology> = LazyLock::new(Terminology::load);
+
+/// Reads every row of one of our CSV files; a row that does not parse is a bug in shipped data.
+fn rows<T: for<'de> Deserialize<'de>>((file, data): (&str, &str)) -> Vec<T> {
+    let mut reader = csv::Reader::from_reader(data.as_bytes());
+    reader
+        .deserialize::<T>()
+        .map(|row| {
+            row.unwrap_or_else(|err| {
+                let line = err.position().map_or(0, |p| p.line());
+                panic!("{file}:{line}: malformed terminology row: {err}")
+            })
+        })
+        .collect()
+}
+
+fn bad(file: &str, what: &str, value: &str) -> ! {
+    panic!("{file}: {what} {value:?} is not valid")
+}
+
+#[derive(Deserialize)]
+struct IngredientRow {
+    name: String,
+    rxcui: String,
+    #[allow(dead_code)]
+    rxcui_confirmed: String,
+    classes: String,
+    max_daily: Option<f64>,
+    max_daily_unit: String,
+    max_daily_elderly_or_hepatic: Option<f64>,
+    regimen: String,
+    renal_below: Option<f64>,
+    renal_measure: String,
+    renal_contraindicated: String,
+    mme: String,
+    elemental_fraction: Option<f64>,
+    iu_per_microgram: Option<f64>,
+    #[allow(dead_code)]
+    notes: String,
+    source: String,
+}
+
+#[derive(Deserialize)]
+struct SynonymRow {
+    synonym: String,
+    ingredients: String,
+    #[allow(dead_code)]
+    source: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OpioidProductRow {
+    drug_rxcui: String,
+    drug_name: String,
+    #[allow(dead_code)]
+    dose_form_rxcui: String,
+    dose_form_name: String,
+    ingredient_rxcui: String,
+    #[allow(dead_code)]
+    ingredient_name: String,
+    #[allow(dead_code)]
+    strength: String,
+    strength_value: f64,
+    strength_unit: String,
+}
+
+#[derive(Deserialize)]
+struct OtherProductRow {
+    rxcui: String,
+    #[allow(dead_code)]
+    rxcui_confirmed: String,
+    name: String,
+    dose_form: String,
+    #[allow(dead_code)]
+    source: String,
+}
+
+fn class_of(file: &str, name: &str) -> DrugClass {
+    match name {
+        "opioid" => DrugClass::Opioid,
+        "acetaminophen" => DrugClass::Acetaminophen,
+        "nsaid" => DrugClass::Nsaid,
+        "muscle_relaxant" => DrugClass::MuscleRelaxant,
+        "calcitonin" => DrugClass::Calcitonin,
+        "bisphosphonate" => DrugClass::Bisphosphonate,
+        "denosumab" => DrugClass::Denosumab,
+        "anabolic" => DrugClass::Anabolic,
+        "anti_osteoporosis" => DrugClass::AntiOsteoporosis,
+        "calcium" => DrugClass::Calcium,
+        "vitamin_d" => DrugClass::VitaminD,
+        "benzodiazepine" => DrugClass::Benzodiazepine,
+        "gabapentinoid" => DrugClass::Gabapentinoid,
+        "laxative" => DrugClass::Laxative,
+        "anticoagulant" => DrugClass::Anticoagulant,
+        "opioid_antagonist" => DrugClass::OpioidAntagonist,
+        other => bad(file, "class", other),
+    }
+}
+
+fn limit_unit(file: &str, unit: &str) -> LimitUnit {
+    match unit {
+        "mg" => LimitUnit::Milligram,
+        "mcg" => LimitUnit::Microgram,
+        "iu" => LimitUnit::InternationalUnit,
+        "mg_elemental" => LimitUnit::MilligramElemental,
+        other => bad(file, "daily limit unit", other),
+    }
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    let s = s.trim();
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+/// The key of a phrase as identify looks it up: its tokens joined by one space.
+fn phrase_key(tokens: &[Token<'_>]) -> Option<String> {
+    let mut key = String::new();
+    for t in tokens {
+        let part = t.key()?;
+        if !key.is_empty() {
+            key.push(' ');
+        }
+        key.push_str(part);
+    }
+    Some(key)
 }
 
 impl Terminology {
+    /// The terminology compiled into this binary, parsed on first use.
     pub fn builtin() -> &'static Terminology {
-        use DrugClass::*;
-        static T: std::sync::LazyLock<Terminology> = std::sync::LazyLock::new(|| Terminology {
-            table: vec![
-                ("oxycodone", Some("7804"), &[Opioid]),
-                ("morphine", Some("7052"), &[Opioid]),
-                ("hydromorphone", Some("3423"), &[Opioid]),
-                ("hydrocodone", Some("5489"), &[Opioid]),
-                ("tramadol", Some("10689"), &[Opioid]),
-                ("fentanyl", Some("4337"), &[Opioid]),
-                ("acetaminophen", Some("161"), &[Acetaminophen]),
-                ("ibuprofen", Some("5640"), &[Nsaid]),
-                ("naproxen", Some("7258"), &[Nsaid]),
-                ("ketorolac", None, &[Nsaid]),
-                ("celecoxib", None, &[Nsaid]),
-                ("cyclobenzaprine", Some("21949"), &[MuscleRelaxant]),
-                ("methocarbamol", None, &[MuscleRelaxant]),
-                ("carisoprodol", None, &[MuscleRelaxant]),
-                ("calcitonin", None, &[Calcitonin]),
-                (
-                    "alendronate",
-                    Some("46041"),
-                    &[Bisphosphonate, AntiOsteoporosis],
-                ),
-                (
-                    "zoledronic acid",
-                    Some("77655"),
-                    &[Bisphosphonate, AntiOsteoporosis],
-                ),
-                ("denosumab", Some("993449"), &[Denosumab, AntiOsteoporosis]),
-                ("teriparatide", None, &[Anabolic, AntiOsteoporosis]),
-                ("senna", None, &[Laxative]),
-                ("sennosides", None, &[Laxative]),
-                ("polyethylene glycol", None, &[Laxative]),
-                ("docusate", None, &[Laxative]),
-                ("apixaban", None, &[Anticoagulant]),
-                ("warfarin", None, &[Anticoagulant]),
-                ("enoxaparin", None, &[Anticoagulant]),
-                ("heparin", None, &[Anticoagulant]),
-            ],
-        });
-        &T
+        &BUILTIN
     }
 
-    pub fn identify(&self, medication: &Concept) -> Option<DrugMatch> {
-        let texts: Vec<String> = medication.texts().map(normalize_text).collect();
-        let codes: Vec<&str> = medication.codes_in(system::RXNORM).collect();
-        let mut found = DrugMatch {
-            classes: BTreeSet::new(),
+    fn load() -> Terminology {
+        let mut t = Terminology {
             ingredients: Vec::new(),
+            by_name: Map::default(),
+            by_rxcui: Map::default(),
+            phrases: Map::default(),
+            phrase_starts: Map::default(),
+            products: Vec::new(),
+            product_by_rxcui: Map::default(),
+            product_by_text: Map::default(),
         };
-        for (name, rxcui, classes) in &self.table {
-            let by_code = rxcui.is_some_and(|c| codes.contains(&c));
-            let by_text = texts
-                .iter()
-                .any(|t| crate::pathway::value_set::contains_words(t, name));
-            if by_code || by_text {
-                found.classes.extend(classes.iter().copied());
-                found.ingredients.push(name);
+        let file = INGREDIENTS_CSV.0;
+        for row in rows::<IngredientRow>(INGREDIENTS_CSV) {
+            let id = IngredientId(u16::try_from(t.ingredients.len()).expect("fewer than 65536"));
+            let name = row.name.trim().to_lowercase();
+            let classes = row
+                .classes
+                .split(';')
+                .map(|c| class_of(file, c.trim()))
+                .collect();
+            let unit = non_empty(&row.max_daily_unit).map(|u| limit_unit(file, &u));
+            let limit = |amount: Option<f64>| {
+                amount.map(|amount| DailyLimit {
+                    amount,
+                    unit: unit.unwrap_or_else(|| bad(file, "missing unit for", &name)),
+                })
+            };
+            let regimen = row
+                .regimen
+                .split('|')
+                .filter(|s| !s.trim().is_empty())
+                .map(|step| {
+                    let mut parts = step.splitn(3, ':');
+                    let mut num = || {
+                        parts
+                            .next()
+                            .and_then(|p| p.trim().parse::<f64>().ok())
+                            .unwrap_or_else(|| bad(file, "regimen", step))
+                    };
+                    let (min_dose_mg, min_interval_days) = (num(), num());
+                    let label = parts.next().unwrap_or_else(|| bad(file, "regimen", step));
+                    RegimenStep {
+                        min_dose_mg,
+                        min_interval_days,
+                        label: label.trim().to_owned(),
+                    }
+                })
+                .collect();
+            let renal_cutoff = row.renal_below.map(|below| RenalCutoff {
+                below,
+                measure: match row.renal_measure.trim() {
+                    "crcl" => RenalMeasure::CreatinineClearance,
+                    "egfr" => RenalMeasure::Egfr,
+                    other => bad(file, "renal measure", other),
+                },
+                contraindicated: match row.renal_contraindicated.trim() {
+                    "yes" => true,
+                    "no" => false,
+                    other => bad(file, "renal_contraindicated", other),
+                },
+            });
+            let mme = match row.mme.trim() {
+                "" => None,
+                "not_counted" => Some(MmeFactor::NotCounted),
+                s => Some(match s.strip_suffix("/mcg_h") {
+                    Some(f) => MmeFactor::PerMicrogramPerHour(
+                        f.parse().unwrap_or_else(|_| bad(file, "mme", s)),
+                    ),
+                    None => {
+                        MmeFactor::PerMilligram(s.parse().unwrap_or_else(|_| bad(file, "mme", s)))
+                    }
+                }),
+            };
+            let ingredient = Ingredient {
+                id,
+                name: name.clone(),
+                rxcui: non_empty(&row.rxcui),
+                classes,
+                max_daily: limit(row.max_daily),
+                max_daily_elderly_or_hepatic: limit(row.max_daily_elderly_or_hepatic),
+                regimen,
+                renal_cutoff,
+                mme,
+                elemental_fraction: row.elemental_fraction,
+                iu_per_microgram: row.iu_per_microgram,
+                source: row.source,
+            };
+            if let Some(code) = &ingredient.rxcui {
+                assert!(
+                    t.by_rxcui.insert(code.clone(), id).is_none(),
+                    "{file}: duplicate rxcui {code}"
+                );
+            }
+            assert!(
+                t.by_name.insert(name.clone(), id).is_none(),
+                "{file}: duplicate {name}"
+            );
+            t.add_phrase(&name, vec![id]);
+            t.ingredients.push(ingredient);
+        }
+        let file = SYNONYMS_CSV.0;
+        for row in rows::<SynonymRow>(SYNONYMS_CSV) {
+            let ids = row
+                .ingredients
+                .split('+')
+                .map(|n| {
+                    t.ingredient_by_name(n.trim())
+                        .unwrap_or_else(|| bad(file, "ingredient", n))
+                })
+                .collect();
+            t.add_phrase(&row.synonym, ids);
+        }
+
+        // Opioid products: one row per opioid component, the strength from the table.
+        let file = OPIOID_PRODUCTS_CSV.0;
+        let mut opioid_rows: Vec<(String, String, String, Vec<Component>)> = Vec::new();
+        for row in rows::<OpioidProductRow>(OPIOID_PRODUCTS_CSV) {
+            let ingredient = *t
+                .by_rxcui
+                .get(row.ingredient_rxcui.trim())
+                .unwrap_or_else(|| bad(file, "ingredient rxcui", &row.ingredient_rxcui));
+            let normalized = normalize_text(&row.drug_name);
+            let volume_ml = text::fixed_volume_ml(&text::lex(&normalized));
+            let v = row.strength_value;
+            let strength = match row.strength_unit.trim() {
+                "MG" | "MG/ACTUAT" => Strength::PerUnit {
+                    amount: v,
+                    unit: StrengthUnit::Milligram,
+                },
+                "MG/HR" => Strength::PerHour {
+                    micrograms: v * 1000.0,
+                },
+                "MG/ML" => Strength::PerMillilitre {
+                    amount: v,
+                    unit: StrengthUnit::Milligram,
+                    volume_ml,
+                },
+                other => bad(file, "strength unit", other),
+            };
+            let component = Component {
+                ingredient,
+                strength: Some(strength),
+                elemental: false,
+            };
+            match opioid_rows.last_mut() {
+                Some(last) if last.0 == row.drug_rxcui => last.3.push(component),
+                _ => opioid_rows.push((
+                    row.drug_rxcui,
+                    row.drug_name,
+                    row.dose_form_name,
+                    vec![component],
+                )),
             }
         }
-        (!found.ingredients.is_empty()).then_some(found)
+        for (rxcui, name, form, mut components) in opioid_rows {
+            // The table lists only the opioid parts; the other parts (acetaminophen 325 MG,
+            // naloxone) come from the RxNorm name, so class rules see the whole product.
+            let normalized = normalize_text(&name);
+            if let Some(parsed) = t.match_text(&normalized) {
+                for c in parsed.components {
+                    if !components.iter().any(|k| k.ingredient == c.ingredient) {
+                        components.push(c);
+                    }
+                }
+            }
+            let form = text::form_of(&text::lex(&normalize_text(&form)));
+            t.add_product(Some(rxcui), &normalized, form, components);
+        }
+        let file = OTHER_PRODUCTS_CSV.0;
+        for row in rows::<OtherProductRow>(OTHER_PRODUCTS_CSV) {
+            let normalized = normalize_text(&row.name);
+            let parsed = t
+                .match_text(&normalized)
+                .unwrap_or_else(|| bad(file, "product name (no known ingredient)", &row.name));
+            let form = text::form_of(&text::lex(&normalize_text(&row.dose_form)));
+            t.add_product(non_empty(&row.rxcui), &normalized, form, parsed.components);
+        }
+        t
+    }
+
+    fn add_phrase(&mut self, phrase: &str, ids: Vec<IngredientId>) {
+        let normalized = normalize_text(phrase);
+        let tokens = text::lex(&normalized);
+        let Some(key) = phrase_key(&tokens).filter(|k| !k.is_empty()) else {
+            panic!("terminology: phrase {phrase:?} cannot be matched")
+        };
+        let first = tokens[0].key().expect("phrase_key checked").to_owned();
+        let longest = self.phrase_starts.entry(first).or_insert(0);
+        *longest = (*longest).max(tokens.len());
+        self.phrases.insert(key, ids);
+    }
+
+    fn add_product(
+        &mut self,
+        rxcui: Option<String>,
+        normalized_name: &str,
+        form: Option<ProductForm>,
+        components: Vec<Component>,
+    ) {
+        let index = self.products.len();
+        let m = DrugMatch {
+            matched_by: MatchedBy::ProductCode,
+            product_rxcui: rxcui.clone(),
+            form,
+            components,
+        };
+        if let Some(code) = &rxcui {
+            assert!(
+                self.product_by_rxcui.insert(code.clone(), index).is_none(),
+                "terminology: duplicate product rxcui {code}"
+            );
+        }
+        self.product_by_text
+            .entry(normalized_name.to_owned())
+            .or_insert(index);
+        self.products.push((rxcui, m));
+    }
+
+    /// Reads ingredients, strengths and form from normalized text. Ingredient names are matched
+    /// on whole tokens, longest phrase first, so "codeine" never matches inside "hydrocodone"
+    /// and "calcium carbonate" wins over "calcium".
+    fn match_text(&self, normalized: &str) -> Option<DrugMatch> {
+        let tokens = text::lex(normalized);
+        let mut components: Vec<Component> = Vec::new();
+        let mut key = String::new();
+        let mut run: Vec<IngredientId> = Vec::new();
+        let mut run_end = usize::MAX;
+        let mut i = 0;
+        while i < tokens.len() {
+            let Some(longest) = tokens[i].key().and_then(|k| self.phrase_starts.get(k)) else {
+                i += 1;
+                continue;
+            };
+            let mut found = None;
+            for len in (1..=(*longest).min(tokens.len() - i)).rev() {
+                key.clear();
+                let mut ok = true;
+                for t in &tokens[i..i + len] {
+                    match t.key() {
+                        Some(part) => {
+                            if !key.is_empty() {
+                                key.push(' ');
+                            }
+                            key.push_str(part);
+                        }
+                        None => ok = false,
+                    }
+                }
+                if ok && let Some(ids) = self.phrases.get(key.as_str()) {
+                    found = Some((ids, len));
+                    break;
+                }
+            }
+            let Some((ids, len)) = found else {
+                i += 1;
+                continue;
+            };
+            let mut j = i + len;
+            while let Some(Token::Word(w)) = tokens.get(j) {
+                if text::is_salt_word(w) {
+                    j += 1;
+                } else {
+                    break;
+                }
+            }
+            // Ingredient names written back to back without strengths ("oxycodone/
+            // acetaminophen 5/325", "hydrocodone-acetaminophen 5-325 mg") share the numbers
+            // that follow, in the order the names were written.
+            let adjacent = run_end == i
+                || (run_end.checked_add(1) == Some(i)
+                    && matches!(tokens.get(run_end), Some(Token::Slash)));
+            if !adjacent {
+                run.clear();
+            }
+            run.extend(ids.iter().copied());
+            let own = read_strengths(&tokens, &mut j, ids.len());
+            let (named, strengths): (&[IngredientId], _) =
+                if own.is_empty() && run.len() > ids.len() {
+                    (&run, read_strengths(&tokens, &mut j, run.len()))
+                } else {
+                    (ids, own)
+                };
+            for (n, id) in named.iter().enumerate() {
+                let (strength, elemental) = strengths.get(n).copied().flatten().unzip();
+                let elemental = elemental.unwrap_or(false);
+                match components.iter_mut().find(|c| c.ingredient == *id) {
+                    Some(existing) if existing.strength.is_none() => {
+                        existing.strength = strength;
+                        existing.elemental = elemental;
+                    }
+                    Some(_) => {}
+                    None => components.push(Component {
+                        ingredient: *id,
+                        strength,
+                        elemental,
+                    }),
+                }
+            }
+            if !strengths.is_empty() {
+                run.clear();
+            }
+            run_end = j;
+            i = j.max(i + 1);
+        }
+        if components.is_empty() {
+            return None;
+        }
+        if let Some(volume) = text::fixed_volume_ml(&tokens) {
+            for c in &mut components {
+                if let Some(Strength::PerMillilitre { volume_ml, .. }) = &mut c.strength {
+                    volume_ml.get_or_insert(volume);
+                }
+            }
+        }
+        Some(DrugMatch {
+            matched_by: MatchedBy::IngredientText,
+            product_rxcui: None,
+            form: text::form_of(&tokens),
+            components,
+        })
+    }
+
+    /// Identify the drug of an order from every coding and the text/displays.
+    ///
+    /// Order of trust: an RxNorm product code in the table (the product table is
+    /// authoritative: when the text names another drug, the code's product is returned), then
+    /// an RxNorm ingredient code (strength, form and the other parts of a combination taken
+    /// from the text when the text names the same ingredient; when the text names another
+    /// drug, the code wins), then the normalized text and displays: an exact RxNorm product
+    /// name, else ingredient names, synonyms and brands read word by word with their
+    /// strengths. Codes in other systems, and unknown or local RxNorm codes, are ignored, so
+    /// the text still finds the drug. Returns None when nothing names a known ingredient.
+    pub fn identify(&self, medication: &Concept) -> Option<DrugMatch> {
+        for code in medication.codes_in(system::RXNORM) {
+            if let Some(&index) = self.product_by_rxcui.get(code) {
+                return Some(self.products[index].1.clone());
+            }
+        }
+        let mut by_text = None;
+        for text in medication.texts() {
+            let normalized = normalize_text(&text::without_thousands_separators(text));
+            if let Some(&index) = self.product_by_text.get(&normalized) {
+                let mut m = self.products[index].1.clone();
+                m.matched_by = MatchedBy::ProductText;
+                by_text = Some(m);
+                break;
+            }
+            if by_text.is_none() {
+                by_text = self.match_text(&normalized);
+            }
+        }
+        for code in medication.codes_in(system::RXNORM) {
+            if let Some(&id) = self.by_rxcui.get(code) {
+                // The text may add what an ingredient code cannot say: the strength, the form,
+                // and the other parts of a combination ("Percocet" coded as oxycodone).
+                return Some(match by_text {
+                    Some(m) if m.components.iter().any(|c| c.ingredient == id) => DrugMatch {
+                        matched_by: MatchedBy::IngredientCode,
+                        product_rxcui: m.product_rxcui,
+                        ..m
+                    },
+                    _ => DrugMatch {
+                        matched_by: MatchedBy::IngredientCode,
+                        product_rxcui: None,
+                        form: None,
+                        components: vec![Component {
+                            ingredient: id,
+                            strength: None,
+                            elemental: false,
+                        }],
+                    },
+                });
+            }
+        }
+        by_text
+    }
+
+    pub fn ingredient(&self, id: IngredientId) -> &Ingredient {
+        &self.ingredients[usize::from(id.0)]
+    }
+
+    /// By canonical name or any synonym naming exactly one ingredient, case and punctuation
+    /// insensitive ("Tylenol" -> acetaminophen).
+    pub fn ingredient_by_name(&self, name: &str) -> Option<IngredientId> {
+        let normalized = normalize_text(name);
+        if let Some(&id) = self.by_name.get(&normalized) {
+            return Some(id);
+        }
+        let key = phrase_key(&text::lex(&normalized))?;
+        match self.phrases.get(&key).map(Vec::as_slice) {
+            Some([id]) => Some(*id),
+            _ => None,
+        }
+    }
+
+    pub fn ingredients(&self) -> impl Iterator<Item = &Ingredient> {
+        self.ingredients.iter()
+    }
+
+    /// The coded opioid products of the product table (product rxcui, components), for the
+    /// MME agreement test: every product with at least one opioid component.
+    pub fn products(&self) -> impl Iterator<Item = (&str, &DrugMatch)> {
+        self.all_products()
+            .filter(|(_, m)| m.has_class(self, DrugClass::Opioid))
+    }
+
+    /// Every coded product of both product tables, opioid and non-opioid.
+    pub fn all_products(&self) -> impl Iterator<Item = (&str, &DrugMatch)> {
+        self.products
+            .iter()
+            .filter_map(|(code, m)| code.as_deref().map(|c| (c, m)))
+    }
+
+    /// The elemental calcium of a component in mg per unit, when it is a calcium ingredient
+    /// with a strength in mg: salts are converted by their elemental fraction unless the
+    /// strength is stated as elemental.
+    pub fn elemental_calcium_mg(&self, component: &Component) -> Option<f64> {
+        let ingredient = self.ingredient(component.ingredient);
+        if !ingredient.classes.contains(&DrugClass::Calcium) {
+            return None;
+        }
+        let Some(Strength::PerUnit {
+            amount,
+            unit: StrengthUnit::Milligram,
+        }) = component.strength
+        else {
+            return None;
+        };
+        match ingredient.elemental_fraction {
+            Some(fraction) if !component.elemental => Some(amount * fraction),
+            _ => Some(amount),
+        }
     }
 }
+
+/// Strengths after an ingredient phrase: one per ingredient ("oxycodone 5 mg"), or for a
+/// combination "5/325", "5-325" or "5 mg/325 mg" in the order the ingredients were named.
+fn read_strengths(
+    tokens: &[Token<'_>],
+    j: &mut usize,
+    count: usize,
+) -> Vec<Option<(Strength, bool)>> {
+    if let Some((strength, elemental, next)) = text::parse_strength(tokens, *j) {
+        *j = next;
+        let mut out = vec![Some((strength, elemental))];
+        while out.len() < count {
+            match (tokens.get(*j), text::parse_strength(tokens, *j + 1)) {
+                (Some(Token::Slash), Some((s, e, next))) => {
+                    out.push(Some((s, e)));
+                    *j = next;
+                }
+                _ => break,
+            }
+        }
+        return out;
+    }
+    if count > 1 {
+        // "percocet 5/325": bare numbers in milligrams, separated by slashes; or by spaces
+        // ("5-325" after normalization) only when "mg" follows, so that "percocet 1-2 tabs"
+        // is read as a count of tablets, not as strengths.
+        let mut numbers = Vec::new();
+        let mut all_slashed = true;
+        let mut k = *j;
+        while let Some(Token::Number(_, v)) = tokens.get(k) {
+            numbers.push(*v);
+            k += 1;
+            if numbers.len() == count {
+                break;
+            }
+            if matches!(tokens.get(k), Some(Token::Slash)) {
+                k += 1;
+            } else {
+                all_slashed = false;
+            }
+        }
+        let mg_follows = matches!(tokens.get(k), Some(Token::Word("mg")));
+        if numbers.len() == count && (all_slashed || mg_follows) {
+            if mg_follows {
+                k += 1;
+            }
+            *j = k;
+            return numbers
+                .into_iter()
+                .map(|amount| {
+                    Some((
+                        Strength::PerUnit {
+                            amount,
+                            unit: StrengthUnit::Milligram,
+                        },
+                        false,
+                    ))
+                })
+                .collect();
+        }
+    }
+    Vec::new()
+}
+
+#[cfg(test)]
+mod tests;

@@ -186,3 +186,25 @@ pub fn number(finding: &Finding, name: &str) -> f64 {
         .and_then(serde_json::Value::as_f64)
         .unwrap_or_else(|| panic!("finding has no number {name:?}: {finding:#?}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Concept, MedicationOrder};
+
+    #[test]
+    fn unidentified_drafts_are_listed_as_unrecognized() {
+        let case = Case::new(vcf_patient())
+            .medication(MedicationOrder::new(
+                "MedicationRequest/x",
+                Concept::from_text("Zzyzxomab 5 mg"),
+            ))
+            .medication(MedicationOrder::new(
+                "MedicationRequest/y",
+                Concept::from_text("oxycodone 5 mg tablet"),
+            ));
+        let unrecognized = case.evaluate().unrecognized;
+        assert_eq!(unrecognized.len(), 1);
+        assert_eq!(unrecognized[0].order_ref.as_str(), "MedicationRequest/x");
+    }
+}

@@ -1,0 +1,303 @@
+//! Reading drug names out of normalized order text: a tiny lexer (words, numbers, slashes) and
+//! a strength parser. Used at load time for the product table's RxNorm names and at call time
+//! for free text only, so the per-call cost is one pass over a short string.
+
+use super::{ProductForm, Strength, StrengthUnit};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Token<'a> {
+    Word(&'a str),
+    Number(&'a str, f64),
+    Slash,
+}
+
+impl<'a> Token<'a> {
+    /// The text used for phrase keys; slashes never join a phrase.
+    pub(crate) fn key(&self) -> Option<&'a str> {
+        match *self {
+            Token::Word(w) => Some(w),
+            Token::Number(n, _) => Some(n),
+            Token::Slash => None,
+        }
+    }
+}
+
+/// Splits normalized text (see `crate::domain::codes::normalize_text`) into tokens. Letters and
+/// digits are split apart ("5mg" -> 5, mg; "d3" -> d, 3) so that typed and RxNorm spellings of
+/// the same strength read alike; "/" is kept as its own token because it separates both
+/// combination parts ("325 mg / oxycodone") and strength denominators ("mg/ml").
+pub(crate) fn lex(text: &str) -> Vec<Token<'_>> {
+    let mut tokens = Vec::with_capacity(text.len() / 3 + 1);
+    let bytes = text.as_bytes();
+    let mut chars = text.char_indices().peekable();
+    while let Some(&(start, ch)) = chars.peek() {
+        if ch.is_ascii_digit() {
+            let mut end = start;
+            let mut seen_dot = false;
+            while let Some(&(i, c)) = chars.peek() {
+                let dot_then_digit =
+                    c == '.' && !seen_dot && bytes.get(i + 1).is_some_and(|b| b.is_ascii_digit());
+                if c.is_ascii_digit() || dot_then_digit {
+                    seen_dot |= c == '.';
+                    end = i + c.len_utf8();
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            let s = &text[start..end];
+            if let Ok(v) = s.parse::<f64>() {
+                tokens.push(Token::Number(s, v));
+            }
+        } else if ch.is_alphabetic() {
+            let mut end = start;
+            while let Some(&(i, c)) = chars.peek() {
+                if c.is_alphabetic() {
+                    end = i + c.len_utf8();
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            tokens.push(Token::Word(&text[start..end]));
+        } else {
+            if ch == '/' {
+                tokens.push(Token::Slash);
+            }
+            chars.next();
+        }
+    }
+    tokens
+}
+
+/// Drops thousands separators ("50,000 units" -> "50000 units") before normalization would turn
+/// the comma into a space and split the number. Only a comma between a digit and exactly three
+/// digits counts; the text is copied only when one is present.
+pub(crate) fn without_thousands_separators(raw: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = raw.as_bytes();
+    let is_separator = |i: usize| {
+        bytes[i] == b','
+            && i > 0
+            && bytes[i - 1].is_ascii_digit()
+            && bytes.len() >= i + 4
+            && bytes[i + 1..i + 4].iter().all(u8::is_ascii_digit)
+            && bytes.get(i + 4).is_none_or(|b| !b.is_ascii_digit())
+    };
+    if !(0..bytes.len()).any(is_separator) {
+        return std::borrow::Cow::Borrowed(raw);
+    }
+    let mut out = String::with_capacity(raw.len());
+    for (i, ch) in raw.char_indices() {
+        if !(ch == ',' && is_separator(i)) {
+            out.push(ch);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Salt and release-modifier words that sit between an ingredient name and its strength and must not
+/// stop a match ("oxycodone hydrochloride 5 MG"). Calcium and magnesium salts are ingredient
+/// names of their own and are matched first as longer phrases.
+pub(crate) fn is_salt_word(word: &str) -> bool {
+    matches!(
+        word,
+        "hydrochloride"
+            | "hcl"
+            | "sulfate"
+            | "sulphate"
+            | "tartrate"
+            | "bitartrate"
+            | "sodium"
+            | "potassium"
+            | "phosphate"
+            | "citrate"
+            | "acetate"
+            | "mesylate"
+            | "napsylate"
+            | "maleate"
+            | "besylate"
+            | "monohydrate"
+            | "anhydrous"
+            | "hydrobromide"
+            | "terephthalate"
+            | "succinate"
+            | "fumarate"
+            | "base"
+            // Release modifiers typed between name and strength ("MORPHINE ER 20 MG").
+            | "er"
+            | "ir"
+            | "sr"
+            | "xr"
+            | "cr"
+            | "ext"
+            | "extended"
+            | "immediate"
+            | "release"
+    )
+}
+
+enum Numerator {
+    Unit(StrengthUnit, f64),
+}
+
+fn numerator_unit(word: &str) -> Option<Numerator> {
+    Some(match word {
+        "mg" | "milligram" | "milligrams" => Numerator::Unit(StrengthUnit::Milligram, 1.0),
+        "g" | "gm" | "gram" | "grams" => Numerator::Unit(StrengthUnit::Milligram, 1000.0),
+        "mcg" | "ug" | "µg" | "microgram" | "micrograms" => {
+            Numerator::Unit(StrengthUnit::Microgram, 1.0)
+        }
+        "iu" | "unt" | "unit" | "units" | "u" => {
+            Numerator::Unit(StrengthUnit::InternationalUnit, 1.0)
+        }
+        _ => return None,
+    })
+}
+
+/// A strength read at `tokens[i..]`: the strength, whether "elemental" follows it, and the
+/// index after it.
+pub(crate) fn parse_strength(tokens: &[Token<'_>], i: usize) -> Option<(Strength, bool, usize)> {
+    let Some(Token::Number(_, value)) = tokens.get(i) else {
+        return None;
+    };
+    let Some(Token::Word(unit_word)) = tokens.get(i + 1) else {
+        return None;
+    };
+    let Numerator::Unit(unit, scale) = numerator_unit(unit_word)?;
+    let amount = value * scale;
+    let mut next = i + 2;
+    let mut strength = Strength::PerUnit { amount, unit };
+    let denominator = match (tokens.get(next), tokens.get(next + 1)) {
+        (Some(Token::Slash), Some(Token::Word(d))) => Some((*d, 2)),
+        (Some(Token::Word("per")), Some(Token::Word(d))) => Some((*d, 2)),
+        _ => None,
+    };
+    if let Some((d, width)) = denominator {
+        match d {
+            "ml" | "milliliter" | "millilitre" => {
+                strength = Strength::PerMillilitre {
+                    amount,
+                    unit,
+                    volume_ml: None,
+                };
+                next += width;
+            }
+            "hr" | "h" | "hour" => {
+                let micrograms = match unit {
+                    StrengthUnit::Milligram => amount * 1000.0,
+                    _ => amount,
+                };
+                strength = Strength::PerHour { micrograms };
+                next += width;
+            }
+            "actuat" | "actuation" | "spray" | "dose" | "tab" | "tablet" | "cap" | "capsule" => {
+                next += width;
+            }
+            _ => {}
+        }
+    }
+    let elemental = tokens[next..]
+        .iter()
+        .take(2)
+        .any(|t| matches!(t, Token::Word("elemental")));
+    Some((strength, elemental, next))
+}
+
+/// A fixed volume stated apart from the strength: "1 ML denosumab 60 MG/ML", "... 100 ml bag".
+pub(crate) fn fixed_volume_ml(tokens: &[Token<'_>]) -> Option<f64> {
+    tokens.windows(2).enumerate().find_map(|(i, w)| match w {
+        [
+            Token::Number(_, v),
+            Token::Word("ml" | "milliliter" | "millilitre"),
+        ] if i == 0 || !matches!(tokens[i - 1], Token::Slash) => Some(*v),
+        _ => None,
+    })
+}
+
+/// The dose form named first in the text ("Tablet for Oral Suspension" is a tablet).
+pub(crate) fn form_of(tokens: &[Token<'_>]) -> Option<ProductForm> {
+    tokens.iter().find_map(|t| {
+        let Token::Word(w) = t else { return None };
+        Some(match *w {
+            "tablet" | "tablets" | "tab" | "tabs" | "caplet" => ProductForm::Tablet,
+            "capsule" | "capsules" | "cap" | "caps" => ProductForm::Capsule,
+            "transdermal" | "patch" => ProductForm::Patch,
+            "solution" | "suspension" | "elixir" | "syrup" | "liquid" | "powder" => {
+                ProductForm::Solution
+            }
+            "injection" | "injectable" | "inj" | "syringe" | "cartridge" | "infusion"
+            | "injector" | "iv" => ProductForm::Injection,
+            "spray" => ProductForm::Spray,
+            "film" => ProductForm::Film,
+            "suppository" | "suppositories" => ProductForm::Suppository,
+            "lozenge" | "implant" | "pack" => ProductForm::Other,
+            _ => return None,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lexer_splits_numbers_from_units() {
+        assert_eq!(
+            lex("oxycodone 5mg/325 tab"),
+            vec![
+                Token::Word("oxycodone"),
+                Token::Number("5", 5.0),
+                Token::Word("mg"),
+                Token::Slash,
+                Token::Number("325", 325.0),
+                Token::Word("tab"),
+            ]
+        );
+        assert_eq!(lex("0.075 mg/hr")[0], Token::Number("0.075", 0.075));
+        assert_eq!(lex("vitamin d3"), lex("vitamin d 3"));
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(
+            without_thousands_separators("D2 50,000 units"),
+            "D2 50000 units"
+        );
+        assert_eq!(
+            without_thousands_separators("1,250 mg, 2 tabs"),
+            "1250 mg, 2 tabs"
+        );
+        assert_eq!(
+            without_thousands_separators("5,32 x,123 1,2345"),
+            "5,32 x,123 1,2345"
+        );
+    }
+
+    #[test]
+    fn strengths_per_unit_per_ml_per_hour() {
+        let t = lex("0.075 mg/hr");
+        assert!(
+            matches!(parse_strength(&t, 0), Some((Strength::PerHour { micrograms }, false, 4)) if (micrograms - 75.0).abs() < 1e-9)
+        );
+        let t = lex("2 mg/ml");
+        assert!(matches!(
+            parse_strength(&t, 0),
+            Some((
+                Strength::PerMillilitre {
+                    amount: 2.0,
+                    unit: StrengthUnit::Milligram,
+                    ..
+                },
+                _,
+                _
+            ))
+        ));
+        let t = lex("500 mg elemental");
+        assert!(matches!(parse_strength(&t, 0), Some((_, true, _))));
+        let t = lex("325 mg / oxycodone");
+        assert!(matches!(
+            parse_strength(&t, 0),
+            Some((Strength::PerUnit { .. }, false, 2))
+        ));
+    }
+}
