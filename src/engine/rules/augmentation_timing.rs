@@ -12,6 +12,7 @@ use crate::domain::{ClinicalFlag, Field};
 use crate::engine::{Emitter, Facts};
 use crate::pathway::{CompileContext, ValueSetId};
 use crate::terminology::DrugClass;
+use crate::terminology::ProductForm;
 use chrono::Duration;
 use serde::Deserialize;
 
@@ -79,7 +80,14 @@ impl AugmentationTiming {
             .medications
             .iter()
             .filter(|m| m.has_class(self.parenteral_class))
-            .filter(|m| matches!(m.order.route, Field::Given(r) if r.is_parenteral()))
+            .filter(|m| match m.order.route {
+                Field::Given(route) => route.is_parenteral(),
+                // No readable route: an injectable product can only be given parenterally.
+                Field::Absent | Field::Unreadable(_) => m
+                    .drug
+                    .as_ref()
+                    .is_some_and(|d| d.form == Some(ProductForm::Injection)),
+            })
             .any(|m| {
                 m.drafted
                     || m.order.authored_on.is_some_and(|at| {
@@ -262,6 +270,32 @@ mod tests {
             case(90, early).expect_severity("VCF-AUGMENT-TIMING", None);
             case(91, early).expect_severity("VCF-AUGMENT-TIMING", None);
         }
+    }
+
+    #[test]
+    fn an_injectable_product_without_a_route_is_parenteral() {
+        let product = |code: &str, text: &str| {
+            let mut order = drug_order("MedicationRequest/inj", text, None);
+            order.medication = Concept::coded(system::RXNORM, code, Some(text));
+            order
+        };
+        // Hydromorphone 1 mg/mL injection, by product code, no route given: an indication.
+        Case::new(vcf_patient_aged(72, 30))
+            .service(kyphoplasty())
+            .medication(product(
+                "897653",
+                "1 ML hydromorphone hydrochloride 1 MG/ML Injection",
+            ))
+            .expect_severity("VCF-AUGMENT-TIMING", None);
+        // The same drug as an oral tablet without a route: not one.
+        Case::new(vcf_patient_aged(72, 30))
+            .service(kyphoplasty())
+            .medication(drug_order(
+                "MedicationRequest/po",
+                "hydromorphone 2 mg oral tablet",
+                Some("3423"),
+            ))
+            .expect_severity("VCF-AUGMENT-TIMING", Some("warning"));
     }
 
     #[test]
