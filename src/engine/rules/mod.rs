@@ -2,7 +2,15 @@
 //! checked at compile time with errors pointing into the pathway file), its evaluation and its
 //! tests. The pathway file names the kind, its parameters, severity, texts and suggestions.
 
+mod augmentation_timing;
 mod bed_rest;
+mod class_at_age;
+mod class_risk_factors;
+mod course_after_fracture;
+mod discouraged_service;
+mod fracture_date_required;
+mod required_companion;
+mod supply_limit_acute;
 
 use super::{Emitter, Facts};
 use crate::pathway::CompileContext;
@@ -18,7 +26,17 @@ pub trait RuleKind: Send + Sync + std::fmt::Debug {
 type CompileFn = fn(&Value, &mut CompileContext<'_>) -> Option<Box<dyn RuleKind>>;
 
 /// Every rule kind by the name pathway files use.
-const KINDS: &[(&str, CompileFn)] = &[("activity_duration", bed_rest::compile)];
+const KINDS: &[(&str, CompileFn)] = &[
+    ("activity_duration", bed_rest::compile),
+    ("augmentation_timing", augmentation_timing::compile),
+    ("class_at_age", class_at_age::compile),
+    ("class_risk_factors", class_risk_factors::compile),
+    ("course_after_fracture", course_after_fracture::compile),
+    ("discouraged_service", discouraged_service::compile),
+    ("fracture_date_required", fracture_date_required::compile),
+    ("required_companion", required_companion::compile),
+    ("supply_limit_acute", supply_limit_acute::compile),
+];
 
 pub fn kind_names() -> Vec<&'static str> {
     KINDS.iter().map(|(name, _)| *name).collect()
@@ -56,6 +74,18 @@ pub fn params<T: DeserializeOwned>(value: &Value, ctx: &mut CompileContext<'_>) 
             ctx.error(&pointer, e.into_inner().to_string());
             None
         }
+    }
+}
+
+/// The patient's renal function as the VCF rules read it: the lower of the latest eGFR and
+/// creatinine clearance when both are known (the stricter reading, so a suggestion never
+/// proposes a drug that the CrCl-based dose rules would then block), with its name for cards.
+pub(crate) fn renal_function(facts: &Facts<'_>) -> Option<(f64, &'static str)> {
+    let egfr = facts.labs.egfr.map(|l| (l.value, "eGFR"));
+    let crcl = facts.labs.crcl.map(|l| (l.value, "CrCl"));
+    match (egfr, crcl) {
+        (Some(e), Some(c)) => Some(if c.0 < e.0 { c } else { e }),
+        (e, c) => e.or(c),
     }
 }
 
