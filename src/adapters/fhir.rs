@@ -363,10 +363,7 @@ pub(crate) fn concept(value: &Value, at: &At<'_>) -> Result<Concept, AdapterErro
         return Ok(Concept::from_text(text));
     }
     let obj = as_object(value, at)?;
-    let mut out = Concept {
-        codings: Vec::new(),
-        text: opt_str(obj, "text", at)?.map(str::to_owned),
-    };
+    let mut out = Concept::new(Vec::new(), opt_str(obj, "text", at)?.map(str::to_owned));
     let codings_at = at.key("coding");
     for (i, c) in one_or_many(obj, "coding", at)?.iter().enumerate() {
         let c_at = codings_at.index(i);

@@ -373,10 +373,7 @@ impl NativeOrderSet {
 }
 
 fn concept(codes: &[Coding], text: Option<&str>) -> Concept {
-    Concept {
-        codings: codes.to_vec(),
-        text: text.map(str::to_owned),
-    }
+    Concept::new(codes.to_vec(), text.map(str::to_owned))
 }
 
 fn date(raw: Option<&str>) -> Option<DateTime<Utc>> {

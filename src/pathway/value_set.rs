@@ -61,6 +61,18 @@ pub struct ValueSet {
     phrases: Vec<String>,
 }
 
+/// A code's bytes as [`normalize_code`] would give them, without allocating.
+fn code_chars(code: &str) -> impl Iterator<Item = u8> + '_ {
+    code.trim()
+        .bytes()
+        .filter(|b| *b != b'.')
+        .map(|b| b.to_ascii_uppercase())
+}
+
+fn starts_with(mut code: impl Iterator<Item = u8>, prefix: &str) -> bool {
+    prefix.bytes().all(|p| code.next() == Some(p))
+}
+
 /// ICD-10-CM codes arrive with and without the dot ("M80.08XA", "M8008XA"): compare without it.
 fn normalize_code(code: &str) -> String {
     code.trim().replace('.', "").to_ascii_uppercase()
@@ -144,21 +156,17 @@ impl ValueSet {
 
 /// `phrase` occurs in `text` starting and ending at word boundaries (both normalized).
 pub fn contains_words(text: &str, phrase: &str) -> bool {
-    let mut start = 0;
-    while let Some(pos) = text[start..].find(phrase) {
-        let at = start + pos;
-        let end = at + phrase.len();
-        let before_ok = at == 0 || text.as_bytes()[at - 1] == b' ';
-        let after_ok = end == text.len() || text.as_bytes()[end] == b' ';
-        if before_ok && after_ok {
-            return true;
-        }
-        start = at + 1;
-        while !text.is_char_boundary(start) {
-            start += 1;
-        }
+    // Order texts are short: a plain scan beats building a substring searcher per call.
+    let (text, phrase) = (text.as_bytes(), phrase.as_bytes());
+    if phrase.is_empty() || phrase.len() > text.len() {
+        return false;
     }
-    false
+    (0..=text.len() - phrase.len()).any(|at| {
+        let end = at + phrase.len();
+        (at == 0 || text[at - 1] == b' ')
+            && (end == text.len() || text[end] == b' ')
+            && &text[at..end] == phrase
+    })
 }
 
 #[cfg(test)]
