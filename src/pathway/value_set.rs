@@ -116,21 +116,30 @@ impl ValueSet {
 
     /// Whether any coding of the concept is in the set by code.
     pub fn contains_code(&self, concept: &Concept) -> bool {
+        // Called for every order and diagnosis against several sets per evaluation: compare
+        // without allocating (the listed codes were normalized once, at compile time).
         concept.codings.iter().any(|coding| {
             let Some(system) = coding.system.as_deref() else {
                 return false;
             };
-            let code = normalize_code(&coding.code);
-            self.exact.iter().any(|(s, c)| s == system && *c == code)
+            let code = || code_chars(&coding.code);
+            self.exact
+                .iter()
+                .any(|(s, c)| s == system && code().eq(c.bytes()))
                 || self
                     .prefixes
                     .iter()
-                    .any(|(s, p)| s == system && code.starts_with(p.as_str()))
+                    .any(|(s, p)| s == system && starts_with(code(), p))
                 || self.ranges.iter().any(|(s, from, to)| {
-                    s == system && code.len() >= from.len() && {
-                        let head = &code[..from.len()];
-                        head >= from.as_str() && head <= to.as_str()
+                    let mut head = [0u8; 8];
+                    let len = from.len().min(head.len());
+                    let mut taken = 0;
+                    for (slot, byte) in head.iter_mut().zip(code().take(len)) {
+                        *slot = byte;
+                        taken += 1;
                     }
+                    let head = &head[..taken];
+                    s == system && taken == len && head >= from.as_bytes() && head <= to.as_bytes()
                 })
         })
     }
