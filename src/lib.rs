@@ -4,5 +4,6 @@
 //! adapter (CDS Hooks FHIR R4 | native JSON) → [`domain`] → engine (pure) → decision →
 //! audit writer (durable) → response (CDS Hooks cards | native decision).
 
-pub mod domain;
 pub mod decision;
+pub mod domain;
+pub mod service;
