@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// JSON pointer (RFC 6901) into the request body, e.g. `/context/draftOrders/entry/0`.
+    /// The empty pointer (the whole body) is left out of the rendered error, never sent as `""`.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub path: String,
     pub message: String,
 }
@@ -173,12 +175,15 @@ impl Problem {
             self.errors
                 .iter()
                 .map(|error| {
-                    json!({
+                    let mut issue = json!({
                         "severity": severity,
                         "code": code,
                         "diagnostics": error.message,
-                        "expression": [error.path],
-                    })
+                    });
+                    if !error.path.is_empty() {
+                        issue["expression"] = json!([error.path]);
+                    }
+                    issue
                 })
                 .collect()
         };
