@@ -8,6 +8,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::middleware;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use bytes::Bytes;
 use tokio::net::TcpListener;
@@ -18,6 +19,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::service::auth::{Authenticator, Clock, SystemClock, Verifier};
 use crate::service::config::ServiceConfig;
+use crate::service::problem::{Problem, ProblemKind};
 use crate::service::routes::{self, Shared};
 use crate::service::{DecisionPipeline, discovery, openapi, telemetry};
 
@@ -85,7 +87,10 @@ pub fn router_with_clock(
         )
         .fallback(routes::not_found)
         .with_state(shared)
-        .layer(CatchPanicLayer::new())
+        // A panic answers a plain problem: the panic message may quote request data.
+        .layer(CatchPanicLayer::custom(|_| {
+            Problem::new(ProblemKind::Internal, "").into_response()
+        }))
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
         ])))
