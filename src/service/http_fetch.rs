@@ -1,14 +1,16 @@
 //! The one outbound HTTP client (JWKS from `jku`, FHIR prefetch): GET with a deadline covering
 //! connect, headers and body, and a cap on the body size.
 //!
-//! Plain HTTP/1 only for now: an `https` URL is refused with [`FetchError::TlsUnsupported`]
-//! rather than fetched insecurely. TLS (hyper-rustls) is to be added here and nowhere else.
+//! HTTP/1 over TLS (rustls, ring provider) trusting the operating system's CA store, where a
+//! hospital installs its internal CAs; plain `http` is accepted too (a FHIR server on the same
+//! host or network segment, and tests).
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::{Request, StatusCode, Uri, header};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -17,8 +19,6 @@ use hyper_util::rt::TokioExecutor;
 pub enum FetchError {
     #[error("not a valid URL")]
     BadUrl,
-    #[error("https is not supported by this build")]
-    TlsUnsupported,
     #[error("timed out")]
     Timeout,
     #[error("connection failed: {0}")]
@@ -33,7 +33,7 @@ pub enum FetchError {
 
 #[derive(Clone)]
 pub struct HttpFetcher {
-    client: Client<HttpConnector, Empty<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
 }
 
 impl Default for HttpFetcher {
@@ -41,6 +41,25 @@ impl Default for HttpFetcher {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
         connector.set_nodelay(true);
+        // The connector checks the scheme itself, after TLS is set up.
+        connector.enforce_http(false);
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let tls = match HttpsConnectorBuilder::new()
+            .with_provider_and_native_roots(provider.clone())
+        {
+            Ok(builder) => builder,
+            Err(error) => {
+                // No CA store: https fetches will fail their handshake, visibly, per request.
+                tracing::warn!(%error, "no system CA certificates found; https fetches will fail");
+                let config = rustls::ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .expect("ring supports the default protocol versions")
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth();
+                HttpsConnectorBuilder::new().with_tls_config(config)
+            }
+        };
+        let connector = tls.https_or_http().enable_http1().wrap_connector(connector);
         HttpFetcher {
             client: Client::builder(TokioExecutor::new()).build(connector),
         }
@@ -60,8 +79,7 @@ impl HttpFetcher {
     ) -> Result<Bytes, FetchError> {
         let uri: Uri = url.parse().map_err(|_| FetchError::BadUrl)?;
         match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => return Err(FetchError::TlsUnsupported),
+            Some("http" | "https") => {}
             _ => return Err(FetchError::BadUrl),
         }
         let mut request = Request::get(uri).header(header::ACCEPT, accept);

@@ -117,9 +117,12 @@ async fn slow_oversized_failing_and_unauthorized_answers_are_missing_prefetch() 
 
 #[tokio::test]
 async fn an_unusable_server_or_patient_id_is_missing_prefetch_not_a_request() {
+    let base = server().await;
+    // https to a plain-HTTP server: the TLS handshake fails, so TLS really is attempted.
+    let https_base = base.replacen("http://", "https://", 1);
     let https = FhirServer {
-        base_url: "https://fhir.example.org/r4",
-        access_token: Some("t"),
+        base_url: &https_base,
+        access_token: Some("secret-token"),
     };
     assert_eq!(
         client()
@@ -129,7 +132,6 @@ async fn an_unusable_server_or_patient_id_is_missing_prefetch_not_a_request() {
             .missing,
         ["patient"]
     );
-    let base = server().await;
     let local = FhirServer {
         base_url: &base,
         access_token: Some("secret-token"),
