@@ -7,5 +7,6 @@
 mod fhir_client;
 mod handlers;
 mod jwt;
+mod logs;
 mod shutdown;
 mod support;
