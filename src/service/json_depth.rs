@@ -17,8 +17,10 @@ pub struct TooDeep {
 }
 
 enum Frame {
+    /// `key` is the byte range of the current member name inside the body: names are decoded
+    /// only when an error needs them, so the common case allocates nothing per string.
     Object {
-        key: Option<String>,
+        key: Option<(usize, usize)>,
         expecting_key: bool,
     },
     Array {
@@ -29,16 +31,16 @@ enum Frame {
 /// Check that no object or array in `body` is nested more than `max_depth` levels (the top-level
 /// value is level 1).
 pub fn check(body: &[u8], max_depth: usize) -> Result<(), TooDeep> {
-    let mut stack: Vec<Frame> = Vec::new();
+    let mut stack: Vec<Frame> = Vec::with_capacity(16);
     let mut at = 0;
     while at < body.len() {
         match body[at] {
             b'"' => {
-                let (end, text) = scan_string(body, at);
+                let end = skip_string(body, at);
                 if let Some(Frame::Object { key, expecting_key }) = stack.last_mut()
                     && *expecting_key
                 {
-                    *key = Some(text);
+                    *key = Some((at + 1, end.saturating_sub(1).max(at + 1)));
                     *expecting_key = false;
                 }
                 at = end;
@@ -47,7 +49,7 @@ pub fn check(body: &[u8], max_depth: usize) -> Result<(), TooDeep> {
             open @ (b'{' | b'[') => {
                 if stack.len() + 1 > max_depth {
                     return Err(TooDeep {
-                        path: pointer(&stack),
+                        path: pointer(body, &stack),
                         max_depth,
                     });
                 }
@@ -73,38 +75,48 @@ pub fn check(body: &[u8], max_depth: usize) -> Result<(), TooDeep> {
     Ok(())
 }
 
-/// Returns the index after the closing quote and the raw string content (escapes other than
-/// `\"` and `\\` are kept as written: good enough to name a key in an error).
-fn scan_string(body: &[u8], open_quote: usize) -> (usize, String) {
+/// The index just after the string that opens at `open_quote` (or the end of the body).
+fn skip_string(body: &[u8], open_quote: usize) -> usize {
     let mut at = open_quote + 1;
-    let mut text = Vec::new();
     while at < body.len() {
         match body[at] {
-            b'\\' if at + 1 < body.len() => {
-                let escaped = body[at + 1];
-                if escaped != b'"' && escaped != b'\\' {
-                    text.push(b'\\');
-                }
-                text.push(escaped);
-                at += 2;
-            }
-            b'"' => return (at + 1, String::from_utf8_lossy(&text).into_owned()),
-            byte => {
-                text.push(byte);
-                at += 1;
-            }
+            b'\\' => at += 2,
+            b'"' => return at + 1,
+            _ => at += 1,
         }
     }
-    (at, String::from_utf8_lossy(&text).into_owned())
+    body.len()
 }
 
-fn pointer(stack: &[Frame]) -> String {
+/// A member name as written, with `\"` and `\\` unescaped (other escapes are kept as written:
+/// good enough to name a key in an error).
+fn member_name(raw: &[u8]) -> String {
+    let mut text = Vec::with_capacity(raw.len());
+    let mut at = 0;
+    while at < raw.len() {
+        if raw[at] == b'\\' && at + 1 < raw.len() {
+            let escaped = raw[at + 1];
+            if escaped != b'"' && escaped != b'\\' {
+                text.push(b'\\');
+            }
+            text.push(escaped);
+            at += 2;
+        } else {
+            text.push(raw[at]);
+            at += 1;
+        }
+    }
+    String::from_utf8_lossy(&text).into_owned()
+}
+
+fn pointer(body: &[u8], stack: &[Frame]) -> String {
     let mut path = String::new();
     for frame in stack {
         path.push('/');
         match frame {
             Frame::Object { key, .. } => {
-                path.push_str(&pointer_token(key.as_deref().unwrap_or("")))
+                let name = key.map(|(start, end)| member_name(&body[start..end]));
+                path.push_str(&pointer_token(name.as_deref().unwrap_or("")));
             }
             Frame::Array { index } => path.push_str(&index.to_string()),
         }
