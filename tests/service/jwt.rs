@@ -172,7 +172,15 @@ async fn each_bad_token_is_refused_for_its_own_reason() {
         format!("{}.{}.{}", parts[0], b64(&tampered), parts[2])
     };
 
+    // A stale token is turned away before the (costly) signature check, forged or not.
+    let stale_forgery = {
+        let token = es384("example-kid", &claims(now, "stale-1"));
+        let parts: Vec<&str> = token.split('.').collect();
+        format!("{}.{}.{}", parts[0], b64(&expired), parts[2])
+    };
+
     let cases: Vec<(&str, String, AuthError)> = vec![
+        ("stale forgery", stale_forgery, AuthError::Expired),
         ("alg none", alg_none, AuthError::Malformed),
         (
             "HS256 with the public key",
