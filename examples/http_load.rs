@@ -8,6 +8,8 @@
 //!                     problem bodies) with a pipeline that answers {"cards":[]} at once
 //!           es384     as `service`, with a fresh ES384 client JWT per request (the spec key)
 //!           rs384     as `service`, with a fresh RS384 client JWT per request (test key)
+//!           verify-es384 | verify-rs384
+//!                     no HTTP: CPU time of one client JWT verification, on one core
 //! ```
 //! The body is the hooks library's composed order-sign request (about 6 kB). Client and server
 //! share the machine, as they would in a single-box benchmark. The JWT targets pre-sign 20,000
@@ -110,6 +112,65 @@ fn signer(target: &str) -> Option<(Algorithm, &'static str, &'static str, Encodi
     }
 }
 
+fn auth_settings() -> AuthSettings {
+    AuthSettings {
+        audience_base_url: Some(BASE.into()),
+        trusted_clients: vec![
+            TrustedClient {
+                issuer: "https://fhir-ehr.example.com/".into(),
+                jwks_file: Some(shared().join("conformance/cds-hooks/spec-2.0/jwks-public.json")),
+                jku_allow: vec![],
+            },
+            TrustedClient {
+                issuer: "https://rsa-ehr.example.com".into(),
+                jwks_file: Some(
+                    concat!(
+                        env!("CARGO_MANIFEST_DIR"),
+                        "/fixtures/jwt/rs384-TEST-ONLY.jwks.json"
+                    )
+                    .into(),
+                ),
+                jku_allow: vec![],
+            },
+        ],
+        ..AuthSettings::default()
+    }
+}
+
+fn sign_tokens(alg_name: &str, count: usize) -> Vec<String> {
+    let Some((alg, iss, kid, key)) = signer(alg_name) else {
+        return Vec::new();
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    (0..count)
+        .map(|i| {
+            let mut header = Header::new(alg);
+            header.kid = Some(kid.into());
+            let claims = json!({"iss": iss, "aud": format!("{BASE}{PATH}"), "iat": now,
+                "exp": now + 600, "jti": format!("load-{i}")});
+            jsonwebtoken::encode(&header, &claims, &key).unwrap()
+        })
+        .collect()
+}
+
+async fn verify_cost(alg_name: &str) {
+    let verifier = orderguard::service::auth::Verifier::new(
+        &auth_settings(),
+        Arc::new(orderguard::service::auth::SystemClock),
+    )
+    .unwrap();
+    let tokens = sign_tokens(alg_name, 500);
+    let started = Instant::now();
+    for token in &tokens {
+        verifier.verify(token, PATH).await.unwrap();
+    }
+    let per_token = started.elapsed().as_secs_f64() * 1e6 / tokens.len() as f64;
+    println!("{alg_name}: {per_token:.0} us per client JWT verification (one core)");
+}
+
 async fn start(target: &str) -> std::net::SocketAddr {
     if target == "noop" {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -128,30 +189,7 @@ async fn start(target: &str) -> std::net::SocketAddr {
     if target == "service" {
         config.insecure_no_auth = true;
     } else {
-        config.auth = AuthSettings {
-            audience_base_url: Some(BASE.into()),
-            trusted_clients: vec![
-                TrustedClient {
-                    issuer: "https://fhir-ehr.example.com/".into(),
-                    jwks_file: Some(
-                        shared().join("conformance/cds-hooks/spec-2.0/jwks-public.json"),
-                    ),
-                    jku_allow: vec![],
-                },
-                TrustedClient {
-                    issuer: "https://rsa-ehr.example.com".into(),
-                    jwks_file: Some(
-                        concat!(
-                            env!("CARGO_MANIFEST_DIR"),
-                            "/fixtures/jwt/rs384-TEST-ONLY.jwks.json"
-                        )
-                        .into(),
-                    ),
-                    jku_allow: vec![],
-                },
-            ],
-            ..AuthSettings::default()
-        };
+        config.auth = auth_settings();
     }
     let app = Application::build(&config, Arc::new(NoDecision))
         .await
@@ -178,28 +216,15 @@ async fn main() {
         )
         .unwrap(),
     );
+    if let Some(alg) = target.strip_prefix("verify-") {
+        verify_cost(alg).await;
+        return;
+    }
     let address = start(&target).await;
     let url = format!("http://{address}{PATH}");
 
     // Tokens are signed ahead of time so the client's signing cost is not measured.
-    let tokens: Arc<Vec<String>> = Arc::new(match signer(&target) {
-        Some((alg, iss, kid, key)) => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs();
-            let count = 20_000;
-            (0..count)
-                .map(|i| {
-                    let mut header = Header::new(alg);
-                    header.kid = Some(kid.into());
-                    let claims = json!({"iss": iss, "aud": format!("{BASE}{PATH}"), "iat": now, "exp": now + 600, "jti": format!("load-{i}")});
-                    jsonwebtoken::encode(&header, &claims, &key).unwrap()
-                })
-                .collect()
-        }
-        None => Vec::new(),
-    });
+    let tokens: Arc<Vec<String>> = Arc::new(sign_tokens(&target, 20_000));
 
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(connections)
