@@ -39,11 +39,7 @@ pub struct Action {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<serde_json::Value>,
     /// `ResourceType/id` of the resource to delete.
-    #[serde(
-        default,
-        rename = "resourceId",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "resourceId", skip_serializing_if = "Option::is_none")]
     pub resource_id: Option<String>,
 }
 
@@ -157,11 +153,7 @@ mod tests {
     fn card_uuids_are_stable_and_distinct() {
         let decision = Decision {
             decision_id: Uuid::now_v7(),
-            pathway: PathwayRef {
-                id: "vcf".into(),
-                version: "1".into(),
-                content_hash: "x".into(),
-            },
+            pathway: PathwayRef { id: "vcf".into(), version: "1".into(), content_hash: "x".into() },
             evaluated_at: Utc::now(),
             evaluation: Evaluation::default(),
         };

@@ -29,11 +29,7 @@ pub struct Coding {
 
 impl Coding {
     pub fn new(system: &str, code: &str) -> Self {
-        Coding {
-            system: Some(system.to_owned()),
-            code: code.to_owned(),
-            display: None,
-        }
+        Coding { system: Some(system.to_owned()), code: code.to_owned(), display: None }
     }
 
     /// True when this coding is `code` in `system` (system compared exactly, code trimmed).
@@ -53,10 +49,7 @@ pub struct Concept {
 
 impl Concept {
     pub fn from_text(text: &str) -> Self {
-        Concept {
-            codings: Vec::new(),
-            text: Some(text.to_owned()),
-        }
+        Concept { codings: Vec::new(), text: Some(text.to_owned()) }
     }
 
     pub fn coded(system: &str, code: &str, display: Option<&str>) -> Self {
@@ -127,10 +120,7 @@ mod tests {
 
     #[test]
     fn normalize_folds_case_punctuation_and_space() {
-        assert_eq!(
-            normalize_text("  Oxycodone-HCl  5MG, tab "),
-            "oxycodone hcl 5mg tab"
-        );
+        assert_eq!(normalize_text("  Oxycodone-HCl  5MG, tab "), "oxycodone hcl 5mg tab");
         assert_eq!(normalize_text("Complete BED-REST"), "complete bed rest");
         assert_eq!(normalize_text("0.5 mg/mL"), "0.5 mg/ml");
     }

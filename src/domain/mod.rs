@@ -9,12 +9,8 @@ pub mod timing;
 pub mod units;
 
 pub use codes::{Coding, Concept};
-pub use orders::{
-    Dose, Field, MedicationOrder, OrderRef, OrderSet, OrderStatus, Route, ServiceOrder, Unreadable,
-};
-pub use patient::{
-    ClinicalFlag, Diagnosis, ImagingReport, LabResult, PatientContext, RecordSection, Sex,
-};
+pub use orders::{Dose, Field, MedicationOrder, OrderRef, OrderSet, OrderStatus, Route, ServiceOrder, Unreadable};
+pub use patient::{ClinicalFlag, Diagnosis, ImagingReport, LabResult, PatientContext, RecordSection, Sex};
 pub use timing::{Frequency, RepeatSpec};
 pub use units::{Amount, CalendarDuration, DoseForm, DoseUnit, PeriodUnit};
 

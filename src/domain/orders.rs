@@ -74,11 +74,7 @@ pub struct Unreadable {
 
 impl Unreadable {
     pub fn new(field: impl Into<String>, raw: impl Into<String>, reason: impl ToString) -> Self {
-        Unreadable {
-            field: field.into(),
-            raw: raw.into(),
-            reason: reason.to_string(),
-        }
+        Unreadable { field: field.into(), raw: raw.into(), reason: reason.to_string() }
     }
 }
 
@@ -122,8 +118,8 @@ impl Route {
         let t = code_or_text.trim().to_ascii_lowercase();
         match t.as_str() {
             "26643006" | "po" | "oral" | "by mouth" | "orally" | "oral route" => Route::Oral,
-            "47625008" | "iv" | "intravenous" | "intravenously" | "intravenous route" | "ivpb"
-            | "iv push" => Route::Intravenous,
+            "47625008" | "iv" | "intravenous" | "intravenously" | "intravenous route"
+            | "ivpb" | "iv push" => Route::Intravenous,
             "78421000" | "im" | "intramuscular" | "intramuscular route" => Route::Intramuscular,
             "34206005" | "sc" | "sq" | "subq" | "subcut" | "subcutaneous"
             | "subcutaneous route" => Route::Subcutaneous,
@@ -147,10 +143,7 @@ impl Route {
 
     /// IV, IM, SC or PCA: an early-augmentation indication when an opioid is given this way.
     pub fn is_parenteral(self) -> bool {
-        matches!(
-            self,
-            Route::Intravenous | Route::Intramuscular | Route::Subcutaneous | Route::Pca
-        )
+        matches!(self, Route::Intravenous | Route::Intramuscular | Route::Subcutaneous | Route::Pca)
     }
 }
 

@@ -107,10 +107,7 @@ impl Diagnosis {
         !matches!(
             self.clinical_status,
             ClinicalStatus::Inactive | ClinicalStatus::Remission | ClinicalStatus::Resolved
-        ) && !matches!(
-            self.verification,
-            Verification::Refuted | Verification::EnteredInError
-        )
+        ) && !matches!(self.verification, Verification::Refuted | Verification::EnteredInError)
     }
 
     /// The onset, else the recorded date: for a fracture, the fracture date.

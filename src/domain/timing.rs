@@ -90,10 +90,7 @@ impl Frequency {
         if let Some(max) = count_max
             && max < count
         {
-            return Err(TimingError::MaxBelowFrequency {
-                frequency: count,
-                max,
-            });
+            return Err(TimingError::MaxBelowFrequency { frequency: count, max });
         }
         let period = positive(period)?;
         if let Some(max) = period_max {
@@ -102,13 +99,7 @@ impl Frequency {
                 return Err(TimingError::PeriodMaxBelowPeriod { period, max });
             }
         }
-        Ok(Frequency {
-            count,
-            count_max,
-            period,
-            period_max,
-            unit,
-        })
+        Ok(Frequency { count, count_max, period, period_max, unit })
     }
 
     /// `count` times a day.
@@ -146,10 +137,7 @@ impl Frequency {
     /// QD, BID, TID, QID, QOD, Q4H, Q6H, Q8H, Q12H, QAM, QHS, WK, MO, "daily", "weekly",
     /// "monthly", "yearly", "every 6 months".
     pub fn parse_code(raw: &str) -> Result<Frequency, TimingError> {
-        let code = raw
-            .trim()
-            .to_ascii_lowercase()
-            .replace(['.', '-', '_'], " ");
+        let code = raw.trim().to_ascii_lowercase().replace(['.', '-', '_'], " ");
         let code = code.split_whitespace().collect::<Vec<_>>().join(" ");
         let per_day = |n| Frequency::times_per_day(n);
         match code.as_str() {
@@ -220,10 +208,7 @@ impl Frequency {
         if per_day >= 1.0 {
             format!("{}/day", super::units::format_number(per_day))
         } else {
-            format!(
-                "once every {} days",
-                super::units::format_number(self.min_interval_days())
-            )
+            format!("once every {} days", super::units::format_number(self.min_interval_days()))
         }
     }
 }
@@ -235,15 +220,9 @@ fn parse_every(code: &str) -> Option<Frequency> {
         .or_else(|| code.strip_prefix("q "))
         .or_else(|| code.strip_prefix('q'))?;
     let rest = rest.trim();
-    let split = rest
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(rest.len());
+    let split = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
     let (number, unit) = rest.split_at(split);
-    let number: f64 = if number.is_empty() {
-        1.0
-    } else {
-        number.parse().ok()?
-    };
+    let number: f64 = if number.is_empty() { 1.0 } else { number.parse().ok()? };
     let unit = PeriodUnit::parse(unit.trim()).ok()?;
     Frequency::once_every(number, unit).ok()
 }
@@ -286,49 +265,27 @@ mod tests {
 
     #[test]
     fn period_max_keeps_the_shorter_period_for_the_ceiling() {
-        let spec = RepeatSpec {
-            period_max: Some(6.0),
-            ..repeat(Some(1.0), None, Some(4.0), Some("h"))
-        };
+        let spec = RepeatSpec { period_max: Some(6.0), ..repeat(Some(1.0), None, Some(4.0), Some("h")) };
         let f = Frequency::from_repeat(&spec).unwrap().unwrap();
         assert_eq!(f.max_per_day(), 6.0);
     }
 
     #[test]
     fn time_of_day_and_when_imply_daily_counts() {
-        let spec = RepeatSpec {
-            time_of_day_count: 3,
-            ..RepeatSpec::default()
-        };
-        assert_eq!(
-            Frequency::from_repeat(&spec).unwrap().unwrap().per_day(),
-            3.0
-        );
-        let spec = RepeatSpec {
-            when_count: 2,
-            ..RepeatSpec::default()
-        };
-        assert_eq!(
-            Frequency::from_repeat(&spec).unwrap().unwrap().per_day(),
-            2.0
-        );
+        let spec = RepeatSpec { time_of_day_count: 3, ..RepeatSpec::default() };
+        assert_eq!(Frequency::from_repeat(&spec).unwrap().unwrap().per_day(), 3.0);
+        let spec = RepeatSpec { when_count: 2, ..RepeatSpec::default() };
+        assert_eq!(Frequency::from_repeat(&spec).unwrap().unwrap().per_day(), 2.0);
     }
 
     #[test]
     fn nothing_given_is_no_frequency_and_nonsense_is_an_error() {
-        assert_eq!(
-            Frequency::from_repeat(&RepeatSpec::default()).unwrap(),
-            None
-        );
+        assert_eq!(Frequency::from_repeat(&RepeatSpec::default()).unwrap(), None);
         assert!(Frequency::from_repeat(&repeat(Some(0.0), None, Some(1.0), Some("d"))).is_err());
         assert!(Frequency::from_repeat(&repeat(Some(1.5), None, Some(1.0), Some("d"))).is_err());
-        assert!(
-            Frequency::from_repeat(&repeat(Some(2.0), Some(1.0), Some(1.0), Some("d"))).is_err()
-        );
+        assert!(Frequency::from_repeat(&repeat(Some(2.0), Some(1.0), Some(1.0), Some("d"))).is_err());
         assert!(Frequency::from_repeat(&repeat(Some(1.0), None, Some(-1.0), Some("d"))).is_err());
-        assert!(
-            Frequency::from_repeat(&repeat(Some(1.0), None, Some(1.0), Some("fortnight"))).is_err()
-        );
+        assert!(Frequency::from_repeat(&repeat(Some(1.0), None, Some(1.0), Some("fortnight"))).is_err());
         assert!(Frequency::from_repeat(&repeat(Some(1.0), None, Some(1.0), None)).is_err());
     }
 
@@ -344,30 +301,11 @@ mod tests {
             ("every 12 hours", 2.0),
             ("QOD", 0.5),
         ] {
-            assert_eq!(
-                Frequency::parse_code(code).unwrap().per_day(),
-                per_day,
-                "{code}"
-            );
+            assert_eq!(Frequency::parse_code(code).unwrap().per_day(), per_day, "{code}");
         }
-        assert_eq!(
-            Frequency::parse_code("weekly").unwrap().min_interval_days(),
-            7.0
-        );
-        assert_eq!(
-            Frequency::parse_code("monthly")
-                .unwrap()
-                .min_interval_days(),
-            30.4375
-        );
-        assert!(
-            (Frequency::parse_code("every 6 months")
-                .unwrap()
-                .min_interval_days()
-                - 182.625)
-                .abs()
-                < 1e-9
-        );
+        assert_eq!(Frequency::parse_code("weekly").unwrap().min_interval_days(), 7.0);
+        assert_eq!(Frequency::parse_code("monthly").unwrap().min_interval_days(), 30.4375);
+        assert!((Frequency::parse_code("every 6 months").unwrap().min_interval_days() - 182.625).abs() < 1e-9);
         assert!(Frequency::parse_code("whenever").is_err());
     }
 

@@ -53,23 +53,13 @@ impl DoseUnit {
     /// Parses a UCUM code or the unit strings real order-entry systems send
     /// ("mg", "MG", "mcg", "ug", "[iU]", "IU", "unit", "mL", "ug/h", "{tablet}", "TAB", "patch").
     pub fn parse(raw: &str) -> Result<DoseUnit, UnitError> {
-        let unit = raw
-            .trim()
-            .trim_start_matches('{')
-            .trim_end_matches('}')
-            .trim();
+        let unit = raw.trim().trim_start_matches('{').trim_end_matches('}').trim();
         let lower = unit.to_ascii_lowercase();
         let parsed = match lower.as_str() {
             "mg" | "milligram" | "milligrams" => DoseUnit::Milligram,
             "g" | "gm" | "gram" | "grams" => DoseUnit::Gram,
             "ug" | "mcg" | "µg" | "μg" | "microgram" | "micrograms" => DoseUnit::Microgram,
-            "[iu]"
-            | "iu"
-            | "[iu]/1"
-            | "unit"
-            | "units"
-            | "u"
-            | "international unit"
+            "[iu]" | "iu" | "[iu]/1" | "unit" | "units" | "u" | "international unit"
             | "international units" => DoseUnit::InternationalUnit,
             "ml" | "millilitre" | "milliliter" | "milliliters" | "millilitres" | "cc" => {
                 DoseUnit::Millilitre
@@ -343,12 +333,7 @@ mod tests {
         assert_eq!(PeriodUnit::Year.days(), 365.25);
         let six_months = CalendarDuration::new(6.0, PeriodUnit::Month).unwrap();
         assert!((six_months.days() - 182.625).abs() < 1e-9);
-        assert_eq!(
-            CalendarDuration::new(48.0, PeriodUnit::Hour)
-                .unwrap()
-                .hours(),
-            48.0
-        );
+        assert_eq!(CalendarDuration::new(48.0, PeriodUnit::Hour).unwrap().hours(), 48.0);
     }
 
     #[test]
