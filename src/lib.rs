@@ -14,3 +14,4 @@ pub mod domain;
 pub mod engine;
 pub mod pathway;
 pub mod terminology;
+pub mod service;
