@@ -57,9 +57,18 @@ impl AuditError {
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Applies the schema (`orderguard db migrate`, and at `serve` start).
+/// Applies the schema (`orderguard db migrate`, and at `serve` start), then makes sure monthly
+/// partitions exist from last month to a year ahead.
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    MIGRATOR.run(pool).await
+    MIGRATOR.run(pool).await?;
+    sqlx::query(
+        "SELECT audit_create_month_partitions( \
+            (date_trunc('month', now()) - interval '1 month')::date, \
+            (date_trunc('month', now()) + interval '12 months')::date)",
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 /// The decision a card belongs to, for CDS Hooks feedback (unknown card: 404).

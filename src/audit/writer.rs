@@ -265,11 +265,10 @@ fn is_transient(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
-            // Connection exceptions, operator intervention (shutdown), insufficient resources,
-            // transaction rollbacks: worth retrying. Data and constraint errors are not.
-            ["08", "57", "53", "40", "58", "XX"]
-                .iter()
-                .any(|class| code.starts_with(class))
+            // Only data exceptions (22) and constraint violations (23) are the record's fault;
+            // anything else (connection loss, shutdown, a schema not migrated yet, a revoked
+            // grant) may heal, and spooling keeps the record meanwhile.
+            !(code.starts_with("22") || code.starts_with("23"))
         }
         _ => true,
     }
