@@ -81,6 +81,7 @@ async fn writer(pool: &PgPool, chain: &str, spool: &tempfile::TempDir) -> AuditW
     let mut config = WriterConfig::new(spool.path().to_owned());
     config.chain_id = Some(chain.to_owned());
     config.max_wait = Duration::from_millis(5);
+    config.lanes = 1;
     AuditWriter::start(pool.clone(), config)
         .await
         .expect("writer starts")
@@ -549,4 +550,23 @@ async fn a_restarted_writer_continues_its_chain_and_replays_are_idempotent(pool:
     let report = verify(&pool).await;
     assert!(report.is_clean(), "{report}");
     assert_eq!((report.chains[0].batches, report.chains[0].rows), (2, 2));
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn lanes_of_one_writer_each_keep_a_chain(pool: PgPool) {
+    let spool = tempfile::tempdir().unwrap();
+    let mut config = WriterConfig::new(spool.path().to_owned());
+    config.chain_id = Some("laned".into());
+    config.lanes = 3;
+    let w = AuditWriter::start(pool.clone(), config).await.unwrap();
+    let ids = fill(&w, 0, 90).await;
+    w.shutdown().await;
+    let report = verify(&pool).await;
+    assert!(report.is_clean(), "{report}");
+    let chains: Vec<&str> = report.chains.iter().map(|c| c.chain_id.as_str()).collect();
+    assert_eq!(chains, ["laned", "laned.1", "laned.2"]);
+    assert_eq!(
+        report.chains.iter().map(|c| c.rows).sum::<u64>(),
+        ids.len() as u64
+    );
 }

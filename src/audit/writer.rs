@@ -44,6 +44,9 @@ pub struct WriterConfig {
     pub ack_deadline: Duration,
     pub spool_dir: PathBuf,
     pub spool_cap_bytes: u64,
+    /// Writer tasks committing concurrently, each on its own chain (`chain_id`, `chain_id.1`,
+    /// ...). Two keep PostgreSQL busy while the other lane hashes its next batch.
+    pub lanes: usize,
 }
 
 impl WriterConfig {
@@ -56,6 +59,7 @@ impl WriterConfig {
             ack_deadline: Duration::from_secs(2),
             spool_dir,
             spool_cap_bytes: 1 << 30,
+            lanes: 2,
         }
     }
 }
@@ -87,11 +91,12 @@ enum Msg {
 /// A cheap, cloneable handle on the writer task.
 #[derive(Clone)]
 pub struct AuditWriter {
-    tx: mpsc::Sender<Msg>,
+    lanes: Arc<[mpsc::Sender<Msg>]>,
+    next_lane: Arc<AtomicUsize>,
     shared: Arc<Shared>,
     chain_id: Arc<str>,
     ack_deadline: Duration,
-    task: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 impl std::fmt::Debug for AuditWriter {
@@ -121,11 +126,23 @@ impl AuditWriter {
         shared.spool_bytes.store(spool.bytes(), Ordering::Relaxed);
         // Registering the chain is informational; an unreachable database must not stop the
         // service from starting on its spool.
+        let lanes = config.lanes.max(1);
+        let chain_ids: Vec<String> = (0..lanes)
+            .map(|lane| {
+                if lane == 0 {
+                    chain_id.clone()
+                } else {
+                    format!("{chain_id}.{lane}")
+                }
+            })
+            .collect();
+        // Registering the chains is informational; an unreachable database must not stop the
+        // service from starting on its spool.
         let registered = sqlx::query(
-            "INSERT INTO audit_chains (chain_id, started_by) VALUES ($1, $2) \
+            "INSERT INTO audit_chains (chain_id, started_by) SELECT UNNEST($1::text[]), $2 \
              ON CONFLICT (chain_id) DO NOTHING",
         )
-        .bind(&chain_id)
+        .bind(&chain_ids)
         .bind(format!(
             "orderguard {} pid {}",
             env!("CARGO_PKG_VERSION"),
@@ -141,29 +158,38 @@ impl AuditWriter {
             }
             Err(e) => return Err(AuditError::db(e)),
         }
-        let capacity = config.max_batch.max(1) * 64;
-        let (tx, rx) = mpsc::channel(capacity);
-        let task = WriterTask {
-            pool,
-            chain_id: chain_id.clone(),
-            head: None,
-            spool: Arc::new(Mutex::new(spool)),
-            shared: shared.clone(),
-            max_batch: config.max_batch.max(1),
-            max_wait: config.max_wait,
-            db_timeout: (config.ack_deadline / 2).max(Duration::from_millis(50)),
-            last_probe: Instant::now(),
-        };
-        let handle = tokio::spawn(task.run(rx));
+        let spool = Arc::new(Mutex::new(spool));
+        let mut senders = Vec::with_capacity(lanes);
+        let mut tasks = Vec::with_capacity(lanes);
+        for (lane, lane_chain) in chain_ids.into_iter().enumerate() {
+            let (tx, rx) = mpsc::channel(config.max_batch.max(1) * 64);
+            let task = WriterTask {
+                pool: pool.clone(),
+                chain_id: lane_chain,
+                head: None,
+                spool: spool.clone(),
+                // One lane replays the spool, so a segment is never replayed twice at once.
+                replays: lane == 0,
+                shared: shared.clone(),
+                max_batch: config.max_batch.max(1),
+                max_wait: config.max_wait,
+                db_timeout: (config.ack_deadline / 2).max(Duration::from_millis(50)),
+                last_probe: Instant::now(),
+            };
+            senders.push(tx);
+            tasks.push(tokio::spawn(task.run(rx)));
+        }
         Ok(AuditWriter {
-            tx,
+            lanes: senders.into(),
+            next_lane: Arc::new(AtomicUsize::new(0)),
             shared,
             chain_id: chain_id.into(),
             ack_deadline: config.ack_deadline,
-            task: Arc::new(Mutex::new(Some(handle))),
+            tasks: Arc::new(Mutex::new(tasks)),
         })
     }
 
+    /// The chain of the first lane; further lanes append `.1`, `.2`, ...
     pub fn chain_id(&self) -> &str {
         &self.chain_id
     }
@@ -196,7 +222,12 @@ impl AuditWriter {
         let (ack, woken) = oneshot::channel();
         self.shared.queue_depth.fetch_add(1, Ordering::Relaxed);
         let wait = async {
-            if self.tx.send(Msg::Record(entry, ack)).await.is_err() {
+            let lane = self.next_lane.fetch_add(1, Ordering::Relaxed) % self.lanes.len();
+            if self.lanes[lane]
+                .send(Msg::Record(entry, ack))
+                .await
+                .is_err()
+            {
                 self.shared.queue_depth.fetch_sub(1, Ordering::Relaxed);
                 return Err(AuditError::Stopped);
             }
@@ -222,12 +253,19 @@ impl AuditWriter {
     /// Flushes everything queued, tries once more to replay the spool, and stops the task.
     /// Records submitted afterwards fail with [`AuditError::Stopped`].
     pub async fn shutdown(self) {
-        let (done, finished) = oneshot::channel();
-        if self.tx.send(Msg::Shutdown(done)).await.is_ok() {
-            let _ = finished.await;
+        // The replaying lane (0) last, so it replays whatever the others had to spool.
+        for lane in self.lanes.iter().rev() {
+            let (done, finished) = oneshot::channel();
+            if lane.send(Msg::Shutdown(done)).await.is_ok() {
+                let _ = finished.await;
+            }
         }
-        let handle = self.task.lock().ok().and_then(|mut h| h.take());
-        if let Some(handle) = handle {
+        let handles = self
+            .tasks
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        for handle in handles {
             let _ = handle.await;
         }
     }
@@ -247,6 +285,7 @@ struct WriterTask {
     /// database, because a commit whose reply was lost may still have happened.
     head: Option<Head>,
     spool: Arc<Mutex<Spool>>,
+    replays: bool,
     shared: Arc<Shared>,
     max_batch: usize,
     max_wait: Duration,
@@ -357,7 +396,7 @@ impl WriterTask {
     }
 
     fn spool_pending(&self) -> bool {
-        self.shared.spool_bytes.load(Ordering::Relaxed) > 0
+        self.replays && self.shared.spool_bytes.load(Ordering::Relaxed) > 0
     }
 
     fn database_believed_up(&self) -> bool {
@@ -430,7 +469,7 @@ impl WriterTask {
     /// Replays up to `limit` spool segments, each in one transaction, deleting each only after
     /// its commit. Stops at the first failure (the database is still away).
     async fn replay(&mut self, limit: usize) {
-        if !self.database_believed_up() {
+        if !self.replays || !self.database_believed_up() {
             return;
         }
         let spool = self.spool.clone();
