@@ -15,3 +15,4 @@ pub mod engine;
 pub mod pathway;
 pub mod terminology;
 pub mod service;
+pub mod audit;
