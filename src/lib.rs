@@ -16,3 +16,4 @@ pub mod pathway;
 pub mod terminology;
 pub mod service;
 pub mod audit;
+pub mod pipeline;
