@@ -14,6 +14,7 @@
 pub mod cds_hooks;
 pub mod fhir;
 pub mod native;
+mod pruned;
 
 pub use cds_hooks::{CdsHooksRequest, FhirAuthorization, HookContext};
 pub use native::NativeOrderSet;
