@@ -143,10 +143,37 @@ fn type_error(error: serde_path_to_error::Error<serde_json::Error>) -> AdapterEr
     }
     let message = inner.to_string();
     let message = match message.rfind(" at line ") {
-        Some(i) => message[..i].to_owned(),
-        None => message,
+        Some(i) => &message[..i],
+        None => &message,
     };
-    AdapterError::Malformed { path, message }
+    AdapterError::Malformed {
+        path,
+        message: without_values(message),
+    }
+}
+
+/// serde quotes the offending value ("invalid type: string \"Jane\", expected u64"); an
+/// error may be logged, so only the kind of value is kept.
+fn without_values(message: &str) -> String {
+    let Some(rest) = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+    else {
+        return message.to_owned();
+    };
+    let Some((found, expected)) = rest.rsplit_once(", expected ") else {
+        return "has a value of the wrong type".to_owned();
+    };
+    let kind = match found.split([' ', '`', '"']).next().unwrap_or_default() {
+        "map" => "an object",
+        "sequence" => "an array",
+        "string" => "a string",
+        "integer" | "floating" => "a number",
+        "boolean" => "a boolean",
+        "null" | "unit" => "null",
+        _ => "another value",
+    };
+    format!("must be {expected}, found {kind}")
 }
 
 /// A struct that must arrive as a JSON object: serde's derived structs also accept an array
@@ -754,6 +781,19 @@ mod tests {
         let err = CdsHooksRequest::parse(br#"{"hook": 5, "hookInstance": "x", "context": {}}"#)
             .unwrap_err();
         assert_eq!(err.path(), Some("/hook"));
+        assert_eq!(err.to_string(), "/hook: must be a string, found a number");
+        let err = CdsHooksRequest::parse(
+            br#"{"hook": "order-sign", "hookInstance": "x", "context": {"userId": "u", "patientId": {"name": "Jane Doe"}}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.path(), Some("/context/patientId"));
+        assert!(!err.to_string().contains("Jane"), "{err}");
+        let err = CdsHooksRequest::parse(
+            br#"{"hook": "order-sign", "hookInstance": "x", "context": {"userId": "Jane Doe 1961"}, "fhirAuthorization": {"access_token": "tok", "expires_in": "soon"}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.path(), Some("/fhirAuthorization/expires_in"));
+        assert!(!err.to_string().contains("soon"), "{err}");
         let err = CdsHooksRequest::parse(
             br#"{"hook": "order-sign", "hookInstance": "x", "context": []}"#,
         )
