@@ -318,6 +318,7 @@ impl CdsHooksRequest {
                 .encounter_id
                 .as_deref()
                 .map(|e| qualified("Encounter", e)),
+            evaluated_at: None,
             notes: notes.finish(),
         })
     }
