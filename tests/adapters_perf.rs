@@ -132,3 +132,29 @@ fn where_the_time_goes() {
         std::hint::black_box(translated.clone());
     });
 }
+
+#[test]
+#[ignore = "timing: run in release"]
+fn native_order_set_timing() {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/native/valid-vcf-full.json");
+    let bytes = std::fs::read(path).unwrap();
+    let rounds = 2_000;
+    let mut samples = Vec::with_capacity(rounds);
+    for i in 0..rounds + 200 {
+        let start = Instant::now();
+        let set =
+            orderguard::adapters::NativeOrderSet::parse(std::hint::black_box(&bytes)).unwrap();
+        std::hint::black_box(set.to_domain().unwrap());
+        if i >= 200 {
+            samples.push(start.elapsed().as_nanos() as f64 / 1000.0);
+        }
+    }
+    samples.sort_by(f64::total_cmp);
+    println!(
+        "native ({} bytes): bytes -> validated -> Translated median {:.1} µs, p99 {:.1} µs",
+        bytes.len(),
+        samples[rounds / 2],
+        samples[rounds * 99 / 100]
+    );
+}
