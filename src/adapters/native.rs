@@ -367,6 +367,7 @@ impl NativeOrderSet {
             user_ref: context_refs.and_then(|c| c.user.clone()),
             patient_ref: patient.reference.clone(),
             encounter_ref: context_refs.and_then(|c| c.encounter.clone()),
+            evaluated_at: self.evaluated_at,
             notes,
         })
     }
