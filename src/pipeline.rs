@@ -4,12 +4,16 @@
 //! committed the record or fsync'd it to the spool; otherwise the request fails with 503.
 
 use crate::adapters::{AdapterError, InputKind};
-use crate::audit::{self, AuditRecord, AuditWriter, Channel, FeedbackOutcome, FeedbackRecord, RejectionRecord, RequestMeta};
+use crate::audit::{
+    self, AuditRecord, AuditWriter, Channel, FeedbackOutcome, FeedbackRecord, RejectionRecord,
+    RequestMeta,
+};
 use crate::decide::{self, Prepared};
 use crate::pathway::Plan;
 use crate::service::fhir_client::{FhirClient, FhirServer};
 use crate::service::{
-    BoxFuture, ClientIdentity, DecisionPipeline, FieldError, PipelineError, Readiness, Rejection, discovery, metrics,
+    BoxFuture, ClientIdentity, DecisionPipeline, FieldError, PipelineError, Readiness, Rejection,
+    discovery, metrics,
 };
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -29,7 +33,12 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(plan: Arc<Plan>, writer: AuditWriter, pool: PgPool, fhir: FhirClient) -> Pipeline {
-        Pipeline { plan: RwLock::new(plan), writer, pool, fhir }
+        Pipeline {
+            plan: RwLock::new(plan),
+            writer,
+            pool,
+            fhir,
+        }
     }
 
     pub fn plan(&self) -> Arc<Plan> {
@@ -83,18 +92,37 @@ impl Pipeline {
     /// A CDS Hooks request without prefetch: fetch the templates from the client's FHIR server
     /// with its access token. No prefetch and no way to fetch it is a 412.
     async fn complete_prefetch(&self, request: &mut Value) -> Result<(), PipelineError> {
-        let has_prefetch = request.get("prefetch").and_then(Value::as_object).is_some_and(|p| !p.is_empty());
+        let has_prefetch = request
+            .get("prefetch")
+            .and_then(Value::as_object)
+            .is_some_and(|p| !p.is_empty());
         if has_prefetch {
             return Ok(());
         }
         let keys: Vec<&str> = discovery::PREFETCH.iter().map(|(key, _)| *key).collect();
         let base_url = request.get("fhirServer").and_then(Value::as_str);
-        let patient_id = request.pointer("/context/patientId").and_then(Value::as_str);
+        let patient_id = request
+            .pointer("/context/patientId")
+            .and_then(Value::as_str);
         let (Some(base_url), Some(patient_id)) = (base_url, patient_id) else {
-            return Err(PipelineError::PrefetchUnavailable { missing: keys.iter().map(|k| (*k).to_owned()).collect() });
+            return Err(PipelineError::PrefetchUnavailable {
+                missing: keys.iter().map(|k| (*k).to_owned()).collect(),
+            });
         };
-        let token = request.pointer("/fhirAuthorization/access_token").and_then(Value::as_str);
-        let fetched = self.fhir.fetch(FhirServer { base_url, access_token: token }, patient_id, &keys).await?;
+        let token = request
+            .pointer("/fhirAuthorization/access_token")
+            .and_then(Value::as_str);
+        let fetched = self
+            .fhir
+            .fetch(
+                FhirServer {
+                    base_url,
+                    access_token: token,
+                },
+                patient_id,
+                &keys,
+            )
+            .await?;
         let prefetch: serde_json::Map<String, Value> = fetched.into_iter().collect();
         request["prefetch"] = Value::Object(prefetch);
         Ok(())
@@ -114,43 +142,74 @@ fn client_id(client: &ClientIdentity) -> Option<String> {
 /// An adapter error as a 400 naming the field.
 fn bad_request(error: AdapterError) -> PipelineError {
     let field_errors = match &error {
-        AdapterError::Invalid { errors } => {
-            errors.iter().map(|e| FieldError { path: e.path.clone(), message: e.message.clone() }).collect()
-        }
-        AdapterError::Malformed { path, message } => vec![FieldError { path: path.clone(), message: message.clone() }],
+        AdapterError::Invalid { errors } => errors
+            .iter()
+            .map(|e| FieldError {
+                path: e.path.clone(),
+                message: e.message.clone(),
+            })
+            .collect(),
+        AdapterError::Malformed { path, message } => vec![FieldError {
+            path: path.clone(),
+            message: message.clone(),
+        }],
         AdapterError::Json { .. } => Vec::new(),
     };
-    PipelineError::BadRequest { field_errors, detail: error.to_string() }
+    PipelineError::BadRequest {
+        field_errors,
+        detail: error.to_string(),
+    }
 }
 
 fn field_error(path: String, message: &str) -> PipelineError {
     PipelineError::BadRequest {
         detail: format!("{path}: {message}"),
-        field_errors: vec![FieldError { path, message: message.to_owned() }],
+        field_errors: vec![FieldError {
+            path,
+            message: message.to_owned(),
+        }],
     }
 }
 
 impl DecisionPipeline for Pipeline {
-    fn cds_hooks(&self, service_id: &str, body: Bytes, client: ClientIdentity) -> BoxFuture<'_, Result<Value, PipelineError>> {
+    fn cds_hooks(
+        &self,
+        service_id: &str,
+        body: Bytes,
+        client: ClientIdentity,
+    ) -> BoxFuture<'_, Result<Value, PipelineError>> {
         let expected_hook = discovery::service(service_id).map(|s| s.hook);
         Box::pin(async move {
             let now = Utc::now();
             let mut request = crate::adapters::parse_json(&body).map_err(bad_request)?;
             if !request.is_object() {
-                return Err(field_error(String::new(), "a CDS Hooks request is a JSON object"));
+                return Err(field_error(
+                    String::new(),
+                    "a CDS Hooks request is a JSON object",
+                ));
             }
             match request.get("hook").and_then(Value::as_str) {
                 Some(hook) if Some(hook) == expected_hook => {}
                 Some(_) => return Err(PipelineError::UnknownHook),
-                None => return Err(field_error("/hook".into(), "required: the hook that triggered the call")),
+                None => {
+                    return Err(field_error(
+                        "/hook".into(),
+                        "required: the hook that triggered the call",
+                    ));
+                }
             }
             self.complete_prefetch(&mut request).await?;
             let prepared = decide::prepare_value(request).map_err(bad_request)?;
-            self.decide_and_record(prepared, now, Channel::CdsHooks, &client).await
+            self.decide_and_record(prepared, now, Channel::CdsHooks, &client)
+                .await
         })
     }
 
-    fn native(&self, body: Bytes, client: ClientIdentity) -> BoxFuture<'_, Result<Value, PipelineError>> {
+    fn native(
+        &self,
+        body: Bytes,
+        client: ClientIdentity,
+    ) -> BoxFuture<'_, Result<Value, PipelineError>> {
         Box::pin(async move {
             let received = Utc::now();
             let value = crate::adapters::parse_json(&body).map_err(bad_request)?;
@@ -162,30 +221,53 @@ impl DecisionPipeline for Pipeline {
             }
             let prepared = decide::prepare_value(value).map_err(bad_request)?;
             let now = prepared.requested_time.unwrap_or(received);
-            self.decide_and_record(prepared, now, Channel::Native, &client).await
+            self.decide_and_record(prepared, now, Channel::Native, &client)
+                .await
         })
     }
 
-    fn feedback(&self, _service_id: &str, body: Bytes, client: ClientIdentity) -> BoxFuture<'_, Result<(), PipelineError>> {
+    fn feedback(
+        &self,
+        _service_id: &str,
+        body: Bytes,
+        client: ClientIdentity,
+    ) -> BoxFuture<'_, Result<(), PipelineError>> {
         Box::pin(async move {
             let value = crate::adapters::parse_json(&body).map_err(bad_request)?;
             let Some(items) = value.get("feedback").and_then(Value::as_array) else {
-                return Err(field_error("/feedback".into(), "required: an array of feedback items"));
+                return Err(field_error(
+                    "/feedback".into(),
+                    "required: an array of feedback items",
+                ));
             };
             let mut records = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
                 let at = |field: &str| format!("/feedback/{i}/{field}");
-                let card = item.get("card").and_then(Value::as_str).ok_or_else(|| field_error(at("card"), "required: the card's uuid"))?;
-                let card_uuid = Uuid::parse_str(card).map_err(|_| field_error(at("card"), "not a UUID"))?;
+                let card = item
+                    .get("card")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| field_error(at("card"), "required: the card's uuid"))?;
+                let card_uuid =
+                    Uuid::parse_str(card).map_err(|_| field_error(at("card"), "not a UUID"))?;
                 let outcome = match item.get("outcome").and_then(Value::as_str) {
                     Some("accepted") => FeedbackOutcome::Accepted,
                     Some("overridden") => FeedbackOutcome::Overridden,
-                    _ => return Err(field_error(at("outcome"), "must be \"accepted\" or \"overridden\"")),
+                    _ => {
+                        return Err(field_error(
+                            at("outcome"),
+                            "must be \"accepted\" or \"overridden\"",
+                        ));
+                    }
                 };
                 let accepted_suggestions: Vec<String> = item
                     .get("acceptedSuggestions")
                     .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(|s| s.get("id").and_then(Value::as_str)).map(str::to_owned).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|s| s.get("id").and_then(Value::as_str))
+                            .map(str::to_owned)
+                            .collect()
+                    })
                     .unwrap_or_default();
                 let reason = item.get("overrideReason");
                 let outcome_at = item
@@ -209,13 +291,19 @@ impl DecisionPipeline for Pipeline {
                         .and_then(|r| r.pointer("/reason/code"))
                         .and_then(Value::as_str)
                         .map(str::to_owned),
-                    override_comment: reason.and_then(|r| r.get("userComment")).and_then(Value::as_str).map(str::to_owned),
+                    override_comment: reason
+                        .and_then(|r| r.get("userComment"))
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
                     outcome_at,
                     client_id: client_id(&client),
                 });
             }
             for record in records {
-                self.writer.record_feedback(record).await.map_err(|_| PipelineError::Unavailable)?;
+                self.writer
+                    .record_feedback(record)
+                    .await
+                    .map_err(|_| PipelineError::Unavailable)?;
             }
             Ok(())
         })
@@ -243,7 +331,9 @@ impl DecisionPipeline for Pipeline {
         metrics::set_audit_queue_depth(health.queue_depth);
         metrics::set_audit_spool_bytes(health.spool_bytes);
         if health.spooling {
-            Readiness::Degraded { reason: "database unreachable: decisions are spooled locally".into() }
+            Readiness::Degraded {
+                reason: "database unreachable: decisions are spooled locally".into(),
+            }
         } else {
             Readiness::Ready
         }
