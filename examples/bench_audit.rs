@@ -48,7 +48,7 @@ fn record() -> AuditRecord {
     meta.hook = Some("order-sign".into());
     meta.patient_ref = Some("Patient/p1".into());
     meta.user_ref = Some("Practitioner/dr1".into());
-    let input = audit::canonical::to_vec(&json!({ "orders": "x".repeat(780) }));
+    let input = orderguard::canonical::to_vec(&json!({ "orders": "x".repeat(780) }));
     AuditRecord::from_decision(&decision, meta, input, vec![b'r'; 300])
 }
 

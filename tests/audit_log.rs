@@ -73,7 +73,8 @@ fn record(findings: usize) -> AuditRecord {
         patient_ref: Some("Patient/p1".into()),
         encounter_ref: None,
     };
-    let input = audit::canonical::to_vec(&json!({"orders": ["oxycodone 10 mg"], "z": 1, "a": "é"}));
+    let input =
+        orderguard::canonical::to_vec(&json!({"orders": ["oxycodone 10 mg"], "z": 1, "a": "é"}));
     AuditRecord::from_decision(&d, meta, input, br#"{"cards":[]}"#.to_vec())
 }
 

@@ -19,10 +19,10 @@
 //! checkpoint kept outside the database.
 
 use super::AuditError;
-use super::canonical;
 use super::records::{
     DecisionImage, EventImage, FeedbackImage, FindingImage, RejectionImage, sha256, timestamp,
 };
+use crate::canonical;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};

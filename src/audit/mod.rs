@@ -4,13 +4,12 @@
 //! - [`writer`]: the group-commit [`AuditWriter`]; a response leaves only after its record is
 //!   durable (committed, or fsync'd to the [`spool`] while PostgreSQL is away).
 //! - [`chain`]: the per-writer hash chain, [`verify`] and [`checkpoint`].
-//! - [`canonical`]: RFC 8785-style canonical JSON, the bytes that are hashed.
+//! - [`crate::canonical`]: RFC 8785-style canonical JSON, the bytes that are hashed.
 //! - [`embedded`]: a private PostgreSQL cluster when no `DATABASE_URL` is given.
 //!
 //! The schema lives in `migrations/`; the database itself refuses UPDATE, DELETE and TRUNCATE
 //! on audit tables, and the service role `orderguard_writer` may only INSERT and SELECT.
 
-pub mod canonical;
 pub mod chain;
 pub mod embedded;
 pub mod records;

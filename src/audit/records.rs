@@ -85,7 +85,7 @@ pub struct AuditRecord {
     pub evaluated_at: DateTime<Utc>,
     pub meta: RequestMeta,
     pub pathway: PathwayRef,
-    /// Canonical JSON bytes of the input (see [`super::canonical`]); stored as they are.
+    /// Canonical JSON bytes of the input (see [`crate::canonical`]); stored as they are.
     pub canonical_input: Vec<u8>,
     /// The response bytes exactly as sent.
     pub response: Vec<u8>,
