@@ -184,8 +184,16 @@ fn daily_dose(
         amount: daily,
         unit,
         explanation: format!(
-            "{how}{conversion}{range_note} × {}{prn} = {} {}",
-            frequency.describe(),
+            "{how}{conversion}{range_note} {}{prn} = {} {}",
+            if per_day < 1.0 {
+                // Weekly, monthly, yearly: "every 7 days" reads better than "× 0.14/day".
+                format!(
+                    "every {} days",
+                    format_number(frequency.min_interval_days())
+                )
+            } else {
+                format!("× {}", frequency.describe())
+            },
             format_number(daily),
             unit.per_day_symbol()
         ),
@@ -444,10 +452,9 @@ pub fn mme(amount: &DailyAmount, t: &Terminology) -> Mme {
             Mme::Counted {
                 mme_per_day,
                 explanation: format!(
-                    "{} {}: {} mg/day × {} = {} MME/day",
+                    "{}: {} × {} = {} MME/day",
                     ingredient.name,
                     amount.explanation,
-                    format_number(amount.amount),
                     format_number(factor),
                     format_number(mme_per_day)
                 ),
@@ -458,10 +465,9 @@ pub fn mme(amount: &DailyAmount, t: &Terminology) -> Mme {
             Mme::Counted {
                 mme_per_day,
                 explanation: format!(
-                    "{} {}: {} mcg/h × {} = {} MME/day",
+                    "{}: {} × {} = {} MME/day",
                     ingredient.name,
                     amount.explanation,
-                    format_number(amount.amount),
                     format_number(factor),
                     format_number(mme_per_day)
                 ),

@@ -392,10 +392,11 @@ mod tests {
         let mut v = shipped();
         let first = v["rules"][0].clone();
         v["rules"].as_array_mut().unwrap().push(first);
+        let duplicate = format!("/rules/{}/id", v["rules"].as_array().unwrap().len() - 1);
         v["rules"][0]["citations"] = serde_json::json!(["nobody-2099"]);
         v["value_sets"].as_object_mut().unwrap().remove("lab_egfr");
         let paths: Vec<String> = lint_value(&v).into_iter().map(|e| e.path).collect();
-        assert!(paths.contains(&"/rules/1/id".to_owned()), "{paths:?}");
+        assert!(paths.contains(&duplicate), "{paths:?}");
         assert!(
             paths.contains(&"/rules/0/citations/0".to_owned()),
             "{paths:?}"

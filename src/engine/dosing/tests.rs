@@ -287,10 +287,12 @@ fn vitamin_d_in_iu_and_micrograms_and_weekly_averages() {
         fixed(1.0, DoseUnit::Count(DoseForm::Capsule)),
         every(1.0, PeriodUnit::Week),
     );
-    assert!(close(
-        amount_of(&d, "ergocalciferol").amount,
-        50_000.0 / 7.0
-    ));
+    let a = amount_of(&d, "ergocalciferol");
+    assert!(close(a.amount, 50_000.0 / 7.0));
+    assert_eq!(
+        a.explanation,
+        "1 capsule × 50000 IU every 7 days = 7142.86 IU/day"
+    );
 }
 
 #[test]

@@ -3,6 +3,16 @@
 //! tests. The pathway file names the kind, its parameters, severity, texts and suggestions.
 
 mod bed_rest;
+mod dose_common;
+mod dose_max_daily;
+mod dose_regimen;
+mod dose_renal;
+mod dose_renal_unknown;
+mod dose_unreadable;
+mod drug_combination;
+mod opioid_mme;
+mod supplement_missing;
+mod supplement_upper_limit;
 
 use super::{Emitter, Facts};
 use crate::pathway::CompileContext;
@@ -18,7 +28,18 @@ pub trait RuleKind: Send + Sync + std::fmt::Debug {
 type CompileFn = fn(&Value, &mut CompileContext<'_>) -> Option<Box<dyn RuleKind>>;
 
 /// Every rule kind by the name pathway files use.
-const KINDS: &[(&str, CompileFn)] = &[("activity_duration", bed_rest::compile)];
+const KINDS: &[(&str, CompileFn)] = &[
+    ("activity_duration", bed_rest::compile),
+    ("dose_max_daily", dose_max_daily::compile),
+    ("dose_regimen", dose_regimen::compile),
+    ("dose_renal", dose_renal::compile),
+    ("dose_renal_unknown", dose_renal_unknown::compile),
+    ("dose_unreadable", dose_unreadable::compile),
+    ("drug_combination", drug_combination::compile),
+    ("opioid_mme", opioid_mme::compile),
+    ("supplement_missing", supplement_missing::compile),
+    ("supplement_upper_limit", supplement_upper_limit::compile),
+];
 
 pub fn kind_names() -> Vec<&'static str> {
     KINDS.iter().map(|(name, _)| *name).collect()

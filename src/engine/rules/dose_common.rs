@@ -1,0 +1,210 @@
+//! What the dose rule kinds share: the current medications with their identified drug, and
+//! daily totals of an ingredient (or a class, for calcium and vitamin D) over the draft orders
+//! plus the active medications, with the sum written out for the card.
+//!
+//! The dose rules speak only when a draft order contains a drug they concern (no alerts about
+//! the home list alone), but their totals include the active medications.
+
+use crate::domain::units::format_number;
+use crate::domain::{Field, MedicationOrder, OrderRef};
+use crate::engine::Facts;
+use crate::engine::dosing::{DailyAmount, DailyDose, DailyUnit, daily_doses};
+use crate::terminology::{DrugClass, DrugMatch, Ingredient, Terminology};
+use serde::Deserialize;
+
+/// A current medication order (draft or active) and the drug the terminology found in it.
+pub(super) struct Med<'a> {
+    pub order: &'a MedicationOrder,
+    /// In the draft orders (false: an active medication from the patient's record).
+    pub drafted: bool,
+    pub drug: Option<DrugMatch>,
+}
+
+impl Med<'_> {
+    pub fn has_class(&self, t: &Terminology, class: DrugClass) -> bool {
+        self.drug.as_ref().is_some_and(|d| d.has_class(t, class))
+    }
+
+    pub fn doses(&self, t: &Terminology) -> Vec<DailyDose> {
+        self.drug
+            .as_ref()
+            .map(|d| daily_doses(self.order, d, t))
+            .unwrap_or_default()
+    }
+
+    /// The order as a card names it; active medications are marked as such.
+    pub fn label(&self) -> String {
+        let label = self.order.medication.label();
+        if self.drafted {
+            label
+        } else {
+            format!("{label} (active)")
+        }
+    }
+}
+
+/// The draft orders and the active medications that are current (draft, active, on hold,
+/// unknown), each identified once.
+pub(super) fn medications<'a>(facts: &Facts<'a>) -> Vec<Med<'a>> {
+    let t = Terminology::builtin();
+    let drafts = facts.input.orders.medications.iter().map(|o| (o, true));
+    let active = facts
+        .input
+        .patient
+        .active_medications
+        .iter()
+        .map(|o| (o, false));
+    drafts
+        .chain(active)
+        .filter(|(o, _)| o.status.is_current())
+        .map(|(order, drafted)| Med {
+            order,
+            drafted,
+            drug: t.identify(&order.medication),
+        })
+        .collect()
+}
+
+/// A drug class as pathway files name it ("opioid", "benzodiazepine").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum ClassName {
+    Opioid,
+    Acetaminophen,
+    Nsaid,
+    MuscleRelaxant,
+    Calcitonin,
+    Bisphosphonate,
+    Denosumab,
+    Anabolic,
+    AntiOsteoporosis,
+    Calcium,
+    VitaminD,
+    Benzodiazepine,
+    Gabapentinoid,
+    Laxative,
+    Anticoagulant,
+    OpioidAntagonist,
+}
+
+impl From<ClassName> for DrugClass {
+    fn from(c: ClassName) -> DrugClass {
+        match c {
+            ClassName::Opioid => DrugClass::Opioid,
+            ClassName::Acetaminophen => DrugClass::Acetaminophen,
+            ClassName::Nsaid => DrugClass::Nsaid,
+            ClassName::MuscleRelaxant => DrugClass::MuscleRelaxant,
+            ClassName::Calcitonin => DrugClass::Calcitonin,
+            ClassName::Bisphosphonate => DrugClass::Bisphosphonate,
+            ClassName::Denosumab => DrugClass::Denosumab,
+            ClassName::Anabolic => DrugClass::Anabolic,
+            ClassName::AntiOsteoporosis => DrugClass::AntiOsteoporosis,
+            ClassName::Calcium => DrugClass::Calcium,
+            ClassName::VitaminD => DrugClass::VitaminD,
+            ClassName::Benzodiazepine => DrugClass::Benzodiazepine,
+            ClassName::Gabapentinoid => DrugClass::Gabapentinoid,
+            ClassName::Laxative => DrugClass::Laxative,
+            ClassName::Anticoagulant => DrugClass::Anticoagulant,
+            ClassName::OpioidAntagonist => DrugClass::OpioidAntagonist,
+        }
+    }
+}
+
+/// A daily total over several orders, with each term written out.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Total {
+    pub amount: f64,
+    pub terms: Vec<String>,
+    /// Orders of the drug whose dose could not be computed (so the total may be low).
+    pub not_computed: Vec<String>,
+    /// Any order of the drug at all, computed or not.
+    pub orders: usize,
+}
+
+impl Total {
+    /// "a: 800 mg × 4/day = 3200 mg/day + b (active): ... = 3200 mg/day total".
+    pub fn explanation(&self, unit: DailyUnit) -> String {
+        match self.terms.len() {
+            0 => format!("no computable dose; 0 {}", unit.per_day_symbol()),
+            1 => self.terms[0].clone(),
+            _ => format!(
+                "{}; total {} {}",
+                self.terms.join(" + "),
+                format_number(self.amount),
+                unit.per_day_symbol()
+            ),
+        }
+    }
+
+    /// A sentence for the card when some orders could not be counted, else empty.
+    pub fn not_computed_note(&self) -> String {
+        if self.not_computed.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " Not counted, dose not computable: {}.",
+                self.not_computed.join(", ")
+            )
+        }
+    }
+}
+
+/// Sums the daily amounts in `unit` of every ingredient accepted by `which`, over all current
+/// medications.
+pub(super) fn total(
+    meds: &[Med<'_>],
+    t: &Terminology,
+    unit: DailyUnit,
+    which: impl Fn(&Ingredient) -> bool,
+) -> Total {
+    let mut total = Total::default();
+    for med in meds {
+        let mut counted = false;
+        for dose in med.doses(t) {
+            let ingredient = t.ingredient(dose.ingredient());
+            if !which(ingredient) {
+                continue;
+            }
+            counted = true;
+            match dose {
+                DailyDose::Amount(DailyAmount {
+                    amount,
+                    unit: u,
+                    explanation,
+                    ..
+                }) if u == unit => {
+                    total.amount += amount;
+                    total.terms.push(format!("{}: {explanation}", med.label()));
+                }
+                _ => total.not_computed.push(med.label()),
+            }
+        }
+        if counted {
+            total.orders += 1;
+        }
+    }
+    total
+}
+
+/// The first drafted order accepted by `which` that the request focuses on (order-select), or
+/// the first drafted one (order-sign): where a patient-level dose card is attached.
+pub(super) fn anchor<'m>(
+    facts: &Facts<'_>,
+    meds: &'m [Med<'_>],
+    which: impl Fn(&Med<'_>) -> bool,
+) -> Option<&'m OrderRef> {
+    let drafted: Vec<&Med<'_>> = meds.iter().filter(|m| m.drafted && which(m)).collect();
+    drafted
+        .iter()
+        .find(|m| facts.input.orders.in_focus(&m.order.reference))
+        .or(drafted.first())
+        .map(|m| &m.order.reference)
+}
+
+/// True when the order was not filled in yet: normal at order-select, where a draft often has
+/// no dose or frequency.
+pub(super) fn incomplete_draft(facts: &Facts<'_>, order: &MedicationOrder) -> bool {
+    facts.input.orders.focus.is_some()
+        && (order.dose.is_absent()
+            || (order.frequency.is_absent() && !matches!(order.dose, Field::Unreadable(_))))
+}
