@@ -483,4 +483,4 @@ pub fn describe_amount(amount: f64, unit: DailyUnit) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

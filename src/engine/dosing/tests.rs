@@ -451,7 +451,7 @@ fn mme_agrees_with_the_cdc_2022_factor_for_every_opioid_product() {
 
 /// A MedicationRequest of the opioid-mme-r4 IG tests, read just far enough for the dose
 /// arithmetic (the FHIR adapter is tested on its own).
-fn read_medication_request(v: &serde_json::Value) -> MedicationOrder {
+pub(crate) fn read_medication_request(v: &serde_json::Value) -> MedicationOrder {
     let mut concept = Concept::default();
     for c in v["medicationCodeableConcept"]["coding"].as_array().unwrap() {
         concept.codings.push(crate::domain::Coding {

@@ -207,6 +207,7 @@ mod tests {
             .expect_severity("DOSE-MME-90", Some("critical"))
             .unwrap();
         assert_eq!(f.numbers["mme_per_day"], 120);
+        assert_eq!(f.order_ref.unwrap().as_str(), "MedicationRequest/oxy");
         Case::new(patient_aged(50))
             .medication(med(
                 "MedicationRequest/oxy",
@@ -234,6 +235,7 @@ mod tests {
             .expect_severity("DOSE-MME-90", Some("critical"))
             .unwrap();
         assert_eq!(f.numbers["mme_per_day"], 180);
+        assert_eq!(f.order_ref.unwrap().as_str(), "MedicationRequest/fent");
         assert!(
             f.detail
                 .contains("1 patch × 75 mcg/h = 75 mcg/h × 2.4 = 180 MME/day"),
@@ -270,6 +272,30 @@ mod tests {
     }
 
     #[test]
+    fn an_opioid_without_a_2022_factor_is_named_not_counted_as_zero() {
+        let case = Case::new(patient_aged(50))
+            .medication(morphine(60.0))
+            .medication(med_per_day(
+                "MedicationRequest/mep",
+                "meperidine",
+                50.0,
+                "mg",
+                4,
+            ));
+        let f = case
+            .expect_severity("DOSE-MME-50", Some("warning"))
+            .unwrap();
+        assert_eq!(f.numbers["mme_per_day"], 60);
+        assert!(f.detail.contains("MME unknown: meperidine"), "{}", f.detail);
+        assert!(
+            case.evaluate()
+                .missing_inputs
+                .iter()
+                .any(|m| m.input == "mme_factor")
+        );
+    }
+
+    #[test]
     fn buprenorphine_is_not_counted_and_naloxone_on_hand_drops_the_suggestion() {
         Case::new(patient_aged(50))
             .medication(med_per_day(
@@ -292,5 +318,62 @@ mod tests {
             .expect_severity("DOSE-MME-50", Some("warning"))
             .unwrap();
         assert!(f.suggestions.is_empty());
+    }
+}
+
+/// The CDC opioid CDS IG's own CDS Hooks requests for recommendation 4/5 (MME ≥ 50 or not),
+/// run through this rule. Both use factors that did not change from 2016 to 2022 (fentanyl
+/// patch 2.4 per mcg/h, morphine 1), so the IG's number applies as is.
+#[cfg(test)]
+mod conformance {
+    use crate::engine::dosing::tests::{read_medication_request, shared_dir};
+    use crate::engine::rules::testing::{Case, patient_aged};
+
+    fn first_json(path: &std::path::Path) -> serde_json::Value {
+        // Some IG files carry a stray trailing `}`: read the first JSON value only.
+        let text = std::fs::read_to_string(path).unwrap();
+        serde_json::Deserializer::from_str(&text)
+            .into_iter()
+            .next()
+            .unwrap()
+            .unwrap()
+    }
+
+    #[test]
+    fn rec_04_05_requests_agree_with_the_ig() {
+        let dir = shared_dir().join("conformance/opioid-cds/cds-r4");
+        for name in ["mme-greater-than-fifty", "mme-less-than-fifty"] {
+            let request = first_json(&dir.join(format!(
+                "requests/OpioidCDSREC04_05/request-example-rec-04-05-{name}.json"
+            )));
+            let response = first_json(&dir.join(format!(
+                "responses/OpioidCDSREC04_05/response-example-rec-04-05-{name}.json"
+            )));
+            let mut case = Case::new(patient_aged(40));
+            for entry in request["context"]["draftOrders"]["entry"]
+                .as_array()
+                .unwrap()
+            {
+                let mut order = read_medication_request(&entry["resource"]);
+                order.status = crate::domain::OrderStatus::Draft;
+                case = case.medication(order);
+            }
+            let findings: Vec<_> = ["DOSE-MME-50", "DOSE-MME-90"]
+                .iter()
+                .flat_map(|id| case.findings(id))
+                .collect();
+            // The order was read and checked, not skipped.
+            case.expect_severity("DOSE-UNREADABLE", None);
+            let cards = response["cards"].as_array().unwrap();
+            assert_eq!(findings.len(), cards.len(), "{name}: {findings:#?}");
+            if let Some(card) = cards.first() {
+                // "Total morphine milligram equivalent (MME) is 179.99999820 'mg/d'."
+                let detail = card["detail"].as_str().unwrap();
+                let after = detail.split("(MME) is ").nth(1).unwrap();
+                let ig_mme: f64 = after.split_whitespace().next().unwrap().parse().unwrap();
+                let ours = findings[0].numbers["mme_per_day"].as_f64().unwrap();
+                assert!((ours - ig_mme).abs() < 1e-3, "{name}: {ours} vs {ig_mme}");
+            }
+        }
     }
 }
