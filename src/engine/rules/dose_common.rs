@@ -208,3 +208,75 @@ pub(super) fn incomplete_draft(facts: &Facts<'_>, order: &MedicationOrder) -> bo
         && (order.dose.is_absent()
             || (order.frequency.is_absent() && !matches!(order.dose, Field::Unreadable(_))))
 }
+
+/// Time of a whole evaluation with a realistic pharmacist load (6 drafts, 4 active medications),
+/// run by hand: `cargo test --release --lib dose_common::timing -- --ignored --nocapture`.
+#[cfg(test)]
+#[test]
+#[ignore = "timing, run by hand"]
+fn timing() {
+    use crate::domain::{OrderStatus, PeriodUnit};
+    use crate::engine::rules::testing::{Case, med, med_per_day, vcf_patient};
+    let mut case = Case::new(vcf_patient())
+        .medication(med(
+            "MedicationRequest/1",
+            "acetaminophen 325 MG / oxycodone 5 MG Oral Tablet",
+            2.0,
+            "tablet",
+            4.0,
+            PeriodUnit::Hour,
+        ))
+        .medication(med_per_day(
+            "MedicationRequest/2",
+            "acetaminophen 500 mg tablet",
+            1000.0,
+            "mg",
+            3,
+        ))
+        .medication(med(
+            "MedicationRequest/3",
+            "alendronate 70 MG Oral Tablet",
+            1.0,
+            "tablet",
+            1.0,
+            PeriodUnit::Week,
+        ))
+        .medication(med_per_day(
+            "MedicationRequest/4",
+            "calcium carbonate 1250 MG Oral Tablet",
+            1.0,
+            "tablet",
+            2,
+        ))
+        .medication(med_per_day(
+            "MedicationRequest/5",
+            "cholecalciferol 1000 UNT Oral Tablet",
+            1.0,
+            "tablet",
+            1,
+        ))
+        .medication(med_per_day("MedicationRequest/6", "senna", 8.6, "mg", 2));
+    for (i, text) in [
+        "gabapentin 300 MG Oral Capsule",
+        "lorazepam 0.5 MG Oral Tablet",
+        "morphine 15 mg",
+        "lisinopril 10 mg",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut o = med_per_day(&format!("MedicationRequest/a{i}"), text, 1.0, "tablet", 2);
+        o.status = OrderStatus::Active;
+        case = case.active_medication(o);
+    }
+    let _ = case.evaluate();
+    let n = 2_000;
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(case.evaluate());
+    }
+    println!(
+        "evaluate: {:.1} µs",
+        start.elapsed().as_secs_f64() * 1e6 / n as f64
+    );
+}
