@@ -4,9 +4,11 @@
 //! adapter (CDS Hooks FHIR R4 | native JSON) → [`domain`] → engine (pure) → decision →
 //! audit writer (durable) → response (CDS Hooks cards | native decision).
 
+pub mod adapters;
 pub mod canonical;
 pub mod cards;
 pub mod cli;
+pub mod decide;
 pub mod decision;
 pub mod domain;
 pub mod engine;

@@ -297,7 +297,9 @@ fn fill_json(template: &Value, patient: Option<&str>, vars: &[(String, Var)]) ->
             Some(p) => Value::String(p.to_owned()),
             None => Value::String("Patient/unknown".to_owned()),
         },
-        Value::String(s) => Value::String(fill(s, vars)),
+        Value::String(s) => {
+            whole_number_placeholder(s, vars).unwrap_or_else(|| Value::String(fill(s, vars)))
+        }
         Value::Array(items) => {
             Value::Array(items.iter().map(|v| fill_json(v, patient, vars)).collect())
         }
@@ -318,6 +320,17 @@ fn fill_json(template: &Value, patient: Option<&str>, vars: &[(String, Var)]) ->
             Value::Object(filled)
         }
         other => other.clone(),
+    }
+}
+
+/// A string that is one `{name}` placeholder for a number becomes that number, so FHIR
+/// fields that must be numeric (`expectedSupplyDuration.value`) can take the rule's limit from
+/// its parameters instead of repeating it in the suggestion.
+fn whole_number_placeholder(template: &str, vars: &[(String, Var)]) -> Option<Value> {
+    let name = template.strip_prefix('{')?.strip_suffix('}')?;
+    match vars.iter().find(|(n, _)| n == name)? {
+        (_, Var::Number(v)) => Some(number_json(*v)),
+        (_, Var::Text(_)) => None,
     }
 }
 
@@ -346,6 +359,16 @@ mod tests {
             "oxycodone: 72 h > {limit} h"
         );
         assert_eq!(fill("no { placeholder", &vars), "no { placeholder");
+    }
+
+    #[test]
+    fn a_lone_number_placeholder_stays_a_number_in_resources() {
+        let vars = vec![("max_days".to_owned(), Var::Number(7.0))];
+        let template = serde_json::json!({"value": "{max_days}", "unit": "{max_days} days"});
+        assert_eq!(
+            fill_json(&template, None, &vars),
+            serde_json::json!({"value": 7, "unit": "7 days"})
+        );
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //! documented flags. Rules read these instead of re-deriving them, which keeps each rule small
 //! and the whole evaluation within its time budget.
 
+use super::medications::{self, Medication};
 use crate::decision::Unrecognized;
 use crate::domain::{ClinicalFlag, Concept, EvaluationInput, LabResult, RecordSection};
 use crate::pathway::{Plan, ValueSet};
+use crate::terminology::{DrugClass, Terminology};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
 
@@ -112,6 +114,8 @@ pub struct Facts<'a> {
     /// Native flags plus flags recognized from coded, active diagnoses.
     pub flags: BTreeSet<ClinicalFlag>,
     pub labs: Labs,
+    /// Drafted and active medication orders in a current state, drafts first.
+    pub medications: Vec<Medication<'a>>,
 }
 
 impl<'a> Facts<'a> {
@@ -154,6 +158,7 @@ impl<'a> Facts<'a> {
             fracture,
             flags,
             labs,
+            medications: medications::resolve(input),
         }
     }
 
@@ -225,9 +230,47 @@ impl<'a> Facts<'a> {
             .map(|id| self.plan.value_set(id))
     }
 
-    /// Orders whose drug or service no table recognizes (filled in by the drug facts).
+    /// Draft medication orders whose drug no table recognizes: no card, but listed so that
+    /// the audit log shows what was not checked.
     pub fn unrecognized(&self) -> Vec<Unrecognized> {
-        Vec::new()
+        self.medications
+            .iter()
+            .filter(|m| m.drafted && m.drug.is_none())
+            .map(|m| Unrecognized {
+                order_ref: m.order.reference.clone(),
+                label: m.label(),
+            })
+            .collect()
+    }
+
+    pub fn terminology(&self) -> &'static Terminology {
+        Terminology::builtin()
+    }
+
+    /// Drafted orders of a drug class.
+    pub fn drafted(&self, class: DrugClass) -> impl Iterator<Item = &Medication<'a>> {
+        self.medications
+            .iter()
+            .filter(move |m| m.drafted && m.has_class(class))
+    }
+
+    /// Whether a drug of the class is ordered now or already active.
+    pub fn ordered_or_active(&self, class: DrugClass) -> bool {
+        self.medications.iter().any(|m| m.has_class(class))
+    }
+
+    /// Whether a service from value set `set` is drafted or active (current, not a
+    /// do-not-perform order). Unknown set names are false (compilation rules them out).
+    pub fn service_ordered_or_active(&self, set: &str) -> bool {
+        let Some(vs) = self.value_set(set) else {
+            return false;
+        };
+        self.input
+            .orders
+            .services
+            .iter()
+            .chain(self.input.patient.active_services.iter())
+            .any(|s| s.status.is_current() && !s.do_not_perform && vs.contains(&s.code))
     }
 }
 

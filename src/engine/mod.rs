@@ -5,10 +5,12 @@
 pub mod dosing;
 pub mod emit;
 pub mod facts;
+pub mod medications;
 pub mod rules;
 
 pub use emit::Emitter;
 pub use facts::{Etiology, Facts, Fracture};
+pub use medications::Medication;
 
 use crate::decision::Evaluation;
 use crate::domain::EvaluationInput;

@@ -392,6 +392,7 @@ mod tests {
         let mut v = shipped();
         let first = v["rules"][0].clone();
         v["rules"].as_array_mut().unwrap().push(first);
+        // The copy is the last rule, whatever the number of shipped rules.
         let duplicate = format!("/rules/{}/id", v["rules"].as_array().unwrap().len() - 1);
         v["rules"][0]["citations"] = serde_json::json!(["nobody-2099"]);
         v["value_sets"].as_object_mut().unwrap().remove("lab_egfr");

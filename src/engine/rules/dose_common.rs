@@ -9,31 +9,27 @@ use crate::domain::units::format_number;
 use crate::domain::{Field, MedicationOrder, OrderRef};
 use crate::engine::Facts;
 use crate::engine::dosing::{DailyAmount, DailyDose, DailyUnit, daily_doses};
-use crate::terminology::{DrugClass, DrugMatch, Ingredient, Terminology};
-use serde::Deserialize;
+use crate::terminology::{Ingredient, Terminology};
 
-/// A current medication order (draft or active) and the drug the terminology found in it.
-pub(super) struct Med<'a> {
-    pub order: &'a MedicationOrder,
-    /// In the draft orders (false: an active medication from the patient's record).
-    pub drafted: bool,
-    pub drug: Option<DrugMatch>,
+pub(super) use crate::engine::medications::Medication as Med;
+
+/// What the dose rules read from a medication beyond its drug.
+pub(super) trait DoseView {
+    /// The daily amount of each ingredient (empty for an unrecognized drug).
+    fn doses(&self, t: &Terminology) -> Vec<DailyDose>;
+    /// The order as a card names it; active medications are marked as such.
+    fn card_label(&self) -> String;
 }
 
-impl Med<'_> {
-    pub fn has_class(&self, t: &Terminology, class: DrugClass) -> bool {
-        self.drug.as_ref().is_some_and(|d| d.has_class(t, class))
-    }
-
-    pub fn doses(&self, t: &Terminology) -> Vec<DailyDose> {
+impl DoseView for Med<'_> {
+    fn doses(&self, t: &Terminology) -> Vec<DailyDose> {
         self.drug
             .as_ref()
             .map(|d| daily_doses(self.order, d, t))
             .unwrap_or_default()
     }
 
-    /// The order as a card names it; active medications are marked as such.
-    pub fn label(&self) -> String {
+    fn card_label(&self) -> String {
         let label = self.order.medication.label();
         if self.drafted {
             label
@@ -43,71 +39,9 @@ impl Med<'_> {
     }
 }
 
-/// The draft orders and the active medications that are current (draft, active, on hold,
-/// unknown), each identified once.
-pub(super) fn medications<'a>(facts: &Facts<'a>) -> Vec<Med<'a>> {
-    let t = Terminology::builtin();
-    let drafts = facts.input.orders.medications.iter().map(|o| (o, true));
-    let active = facts
-        .input
-        .patient
-        .active_medications
-        .iter()
-        .map(|o| (o, false));
-    drafts
-        .chain(active)
-        .filter(|(o, _)| o.status.is_current())
-        .map(|(order, drafted)| Med {
-            order,
-            drafted,
-            drug: t.identify(&order.medication),
-        })
-        .collect()
-}
-
-/// A drug class as pathway files name it ("opioid", "benzodiazepine").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(super) enum ClassName {
-    Opioid,
-    Acetaminophen,
-    Nsaid,
-    MuscleRelaxant,
-    Calcitonin,
-    Bisphosphonate,
-    Denosumab,
-    Anabolic,
-    AntiOsteoporosis,
-    Calcium,
-    VitaminD,
-    Benzodiazepine,
-    Gabapentinoid,
-    Laxative,
-    Anticoagulant,
-    OpioidAntagonist,
-}
-
-impl From<ClassName> for DrugClass {
-    fn from(c: ClassName) -> DrugClass {
-        match c {
-            ClassName::Opioid => DrugClass::Opioid,
-            ClassName::Acetaminophen => DrugClass::Acetaminophen,
-            ClassName::Nsaid => DrugClass::Nsaid,
-            ClassName::MuscleRelaxant => DrugClass::MuscleRelaxant,
-            ClassName::Calcitonin => DrugClass::Calcitonin,
-            ClassName::Bisphosphonate => DrugClass::Bisphosphonate,
-            ClassName::Denosumab => DrugClass::Denosumab,
-            ClassName::Anabolic => DrugClass::Anabolic,
-            ClassName::AntiOsteoporosis => DrugClass::AntiOsteoporosis,
-            ClassName::Calcium => DrugClass::Calcium,
-            ClassName::VitaminD => DrugClass::VitaminD,
-            ClassName::Benzodiazepine => DrugClass::Benzodiazepine,
-            ClassName::Gabapentinoid => DrugClass::Gabapentinoid,
-            ClassName::Laxative => DrugClass::Laxative,
-            ClassName::Anticoagulant => DrugClass::Anticoagulant,
-            ClassName::OpioidAntagonist => DrugClass::OpioidAntagonist,
-        }
-    }
+/// The current medications (drafts, then active ones), identified once per evaluation.
+pub(super) fn medications<'f, 'a>(facts: &'f Facts<'a>) -> &'f [Med<'a>] {
+    &facts.medications
 }
 
 /// A daily total over several orders, with each term written out.
@@ -174,9 +108,11 @@ pub(super) fn total(
                     ..
                 }) if u == unit => {
                     total.amount += amount;
-                    total.terms.push(format!("{}: {explanation}", med.label()));
+                    total
+                        .terms
+                        .push(format!("{}: {explanation}", med.card_label()));
                 }
-                _ => total.not_computed.push(med.label()),
+                _ => total.not_computed.push(med.card_label()),
             }
         }
         if counted {

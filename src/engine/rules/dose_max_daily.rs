@@ -7,7 +7,7 @@
 //! 70 mg daily is a wrong frequency, not a high dose), and not for the classes the pathway
 //! leaves to DOSE-SUPPLEMENT-UL (calcium, vitamin D).
 
-use super::dose_common::{ClassName, anchor, incomplete_draft, medications, total};
+use super::dose_common::{anchor, incomplete_draft, medications, total};
 use super::dose_regimen::{default_tolerance, regimen_violation};
 use super::{RuleKind, params};
 use crate::decision::Severity;
@@ -28,7 +28,7 @@ struct Params {
     critical_ratio: f64,
     /// Classes checked by other rules (calcium, vitamin D: DOSE-SUPPLEMENT-UL).
     #[serde(default)]
-    exclude_classes: Vec<ClassName>,
+    exclude_classes: Vec<DrugClass>,
     /// Same meaning as DOSE-REGIMEN's `interval_tolerance`, to skip the orders it reports.
     #[serde(default = "default_tolerance")]
     regimen_interval_tolerance: f64,
@@ -54,7 +54,7 @@ pub(super) fn compile(
     Some(Box::new(DoseMaxDaily {
         elderly_age: p.elderly_age,
         critical_ratio: p.critical_ratio,
-        exclude: p.exclude_classes.into_iter().map(DrugClass::from).collect(),
+        exclude: p.exclude_classes,
         regimen_tolerance: p.regimen_interval_tolerance,
     }))
 }
@@ -111,11 +111,11 @@ impl RuleKind for DoseMaxDaily {
             let Some(limit_amount) = limit_in(limit.amount, limit.unit, unit) else {
                 continue;
             };
-            let sum = total(&meds, t, unit, |i| i.id == id);
+            let sum = total(meds, t, unit, |i| i.id == id);
             if sum.amount <= limit_amount + 1e-9 {
                 continue;
             }
-            let Some(order) = anchor(facts, &meds, |m| {
+            let Some(order) = anchor(facts, meds, |m| {
                 m.drug.as_ref().is_some_and(|d| {
                     d.components.iter().any(|c| c.ingredient == id)
                         && regimen_violation(m.order, d, t, self.regimen_tolerance).is_none()

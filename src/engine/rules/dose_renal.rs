@@ -5,7 +5,7 @@
 //! Bisphosphonates use the rule's severity (critical); denosumab, which is not renally
 //! cleared but causes severe hypocalcemia, uses the `denosumab` message variant (warning).
 
-use super::dose_common::{ClassName, medications};
+use super::dose_common::medications;
 use super::{RuleKind, params};
 use crate::engine::facts::LabValue;
 use crate::engine::{Emitter, Facts};
@@ -17,7 +17,7 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 struct Params {
     /// Drug classes checked (bisphosphonate, denosumab).
-    classes: Vec<ClassName>,
+    classes: Vec<DrugClass>,
     /// Lab results older than this are not used.
     lookback_days: i64,
 }
@@ -34,7 +34,7 @@ pub(super) fn compile(
 ) -> Option<Box<dyn RuleKind>> {
     let p: Params = params(value, ctx)?;
     Some(Box::new(DoseRenal {
-        classes: p.classes.into_iter().map(DrugClass::from).collect(),
+        classes: p.classes,
         lookback_days: p.lookback_days,
     }))
 }

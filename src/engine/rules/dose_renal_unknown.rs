@@ -2,7 +2,7 @@
 //! eGFR or creatinine clearance from the last `lookback_days` is known, so DOSE-RENAL could
 //! not check it. The pathway does not guess renal function.
 
-use super::dose_common::{ClassName, medications};
+use super::dose_common::{DoseView, medications};
 use super::dose_renal::renal_function;
 use super::{RuleKind, params};
 use crate::engine::{Emitter, Facts};
@@ -13,7 +13,7 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Params {
-    classes: Vec<ClassName>,
+    classes: Vec<DrugClass>,
     lookback_days: i64,
 }
 
@@ -29,7 +29,7 @@ pub(super) fn compile(
 ) -> Option<Box<dyn RuleKind>> {
     let p: Params = params(value, ctx)?;
     Some(Box::new(DoseRenalUnknown {
-        classes: p.classes.into_iter().map(DrugClass::from).collect(),
+        classes: p.classes,
         lookback_days: p.lookback_days,
     }))
 }
@@ -50,7 +50,7 @@ impl RuleKind for DoseRenalUnknown {
                 .iter()
                 .map(|c| t.ingredient(c.ingredient))
                 .find(|i| self.classes.iter().any(|k| i.classes.contains(k)))
-                .map_or_else(|| m.label(), |i| i.name.clone());
+                .map_or_else(|| m.card_label(), |i| i.name.clone());
             out.missing("renal_function");
             out.finding()
                 .order(&m.order.reference)

@@ -7,7 +7,7 @@
 //! At order-select a draft without a dose or frequency yet is normal and gets no card; at
 //! order-sign it does.
 
-use super::dose_common::{incomplete_draft, medications};
+use super::dose_common::{DoseView, incomplete_draft, medications};
 use super::{RuleKind, params};
 use crate::domain::Field;
 use crate::engine::dosing::DailyDose;

@@ -2,18 +2,18 @@
 //! or active, when the draft orders contain one of them. Opioids with benzodiazepines or
 //! gabapentinoids add respiratory depression; the card names both drugs.
 
-use super::dose_common::{ClassName, Med, anchor, medications};
+use super::dose_common::{DoseView, Med, anchor, medications};
 use super::{RuleKind, params};
 use crate::engine::{Emitter, Facts};
 use crate::pathway::CompileContext;
-use crate::terminology::{DrugClass, Terminology};
+use crate::terminology::DrugClass;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Params {
     /// The two classes that must be present together.
-    classes: [ClassName; 2],
+    classes: [DrugClass; 2],
 }
 
 #[derive(Debug)]
@@ -32,16 +32,16 @@ pub(super) fn compile(
         return None;
     }
     Some(Box::new(DrugCombination {
-        first: p.classes[0].into(),
-        second: p.classes[1].into(),
+        first: p.classes[0],
+        second: p.classes[1],
     }))
 }
 
-fn names(meds: &[Med<'_>], t: &Terminology, class: DrugClass) -> String {
+fn names(meds: &[Med<'_>], class: DrugClass) -> String {
     let mut labels: Vec<String> = meds
         .iter()
-        .filter(|m| m.has_class(t, class))
-        .map(Med::label)
+        .filter(|m| m.has_class(class))
+        .map(|m| m.card_label())
         .collect();
     labels.dedup();
     labels.join(", ")
@@ -49,21 +49,20 @@ fn names(meds: &[Med<'_>], t: &Terminology, class: DrugClass) -> String {
 
 impl RuleKind for DrugCombination {
     fn evaluate(&self, facts: &Facts<'_>, out: &mut Emitter<'_>) {
-        let t = Terminology::builtin();
         let meds = medications(facts);
-        let present = |class| meds.iter().any(|m| m.has_class(t, class));
+        let present = |class| meds.iter().any(|m| m.has_class(class));
         if !present(self.first) || !present(self.second) {
             return;
         }
-        let Some(order) = anchor(facts, &meds, |m| {
-            m.has_class(t, self.first) || m.has_class(t, self.second)
+        let Some(order) = anchor(facts, meds, |m| {
+            m.has_class(self.first) || m.has_class(self.second)
         }) else {
             return;
         };
         out.finding()
             .order(order)
-            .text("first", names(&meds, t, self.first))
-            .text("second", names(&meds, t, self.second))
+            .text("first", names(meds, self.first))
+            .text("second", names(meds, self.second))
             .emit();
     }
 }

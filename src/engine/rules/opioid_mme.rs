@@ -7,7 +7,7 @@
 //! Opioids without a 2022 factor (meperidine, fentanyl other than patches) have an unknown
 //! MME, not zero: the card names them, and the decision records the missing factor.
 
-use super::dose_common::{anchor, medications};
+use super::dose_common::{DoseView, anchor, medications};
 use super::{RuleKind, params};
 use crate::domain::units::format_number;
 use crate::engine::dosing::{DailyDose, Mme, mme};
@@ -58,7 +58,7 @@ pub(super) struct MmeTotal {
 
 pub(super) fn total_mme(meds: &[super::dose_common::Med<'_>], t: &Terminology) -> MmeTotal {
     let mut total = MmeTotal::default();
-    for m in meds.iter().filter(|m| m.has_class(t, DrugClass::Opioid)) {
+    for m in meds.iter().filter(|m| m.has_class(DrugClass::Opioid)) {
         for dose in m.doses(t) {
             let ingredient = t.ingredient(dose.ingredient());
             match dose {
@@ -76,13 +76,13 @@ pub(super) fn total_mme(meds: &[super::dose_common::Med<'_>], t: &Terminology) -
                     }
                     Mme::Unknown => total
                         .uncounted
-                        .push(format!("{} (no CDC 2022 factor)", m.label())),
+                        .push(format!("{} (no CDC 2022 factor)", m.card_label())),
                     Mme::NotCounted | Mme::NotAnOpioid => {}
                 },
                 DailyDose::Unreadable { .. } if ingredient.classes.contains(&DrugClass::Opioid) => {
                     total
                         .uncounted
-                        .push(format!("{} (dose not computable)", m.label()));
+                        .push(format!("{} (dose not computable)", m.card_label()));
                 }
                 DailyDose::Unreadable { .. } => {}
             }
@@ -95,10 +95,10 @@ impl RuleKind for OpioidMme {
     fn evaluate(&self, facts: &Facts<'_>, out: &mut Emitter<'_>) {
         let t = Terminology::builtin();
         let meds = medications(facts);
-        let Some(order) = anchor(facts, &meds, |m| m.has_class(t, DrugClass::Opioid)) else {
+        let Some(order) = anchor(facts, meds, |m| m.has_class(DrugClass::Opioid)) else {
             return;
         };
-        let total = total_mme(&meds, t);
+        let total = total_mme(meds, t);
         if !total.uncounted.is_empty() {
             out.missing("mme_factor");
         }
@@ -111,7 +111,7 @@ impl RuleKind for OpioidMme {
         }
         let naloxone_on_hand = meds
             .iter()
-            .any(|m| m.has_class(t, DrugClass::OpioidAntagonist));
+            .any(|m| m.has_class(DrugClass::OpioidAntagonist));
         let uncounted = if total.uncounted.is_empty() {
             String::new()
         } else {

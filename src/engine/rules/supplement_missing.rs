@@ -5,7 +5,7 @@
 //! Silent with hypercalcemia (serum calcium above `hypercalcemia_above_mg_dl` in the last
 //! `calcium_lookback_days`), where adding calcium or vitamin D is the wrong reflex.
 
-use super::dose_common::{ClassName, medications, total};
+use super::dose_common::{medications, total};
 use super::{RuleKind, params};
 use crate::engine::dosing::DailyUnit;
 use crate::engine::{Emitter, Etiology, Facts};
@@ -17,7 +17,7 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 struct Params {
     /// `calcium` (mg elemental/day) or `vitamin_d` (IU/day).
-    class: ClassName,
+    class: DrugClass,
     /// Target daily total, in the class's unit.
     min_daily: f64,
     hypercalcemia_above_mg_dl: f64,
@@ -39,15 +39,15 @@ pub(super) fn compile(
 ) -> Option<Box<dyn RuleKind>> {
     let p: Params = params(value, ctx)?;
     let unit = match p.class {
-        ClassName::Calcium => DailyUnit::MilligramElemental,
-        ClassName::VitaminD => DailyUnit::InternationalUnit,
+        DrugClass::Calcium => DailyUnit::MilligramElemental,
+        DrugClass::VitaminD => DailyUnit::InternationalUnit,
         _ => {
             ctx.error("class", "must be calcium or vitamin_d");
             return None;
         }
     };
     Some(Box::new(SupplementMissing {
-        class: p.class.into(),
+        class: p.class,
         unit,
         min_daily: p.min_daily,
         hypercalcemia_above: p.hypercalcemia_above_mg_dl,
@@ -70,7 +70,7 @@ impl RuleKind for SupplementMissing {
         }
         let t = Terminology::builtin();
         let meds = medications(facts);
-        let sum = total(&meds, t, self.unit, |i| i.classes.contains(&self.class));
+        let sum = total(meds, t, self.unit, |i| i.classes.contains(&self.class));
         if sum.amount + 1e-9 >= self.min_daily {
             return;
         }

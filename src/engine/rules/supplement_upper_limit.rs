@@ -41,14 +41,14 @@ pub(super) fn compile(
 }
 
 impl SupplementUpperLimit {
-    fn is_repletion(&self, facts: &Facts<'_>, meds: &[Med<'_>], t: &Terminology) -> bool {
+    fn is_repletion(&self, facts: &Facts<'_>, meds: &[Med<'_>]) -> bool {
         let low_level = facts.labs.vitamin_d_ng_ml.is_some_and(|v| {
             v.within_days(facts.now, self.0.lab_lookback_days)
                 && v.value < self.0.repletion_below_ng_ml
         });
         let short_courses = meds
             .iter()
-            .filter(|m| m.drafted && m.has_class(t, DrugClass::VitaminD))
+            .filter(|m| m.drafted && m.has_class(DrugClass::VitaminD))
             .all(|m| match &m.order.supply_duration {
                 Field::Given(d) => d.days() <= self.0.repletion_max_days + 1e-9,
                 _ => false,
@@ -63,7 +63,7 @@ impl RuleKind for SupplementUpperLimit {
         let p = &self.0;
         let meds = medications(facts);
 
-        if let Some(order) = anchor(facts, &meds, |m| m.has_class(t, DrugClass::Calcium)) {
+        if let Some(order) = anchor(facts, meds, |m| m.has_class(DrugClass::Calcium)) {
             let older = match facts.age {
                 Some(age) => age >= p.calcium_older_from_age,
                 // Unknown age: the lower limit, so that nothing above it passes unseen.
@@ -78,7 +78,7 @@ impl RuleKind for SupplementUpperLimit {
                 p.calcium_max_mg_younger
             };
             let unit = DailyUnit::MilligramElemental;
-            let sum = total(&meds, t, unit, |i| i.classes.contains(&DrugClass::Calcium));
+            let sum = total(meds, t, unit, |i| i.classes.contains(&DrugClass::Calcium));
             if sum.amount > limit + 1e-9 {
                 out.finding()
                     .order(order)
@@ -92,9 +92,9 @@ impl RuleKind for SupplementUpperLimit {
             }
         }
 
-        if let Some(order) = anchor(facts, &meds, |m| m.has_class(t, DrugClass::VitaminD)) {
+        if let Some(order) = anchor(facts, meds, |m| m.has_class(DrugClass::VitaminD)) {
             let unit = DailyUnit::InternationalUnit;
-            let sum = total(&meds, t, unit, |i| i.classes.contains(&DrugClass::VitaminD));
+            let sum = total(meds, t, unit, |i| i.classes.contains(&DrugClass::VitaminD));
             if sum.amount > p.vitamin_d_max_iu + 1e-9 {
                 let finding = out
                     .finding()
@@ -105,7 +105,7 @@ impl RuleKind for SupplementUpperLimit {
                     .text("unit", unit.per_day_symbol())
                     .text("explanation", sum.explanation(unit))
                     .text("not_counted", sum.not_computed_note());
-                if self.is_repletion(facts, &meds, t) {
+                if self.is_repletion(facts, meds) {
                     finding
                         .variant("repletion")
                         .number("repletion_max_weeks", p.repletion_max_days / 7.0)

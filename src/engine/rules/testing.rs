@@ -118,11 +118,73 @@ impl Case {
                     "unfilled placeholder in {:#?}",
                     found[0]
                 );
-                assert!(found[0].summary.chars().count() < 140);
+                assert!(
+                    !found[0].summary.ends_with('…'),
+                    "summary had to be clipped: {}",
+                    found[0].summary
+                );
                 found.into_iter().next()
             }
         }
     }
+}
+
+/// A draft medication order by drug name (and RxNorm ingredient code, when given), every
+/// dosing field absent: enough for rules that look at the drug class only.
+pub fn drug_order(reference: &str, name: &str, rxcui: Option<&str>) -> MedicationOrder {
+    let mut medication = match rxcui {
+        Some(code) => Concept::coded(system::RXNORM, code, Some(name)),
+        None => Concept::default(),
+    };
+    medication.text = Some(name.to_owned());
+    MedicationOrder::new(reference, medication)
+}
+
+/// A draft service order (procedure, consult, imaging, referral) by code and text.
+pub fn service_order(reference: &str, code_system: &str, code: &str, text: &str) -> ServiceOrder {
+    let mut concept = Concept::coded(code_system, code, Some(text));
+    concept.text = Some(text.to_owned());
+    ServiceOrder::new(reference, concept)
+}
+
+/// A lab result `days_ago` before [`now()`] (LOINC code, value, UCUM unit).
+pub fn lab(loinc: &str, value: f64, unit: &str, days_ago: i64) -> crate::domain::LabResult {
+    crate::domain::LabResult {
+        code: Concept::coded(system::LOINC, loinc, None),
+        value,
+        unit: Some(unit.to_owned()),
+        effective: Some(now() - Duration::days(days_ago)),
+    }
+}
+
+/// An eGFR (CKD-EPI 2021) from yesterday.
+pub fn egfr(value: f64) -> crate::domain::LabResult {
+    lab("98979-8", value, "mL/min/{1.73_m2}", 1)
+}
+
+/// A VCF patient with an unknown fracture date (no onset, no recorded date).
+pub fn vcf_patient_date_unknown(age: i32) -> PatientContext {
+    let mut patient = vcf_patient_aged(age, 10);
+    for dx in &mut patient.diagnoses {
+        dx.onset = None;
+        dx.recorded = None;
+    }
+    patient
+}
+
+/// The suggestion ids of a finding, in order.
+pub fn suggestion_ids(finding: &Finding) -> Vec<&str> {
+    finding.suggestions.iter().map(|s| s.id.as_str()).collect()
+}
+
+/// The named number of a finding as f64.
+#[track_caller]
+pub fn number(finding: &Finding, name: &str) -> f64 {
+    finding
+        .numbers
+        .get(name)
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or_else(|| panic!("finding has no number {name:?}: {finding:#?}"))
 }
 
 // Builders for the dose rules' table tests.
@@ -179,18 +241,30 @@ pub fn med_per_day(
     order
 }
 
-/// A lab result by LOINC code, `days_ago` before [`now`].
-pub fn lab(loinc: &str, value: f64, unit: &str, days_ago: i64) -> crate::domain::LabResult {
-    crate::domain::LabResult {
-        code: Concept::coded(system::LOINC, loinc, None),
-        value,
-        unit: Some(unit.to_owned()),
-        effective: Some(now() - Duration::days(days_ago)),
-    }
-}
-
 impl Case {
     pub fn orders_mut(&mut self) -> &mut OrderSet {
         &mut self.input.orders
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Concept, MedicationOrder};
+
+    #[test]
+    fn unidentified_drafts_are_listed_as_unrecognized() {
+        let case = Case::new(vcf_patient())
+            .medication(MedicationOrder::new(
+                "MedicationRequest/x",
+                Concept::from_text("Zzyzxomab 5 mg"),
+            ))
+            .medication(MedicationOrder::new(
+                "MedicationRequest/y",
+                Concept::from_text("oxycodone 5 mg tablet"),
+            ));
+        let unrecognized = case.evaluate().unrecognized;
+        assert_eq!(unrecognized.len(), 1);
+        assert_eq!(unrecognized[0].order_ref.as_str(), "MedicationRequest/x");
     }
 }

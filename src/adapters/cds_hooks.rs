@@ -1,0 +1,859 @@
+//! CDS Hooks 2.0 `order-select` / `order-sign` requests (and `patient-view`, which parses and
+//! has no orders).
+//!
+//! The envelope is deserialized with serde into typed fields; `draftOrders` and the prefetch
+//! values stay `serde_json::Value`s (moved out of the parse, never cloned) and are read by
+//! [`super::fhir`]. Leniency follows what real clients send (see `notes/cds-hooks.md`): `null`
+//! anywhere means absent, `Bundle.type` may be missing, unknown and extension fields are
+//! ignored, prefetch is read by resource type whatever the client named its keys.
+
+use super::fhir::{self, At, MedicationLookup, ReadNotes, field};
+use super::{AdapterError, Translated};
+use crate::domain::orders::{OrderRef, OrderSet, OrderStatus};
+use crate::domain::patient::{PatientContext, RecordSection};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// A CDS Hooks service request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CdsHooksRequest {
+    /// `order-select`, `order-sign`, `patient-view`, ...
+    pub hook: String,
+    /// Not unique across calls (clients reuse it): stored, never used as a key.
+    pub hook_instance: String,
+    pub fhir_server: Option<String>,
+    pub fhir_authorization: Option<FhirAuthorization>,
+    pub context: HookContext,
+    /// Prefetch values by the client's key (`patient`, `item1`, ...); `Value::Null` when the
+    /// client could not fill a template.
+    pub prefetch: BTreeMap<String, Value>,
+}
+
+/// The OAuth access the client grants for calls back to its FHIR server. `Debug` hides the
+/// token: it must never reach a log line.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+pub struct FhirAuthorization {
+    pub access_token: String,
+    #[serde(default = "bearer")]
+    pub token_type: String,
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub subject: Option<String>,
+}
+
+fn bearer() -> String {
+    "Bearer".to_owned()
+}
+
+impl fmt::Debug for FhirAuthorization {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FhirAuthorization")
+            .field("access_token", &"<redacted>")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .field("subject", &self.subject)
+            .finish()
+    }
+}
+
+/// The hook's `context`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookContext {
+    pub user_id: String,
+    /// Required by order-select and order-sign; the spec's own patient-view example omits it.
+    pub patient_id: Option<String>,
+    pub encounter_id: Option<String>,
+    /// order-select: `MedicationRequest/abc` entries pointing into `draftOrders`.
+    pub selections: Vec<String>,
+    /// The draftOrders Bundle (`Value::Null` for hooks without orders, e.g. patient-view).
+    pub draft_orders: Value,
+}
+
+/// The envelope as it may arrive: everything optional so that `null` and absence are told
+/// apart from a wrong type (serde reports those, with their path).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawRequest {
+    #[serde(default)]
+    hook: Option<String>,
+    #[serde(default)]
+    hook_instance: Option<String>,
+    #[serde(default)]
+    fhir_server: Option<String>,
+    /// Kept as a Value until checked to be an object: serde would read `[]` as a struct.
+    #[serde(default)]
+    fhir_authorization: Option<Value>,
+    #[serde(default)]
+    context: Option<Value>,
+    #[serde(default)]
+    prefetch: Option<BTreeMap<String, Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawContext {
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default)]
+    patient_id: Option<String>,
+    #[serde(default)]
+    encounter_id: Option<String>,
+    #[serde(default)]
+    selections: Option<Vec<Option<String>>>,
+    #[serde(default)]
+    draft_orders: Option<Value>,
+}
+
+/// Hooks whose context must carry `draftOrders`.
+fn needs_draft_orders(hook: &str) -> bool {
+    matches!(hook, "order-select" | "order-sign")
+}
+
+fn path_to_pointer(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => {
+                out.push('/');
+                out.push_str(&index.to_string());
+            }
+            Segment::Map { key } => {
+                out.push('/');
+                out.push_str(&key.replace('~', "~0").replace('/', "~1"));
+            }
+            Segment::Enum { .. } | Segment::Unknown => {}
+        }
+    }
+    out
+}
+
+fn type_error(error: serde_path_to_error::Error<serde_json::Error>) -> AdapterError {
+    let path = path_to_pointer(error.path());
+    let inner = error.into_inner();
+    if inner.is_syntax() || inner.is_eof() {
+        return AdapterError::from_json(&inner);
+    }
+    let message = inner.to_string();
+    let message = match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message,
+    };
+    AdapterError::Malformed { path, message }
+}
+
+/// Deserializes an object found at `prefix` (moved, not cloned), errors located below it.
+fn nested<T: serde::de::DeserializeOwned>(value: Value, prefix: &str) -> Result<T, AdapterError> {
+    serde_path_to_error::deserialize(value).map_err(|e| match type_error(e) {
+        AdapterError::Malformed { path, message } => AdapterError::Malformed {
+            path: format!("{prefix}{path}"),
+            message,
+        },
+        other => other,
+    })
+}
+
+fn not_an_object(path: &str, found: &Value) -> AdapterError {
+    let found = match found {
+        Value::Array(_) => "an array",
+        Value::String(_) => "a string",
+        Value::Number(_) => "a number",
+        Value::Bool(_) => "a boolean",
+        _ => "null",
+    };
+    AdapterError::Malformed {
+        path: path.to_owned(),
+        message: format!("must be a JSON object, found {found}"),
+    }
+}
+
+impl CdsHooksRequest {
+    /// Parses a request body. The fast path deserializes once; only a failing body is parsed a
+    /// second time to find the JSON pointer of the offending field.
+    pub fn parse(bytes: &[u8]) -> Result<CdsHooksRequest, AdapterError> {
+        match serde_json::from_slice::<RawRequest>(bytes) {
+            Ok(raw) => CdsHooksRequest::from_raw(raw),
+            Err(e) if e.is_syntax() || e.is_eof() => Err(AdapterError::from_json(&e)),
+            Err(e) => {
+                let mut de = serde_json::Deserializer::from_slice(bytes);
+                match serde_path_to_error::deserialize::<_, RawRequest>(&mut de) {
+                    Err(located) => Err(type_error(located)),
+                    // Cannot happen (same input, same type), but an answer is still owed.
+                    Ok(_) => Err(AdapterError::Malformed {
+                        path: String::new(),
+                        message: e.to_string(),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Reads an already parsed JSON document (the CLI's auto-detection path).
+    pub fn from_value(value: Value) -> Result<CdsHooksRequest, AdapterError> {
+        let raw: RawRequest = serde_path_to_error::deserialize(value).map_err(type_error)?;
+        CdsHooksRequest::from_raw(raw)
+    }
+
+    fn from_raw(raw: RawRequest) -> Result<CdsHooksRequest, AdapterError> {
+        let required = |path: &str, what: &str| AdapterError::Malformed {
+            path: path.to_owned(),
+            message: format!("{what} is required"),
+        };
+        let hook = raw.hook.ok_or_else(|| required("/hook", "the hook name"))?;
+        let hook_instance = raw
+            .hook_instance
+            .ok_or_else(|| required("/hookInstance", "hookInstance"))?;
+        let context: RawContext = match raw.context {
+            None => return Err(required("/context", "the hook context")),
+            Some(value @ Value::Object(_)) => nested(value, "/context")?,
+            Some(other) => return Err(not_an_object("/context", &other)),
+        };
+        let fhir_authorization: Option<FhirAuthorization> = match raw.fhir_authorization {
+            None => None,
+            Some(value @ Value::Object(_)) => Some(nested(value, "/fhirAuthorization")?),
+            Some(other) => return Err(not_an_object("/fhirAuthorization", &other)),
+        };
+        let user_id = context
+            .user_id
+            .ok_or_else(|| required("/context/userId", "userId"))?;
+        let patient_id = match context.patient_id {
+            None if needs_draft_orders(&hook) => {
+                return Err(required(
+                    "/context/patientId",
+                    &format!("patientId (for {hook})"),
+                ));
+            }
+            id => id,
+        };
+        let draft_orders = match context.draft_orders {
+            Some(bundle) => bundle,
+            None if needs_draft_orders(&hook) => {
+                return Err(required(
+                    "/context/draftOrders",
+                    &format!("draftOrders (for {hook})"),
+                ));
+            }
+            None => Value::Null,
+        };
+        Ok(CdsHooksRequest {
+            hook,
+            hook_instance,
+            fhir_server: raw.fhir_server,
+            fhir_authorization,
+            context: HookContext {
+                user_id,
+                patient_id,
+                encounter_id: context.encounter_id,
+                selections: context
+                    .selections
+                    .unwrap_or_default()
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+                draft_orders,
+            },
+            prefetch: raw.prefetch.unwrap_or_default(),
+        })
+    }
+
+    /// Translates into the domain: the proposed orders from `draftOrders`, the patient's record
+    /// from prefetch (read by resource type), and which record sections the request lacks.
+    pub fn to_domain(&self) -> Result<Translated, AdapterError> {
+        let mut notes = Notes::default();
+        let mut orders = self.draft_orders(&mut notes)?;
+        if self.hook == "order-select" && !self.context.selections.is_empty() {
+            orders.focus = Some(
+                self.context
+                    .selections
+                    .iter()
+                    .map(|s| OrderRef(s.clone()))
+                    .collect(),
+            );
+        }
+        let patient_ref = self
+            .context
+            .patient_id
+            .as_deref()
+            .map(|id| qualified("Patient", id));
+        let mut patient = self.prefetched_record(&orders, &mut notes)?;
+        patient.reference = patient_ref.clone();
+        Ok(Translated {
+            patient,
+            orders,
+            user_ref: Some(self.context.user_id.clone()),
+            patient_ref,
+            encounter_ref: self
+                .context
+                .encounter_id
+                .as_deref()
+                .map(|e| qualified("Encounter", e)),
+            notes: notes.finish(),
+        })
+    }
+
+    fn draft_orders(&self, notes: &mut Notes) -> Result<OrderSet, AdapterError> {
+        let mut orders = OrderSet::default();
+        if self.context.draft_orders.is_null() {
+            return Ok(orders);
+        }
+        let context_at = At::ROOT.key("context");
+        let bundle_at = context_at.key("draftOrders");
+        let entries = bundle_entries(&self.context.draft_orders, &bundle_at)?;
+        let lookup = MedicationLookup { bundle: entries };
+        let entry_list_at = bundle_at.key("entry");
+        for (index, entry) in entries.iter().enumerate() {
+            let entry_at = entry_list_at.index(index);
+            let Some(resource) = fhir::as_object(entry, &entry_at).map(|e| field(e, "resource"))?
+            else {
+                notes.skipped_entries += 1;
+                continue;
+            };
+            let resource_at = entry_at.key("resource").resource();
+            let resource = fhir::as_object(resource, &resource_at)?;
+            let Some(kind) = fhir::opt_str(resource, "resourceType", &resource_at)? else {
+                notes.skipped_entries += 1;
+                continue;
+            };
+            let reference = order_reference(kind, resource, index, &resource_at)?;
+            match kind {
+                "MedicationRequest" | "MedicationOrder" => {
+                    let order = fhir::medication_order(
+                        resource,
+                        &reference,
+                        OrderStatus::Draft,
+                        &lookup,
+                        &resource_at,
+                        &mut notes.read,
+                    )?;
+                    orders.medications.push(order);
+                }
+                "ServiceRequest" | "ProcedureRequest" => {
+                    orders.services.push(fhir::service_order(
+                        resource,
+                        &reference,
+                        OrderStatus::Draft,
+                        &resource_at,
+                    )?);
+                }
+                other => *notes.ignored_orders.entry(other.to_owned()).or_default() += 1,
+            }
+        }
+        Ok(orders)
+    }
+
+    fn prefetched_record(
+        &self,
+        orders: &OrderSet,
+        notes: &mut Notes,
+    ) -> Result<PatientContext, AdapterError> {
+        let mut patient = PatientContext::default();
+        let mut supplied = BTreeSet::new();
+        let prefetch_at = At::ROOT.key("prefetch");
+        let mut reader = RecordReader {
+            patient: &mut patient,
+            supplied: &mut supplied,
+            orders,
+            notes,
+        };
+        for (key, value) in &self.prefetch {
+            let key_at = prefetch_at.key(key);
+            match value {
+                Value::Null => {}
+                Value::Object(resource) => {
+                    if let Some(section) = section_for_key(key) {
+                        reader.supplied.insert(section);
+                    }
+                    if resource.get("resourceType").and_then(Value::as_str) == Some("Bundle") {
+                        let entries = bundle_entries(value, &key_at)?;
+                        if entries.is_empty()
+                            && let Some(section) = self_link_section(resource)
+                        {
+                            reader.supplied.insert(section);
+                        }
+                        let entry_list_at = key_at.key("entry");
+                        for (index, entry) in entries.iter().enumerate() {
+                            let entry_at = entry_list_at.index(index);
+                            if let Some(r) = field(fhir::as_object(entry, &entry_at)?, "resource") {
+                                let r_at = entry_at.key("resource").resource();
+                                reader.read(fhir::as_object(r, &r_at)?, entries, index, &r_at)?;
+                            }
+                        }
+                    } else {
+                        reader.read(resource, &[], 0, &key_at.resource())?;
+                    }
+                }
+                other => {
+                    return Err(key_at.malformed(format!(
+                        "a prefetch value must be a FHIR resource, a Bundle or null, found {}",
+                        match other {
+                            Value::Array(_) => "an array",
+                            Value::String(_) => "a string",
+                            Value::Number(_) => "a number",
+                            _ => "a boolean",
+                        }
+                    )));
+                }
+            }
+        }
+        for section in ALL_SECTIONS {
+            if !supplied.contains(&section) {
+                patient.absent_sections.insert(section);
+            }
+        }
+        Ok(patient)
+    }
+}
+
+const ALL_SECTIONS: [RecordSection; 6] = [
+    RecordSection::Patient,
+    RecordSection::Conditions,
+    RecordSection::Medications,
+    RecordSection::Observations,
+    RecordSection::ServiceRequests,
+    RecordSection::Imaging,
+];
+
+/// Puts a bare id into `Type/id` form (clients send `patientId` both ways).
+fn qualified(resource_type: &str, id: &str) -> String {
+    if id.contains('/') {
+        id.to_owned()
+    } else {
+        format!("{resource_type}/{id}")
+    }
+}
+
+/// The entries of a Bundle (`Bundle.type` may be missing; `entry` may be absent or null).
+fn bundle_entries<'v>(bundle: &'v Value, at: &At<'_>) -> Result<&'v [Value], AdapterError> {
+    let obj = fhir::as_object(bundle, at)?;
+    match fhir::opt_str(obj, "resourceType", at)? {
+        None | Some("Bundle") => {}
+        Some(other) => {
+            return Err(at.malformed(format!(
+                "must be a FHIR Bundle, found resourceType {other:?}"
+            )));
+        }
+    }
+    match field(obj, "entry") {
+        None => Ok(&[]),
+        Some(Value::Array(items)) => Ok(items),
+        Some(_) => Err(at
+            .key("entry")
+            .malformed("must be an array of Bundle entries")),
+    }
+}
+
+/// `ResourceType/id`, or `ResourceType/#<index>` for a resource without an id.
+fn order_reference(
+    kind: &str,
+    resource: &Map<String, Value>,
+    index: usize,
+    at: &At<'_>,
+) -> Result<String, AdapterError> {
+    Ok(match fhir::opt_str(resource, "id", at)? {
+        Some(id) => format!("{kind}/{id}"),
+        None => format!("{kind}/#{index}"),
+    })
+}
+
+/// The record section a client's prefetch key usually fills (`patient`, `conditions`,
+/// `medications`, `egfr`, ...). Generic keys (`item1`) say nothing.
+fn section_for_key(key: &str) -> Option<RecordSection> {
+    let key = key.to_ascii_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| key.contains(w));
+    if has(&[
+        "imaging",
+        "diagnosticreport",
+        "report",
+        "radiolog",
+        "xray",
+        "mri",
+    ]) {
+        Some(RecordSection::Imaging)
+    } else if has(&["medication", "meds", "drug", "opioid", "benzo", "naloxone"]) {
+        Some(RecordSection::Medications)
+    } else if has(&[
+        "servicerequest",
+        "service",
+        "procedure",
+        "referral",
+        "consult",
+        "therapy",
+    ]) {
+        Some(RecordSection::ServiceRequests)
+    } else if has(&["condition", "problem", "diagnos", "fracture"]) {
+        Some(RecordSection::Conditions)
+    } else if has(&[
+        "observation",
+        "lab",
+        "egfr",
+        "creat",
+        "calcium",
+        "vitamin",
+        "vitd",
+        "crcl",
+    ]) {
+        Some(RecordSection::Observations)
+    } else if has(&["patient"]) {
+        Some(RecordSection::Patient)
+    } else {
+        None
+    }
+}
+
+fn section_for_type(resource_type: &str) -> Option<RecordSection> {
+    Some(match resource_type {
+        "Patient" => RecordSection::Patient,
+        "Condition" => RecordSection::Conditions,
+        "MedicationRequest" | "MedicationStatement" | "MedicationOrder" => {
+            RecordSection::Medications
+        }
+        "Observation" => RecordSection::Observations,
+        "ServiceRequest" | "ProcedureRequest" => RecordSection::ServiceRequests,
+        "DiagnosticReport" | "ImagingStudy" => RecordSection::Imaging,
+        _ => return None,
+    })
+}
+
+/// An empty searchset still tells what was searched: its `self` link names the resource type.
+fn self_link_section(bundle: &Map<String, Value>) -> Option<RecordSection> {
+    let links = bundle.get("link")?.as_array()?;
+    let url = links
+        .iter()
+        .find(|l| l.get("relation").and_then(Value::as_str) == Some("self"))?
+        .get("url")?
+        .as_str()?;
+    let path = url.split('?').next()?;
+    section_for_type(path.rsplit('/').next()?)
+}
+
+struct RecordReader<'a> {
+    patient: &'a mut PatientContext,
+    supplied: &'a mut BTreeSet<RecordSection>,
+    orders: &'a OrderSet,
+    notes: &'a mut Notes,
+}
+
+impl RecordReader<'_> {
+    fn is_draft(&self, reference: &str) -> bool {
+        self.orders
+            .medications
+            .iter()
+            .any(|m| m.reference.as_str() == reference)
+            || self
+                .orders
+                .services
+                .iter()
+                .any(|s| s.reference.as_str() == reference)
+    }
+
+    fn read(
+        &mut self,
+        resource: &Map<String, Value>,
+        bundle: &[Value],
+        index: usize,
+        at: &At<'_>,
+    ) -> Result<(), AdapterError> {
+        let Some(kind) = fhir::opt_str(resource, "resourceType", at)? else {
+            return Ok(());
+        };
+        if let Some(section) = section_for_type(kind) {
+            self.supplied.insert(section);
+        }
+        match kind {
+            "Patient" => {
+                let demographics = fhir::patient(resource, at)?;
+                if self.patient.birth_date.is_none() && self.patient.sex.is_none() {
+                    self.patient.birth_date = demographics.birth_date;
+                    self.patient.sex = demographics.sex;
+                }
+            }
+            "Condition" => self.patient.diagnoses.push(fhir::condition(resource, at)?),
+            "MedicationRequest" | "MedicationStatement" | "MedicationOrder" => {
+                let reference = order_reference(kind, resource, index, at)?;
+                // The order being signed often comes back in prefetch too: count it once.
+                if self.is_draft(&reference) {
+                    self.notes.prefetch_duplicates += 1;
+                    return Ok(());
+                }
+                let lookup = MedicationLookup { bundle };
+                let order = fhir::medication_order(
+                    resource,
+                    &reference,
+                    OrderStatus::Unknown,
+                    &lookup,
+                    at,
+                    &mut self.notes.read,
+                )?;
+                if order.status.is_current() {
+                    self.patient.active_medications.push(order);
+                }
+            }
+            "ServiceRequest" | "ProcedureRequest" => {
+                let reference = order_reference(kind, resource, index, at)?;
+                if self.is_draft(&reference) {
+                    self.notes.prefetch_duplicates += 1;
+                    return Ok(());
+                }
+                let order = fhir::service_order(resource, &reference, OrderStatus::Unknown, at)?;
+                if order.status.is_current() {
+                    self.patient.active_services.push(order);
+                }
+            }
+            "Observation" => {
+                if let Some(lab) = fhir::observation(resource, at)? {
+                    self.patient.labs.push(lab);
+                }
+            }
+            "DiagnosticReport" => self
+                .patient
+                .imaging
+                .push(fhir::diagnostic_report(resource, at)?),
+            "ImagingStudy" => self
+                .patient
+                .imaging
+                .push(fhir::imaging_study(resource, at)?),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Counts of what was read around rather than into the domain, turned into notes at the end.
+#[derive(Default)]
+struct Notes {
+    ignored_orders: BTreeMap<String, usize>,
+    skipped_entries: usize,
+    prefetch_duplicates: usize,
+    read: ReadNotes,
+}
+
+impl Notes {
+    fn finish(self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (kind, count) in self.ignored_orders {
+            out.push(format!(
+                "{count} {kind} in draftOrders not evaluated (not a medication or service order)"
+            ));
+        }
+        if self.skipped_entries > 0 {
+            out.push(format!(
+                "{} draftOrders entries without a resource or resourceType skipped",
+                self.skipped_entries
+            ));
+        }
+        if self.prefetch_duplicates > 0 {
+            out.push(format!(
+                "{} prefetched order(s) are the draft orders themselves and were counted once",
+                self.prefetch_duplicates
+            ));
+        }
+        if self.read.extra_dosage_instructions > 0 {
+            out.push(format!(
+                "{} additional dosageInstruction entries not read (only the first is evaluated)",
+                self.read.extra_dosage_instructions
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::orders::{Dose, Field, Route};
+    use crate::domain::units::DoseUnit;
+    use serde_json::json;
+
+    fn request(draft_entries: Value, prefetch: Value) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "hook": "order-sign",
+            "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+            "context": {
+                "userId": "Practitioner/1",
+                "patientId": "123",
+                "draftOrders": {"resourceType": "Bundle", "entry": draft_entries}
+            },
+            "prefetch": prefetch
+        }))
+        .unwrap()
+    }
+
+    fn translate(bytes: &[u8]) -> Translated {
+        CdsHooksRequest::parse(bytes).unwrap().to_domain().unwrap()
+    }
+
+    #[test]
+    fn reads_a_medication_request() {
+        let bytes = request(
+            json!([{"resource": {
+                "resourceType": "MedicationRequest", "id": "oxy",
+                "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "1049621"}], "text": "oxycodone 5 mg tab"},
+                "dosageInstruction": [{
+                    "route": {"coding": [{"system": "http://snomed.info/sct", "code": "26643006"}]},
+                    "timing": {"code": {"text": "Q6H"}},
+                    "asNeededBoolean": true,
+                    "doseAndRate": [{"doseQuantity": {"value": 5, "unit": "mg"}}]
+                }],
+                "dispenseRequest": {"expectedSupplyDuration": {"value": 5, "code": "d"}, "quantity": {"value": 20, "unit": "TAB"}}
+            }}]),
+            json!({}),
+        );
+        let t = translate(&bytes);
+        let m = &t.orders.medications[0];
+        assert_eq!(m.reference.as_str(), "MedicationRequest/oxy");
+        assert_eq!(m.dose.given().unwrap().max().to_mg(), Some(5.0));
+        assert_eq!(m.frequency.given().unwrap().per_day(), 4.0);
+        assert_eq!(m.route, Field::Given(Route::Oral));
+        assert!(m.as_needed);
+        assert_eq!(m.supply_duration.given().unwrap().days(), 5.0);
+        assert_eq!(
+            m.dispense_quantity.given().unwrap().unit(),
+            DoseUnit::Count(crate::domain::DoseForm::Tablet)
+        );
+        assert_eq!(t.patient_ref.as_deref(), Some("Patient/123"));
+        assert!(t.patient.absent_sections.contains(&RecordSection::Patient));
+    }
+
+    #[test]
+    fn an_unknown_unit_is_unreadable_with_its_fhir_path() {
+        let bytes = request(
+            json!([{"resource": {"resourceType": "MedicationRequest",
+                "dosageInstruction": [{"doseAndRate": [{"doseQuantity": {"value": 2, "unit": "spoonful"}}]}]}}]),
+            json!({}),
+        );
+        let t = translate(&bytes);
+        let m = &t.orders.medications[0];
+        assert_eq!(m.reference.as_str(), "MedicationRequest/#0");
+        let u = m.dose.unreadable().expect("unreadable dose");
+        assert_eq!(
+            u.field,
+            "dosageInstruction[0].doseAndRate[0].doseQuantity.unit"
+        );
+        assert_eq!(u.raw, "spoonful");
+    }
+
+    #[test]
+    fn wrong_types_are_errors_with_a_pointer() {
+        let bytes = request(
+            json!([{"resource": {"resourceType": "MedicationRequest", "dosageInstruction": "5 mg"}}]),
+            json!({}),
+        );
+        let err = CdsHooksRequest::parse(&bytes)
+            .unwrap()
+            .to_domain()
+            .unwrap_err();
+        assert_eq!(
+            err.path(),
+            Some("/context/draftOrders/entry/0/resource/dosageInstruction")
+        );
+
+        let err = CdsHooksRequest::parse(br#"{"hook": 5, "hookInstance": "x", "context": {}}"#)
+            .unwrap_err();
+        assert_eq!(err.path(), Some("/hook"));
+        let err = CdsHooksRequest::parse(
+            br#"{"hook": "order-sign", "hookInstance": "x", "context": []}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.path(), Some("/context"));
+        let err = CdsHooksRequest::parse(
+            br#"{"hook": "order-sign", "hookInstance": "x", "context": {"userId": "u", "patientId": "p"}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.path(), Some("/context/draftOrders"));
+        let err = CdsHooksRequest::parse(
+            br#"{"hook": "order-sign", "hookInstance": "x", "context": {"userId": "u", "patientId": "p", "draftOrders": {"resourceType": "Patient"}}}"#,
+        )
+        .unwrap()
+        .to_domain()
+        .unwrap_err();
+        assert_eq!(err.path(), Some("/context/draftOrders"));
+    }
+
+    #[test]
+    fn prefetch_is_read_by_type_and_absent_sections_are_named() {
+        let bytes = request(
+            json!([]),
+            json!({
+                "item1": {"resourceType": "Patient", "birthDate": "1950-03-02", "gender": "female"},
+                "item2": {"resourceType": "Bundle", "type": "searchset", "entry": [
+                    {"resource": {"resourceType": "Condition", "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "S32.010A"}]},
+                                  "clinicalStatus": {"coding": [{"code": "active"}]}, "onsetDateTime": "2026-11-01"}},
+                    {"resource": {"resourceType": "Observation", "status": "final", "code": {"coding": [{"system": "http://loinc.org", "code": "33914-3"}]},
+                                  "valueQuantity": {"value": 28, "unit": "mL/min/{1.73_m2}"}, "effectiveDateTime": "2026-11-20"}},
+                    {"resource": {"resourceType": "Observation", "status": "cancelled", "valueQuantity": {"value": 1, "unit": "x"}}},
+                    {"resource": {"resourceType": "MedicationRequest", "id": "old", "status": "completed"}},
+                    {"resource": {"resourceType": "MedicationStatement", "id": "cur", "status": "active", "medicationCodeableConcept": {"text": "alendronate"}}}
+                ]},
+                "item3": null,
+                "serviceRequests": {"resourceType": "Bundle", "type": "searchset"}
+            }),
+        );
+        let t = translate(&bytes);
+        assert_eq!(
+            t.patient.birth_date,
+            chrono::NaiveDate::from_ymd_opt(1950, 3, 2)
+        );
+        assert_eq!(t.patient.diagnoses.len(), 1);
+        assert_eq!(t.patient.labs.len(), 1);
+        assert_eq!(t.patient.active_medications.len(), 1);
+        assert_eq!(
+            t.patient
+                .absent_sections
+                .iter()
+                .copied()
+                .collect::<Vec<_>>(),
+            vec![RecordSection::Imaging],
+            "service requests were supplied (empty bundle under a named key)"
+        );
+    }
+
+    #[test]
+    fn dose_range_and_ordered_entry() {
+        let bytes = request(
+            json!([{"resource": {"resourceType": "MedicationRequest", "id": "a",
+            "dosageInstruction": [{"doseAndRate": [
+                {"type": {"text": "calculated"}, "doseQuantity": {"value": 100, "unit": "mg"}},
+                {"type": {"coding": [{"code": "ordered"}]}, "doseRange": {"low": {"value": 1, "unit": "TAB"}, "high": {"value": 2, "unit": "TAB"}}}
+            ]}]}}]),
+            json!({}),
+        );
+        let t = translate(&bytes);
+        assert!(matches!(
+            t.orders.medications[0].dose,
+            Field::Given(Dose::Range { .. })
+        ));
+    }
+
+    #[test]
+    fn focus_follows_selections_on_order_select_only() {
+        let body = |hook: &str| {
+            serde_json::to_vec(&json!({"hook": hook, "hookInstance": "x", "context": {"userId": "u", "patientId": "p",
+                "selections": ["MedicationRequest/a", null], "draftOrders": {"resourceType": "Bundle", "entry": []}}}))
+            .unwrap()
+        };
+        let select = translate(&body("order-select"));
+        assert_eq!(
+            select.orders.focus,
+            Some(vec![OrderRef("MedicationRequest/a".into())])
+        );
+        assert_eq!(translate(&body("order-sign")).orders.focus, None);
+    }
+
+    #[test]
+    fn tokens_never_show_in_debug() {
+        let auth = FhirAuthorization {
+            access_token: "secret-token".into(),
+            token_type: "Bearer".into(),
+            expires_in: Some(300),
+            scope: None,
+            subject: None,
+        };
+        assert!(!format!("{auth:?}").contains("secret-token"));
+    }
+}

@@ -1,0 +1,118 @@
+//! From a request's bytes to a decision and its rendered answer: the steps the CLI, the service
+//! and replay share. No IO here either: the caller supplies the time and the decision id, and
+//! records the decision before it releases the answer.
+
+use crate::adapters::{self, AdapterError, CdsHooksRequest, InputKind, NativeOrderSet, Translated};
+use crate::decision::Decision;
+use crate::domain::EvaluationInput;
+use crate::pathway::Plan;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// A request read and ready to evaluate.
+pub struct Prepared {
+    pub kind: InputKind,
+    /// Patient and orders; `now` is set by [`decide`].
+    pub input: EvaluationInput,
+    pub user_ref: Option<String>,
+    pub patient_ref: Option<String>,
+    pub encounter_ref: Option<String>,
+    /// What the adapter noticed and ignored (never patient data).
+    pub notes: Vec<String>,
+    /// The CDS Hooks hook name (`order-sign`), when the request is one.
+    pub hook: Option<String>,
+    pub hook_instance: Option<String>,
+    /// draftOrders of a CDS Hooks request: update suggestions merge into these resources.
+    pub draft_orders: Option<Value>,
+    /// The native order set's own `evaluated_at`, when it gives one.
+    pub requested_time: Option<DateTime<Utc>>,
+    /// The input as JSON, without the FHIR access token (never stored): the audit log keeps
+    /// its canonical bytes so that replay can re-evaluate it.
+    pub stored_input: Value,
+}
+
+/// Reads a CDS Hooks request or a native order set (auto-detected).
+pub fn prepare(bytes: &[u8]) -> Result<Prepared, AdapterError> {
+    let value = adapters::parse_json(bytes)?;
+    prepare_value(value)
+}
+
+fn envelope(kind: InputKind, t: Translated) -> Prepared {
+    Prepared {
+        kind,
+        input: EvaluationInput {
+            patient: t.patient,
+            orders: t.orders,
+            now: DateTime::<Utc>::UNIX_EPOCH,
+        },
+        user_ref: t.user_ref,
+        patient_ref: t.patient_ref,
+        encounter_ref: t.encounter_ref,
+        notes: t.notes,
+        hook: None,
+        hook_instance: None,
+        draft_orders: None,
+        requested_time: None,
+        stored_input: Value::Null,
+    }
+}
+
+pub fn prepare_value(value: Value) -> Result<Prepared, AdapterError> {
+    let mut stored_input = value.clone();
+    if let Some(obj) = stored_input.as_object_mut() {
+        obj.remove("fhirAuthorization");
+    }
+    match adapters::detect(&value) {
+        InputKind::CdsHooks => {
+            let request = CdsHooksRequest::from_value(value)?;
+            let translated = request.to_domain()?;
+            let CdsHooksRequest {
+                hook,
+                hook_instance,
+                context,
+                ..
+            } = request;
+            Ok(Prepared {
+                hook: Some(hook),
+                hook_instance: Some(hook_instance),
+                draft_orders: Some(context.draft_orders),
+                stored_input,
+                ..envelope(InputKind::CdsHooks, translated)
+            })
+        }
+        InputKind::Native => {
+            let order_set = NativeOrderSet::from_value(value)?;
+            let translated = order_set.to_domain()?;
+            Ok(Prepared {
+                requested_time: order_set.evaluated_at,
+                stored_input,
+                ..envelope(InputKind::Native, translated)
+            })
+        }
+    }
+}
+
+/// Evaluates a prepared request under `plan` at `now`.
+pub fn decide(
+    plan: &Plan,
+    prepared: &mut Prepared,
+    now: DateTime<Utc>,
+    decision_id: Uuid,
+) -> Decision {
+    prepared.input.now = now;
+    Decision {
+        decision_id,
+        pathway: plan.reference.clone(),
+        evaluated_at: now,
+        evaluation: crate::engine::evaluate(plan, &prepared.input),
+    }
+}
+
+/// The answer for the request's kind: CDS Hooks cards, or the native decision.
+pub fn render(prepared: &Prepared, decision: &Decision) -> Value {
+    match prepared.kind {
+        InputKind::CdsHooks => crate::cards::render(decision, prepared.draft_orders.as_ref()),
+        InputKind::Native => serde_json::to_value(decision).expect("a decision always serializes"),
+    }
+}

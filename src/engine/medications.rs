@@ -1,0 +1,57 @@
+//! The patient's current medications as the rules see them: each drafted or active order with
+//! the drug the terminology identified (or `None`: unrecognized). Resolved once per evaluation.
+
+use crate::domain::{EvaluationInput, MedicationOrder};
+use crate::terminology::{DrugClass, DrugMatch, Terminology};
+
+#[derive(Debug, Clone)]
+pub struct Medication<'a> {
+    pub order: &'a MedicationOrder,
+    /// In the draft orders being signed (false: an active medication from the record).
+    pub drafted: bool,
+    /// The identified drug; `None` when no code or text matches the tables.
+    pub drug: Option<DrugMatch>,
+}
+
+impl<'a> Medication<'a> {
+    pub fn has_class(&self, class: DrugClass) -> bool {
+        self.drug
+            .as_ref()
+            .is_some_and(|d| d.has_class(Terminology::builtin(), class))
+    }
+
+    /// Lower-case ingredient names, in the product's order.
+    pub fn ingredient_names(&self) -> Vec<&'static str> {
+        let terminology = Terminology::builtin();
+        self.drug
+            .iter()
+            .flat_map(|d| d.components.iter())
+            .map(|c| terminology.ingredient(c.ingredient).name.as_str())
+            .collect()
+    }
+
+    pub fn has_ingredient(&self, name: &str) -> bool {
+        self.ingredient_names().contains(&name)
+    }
+
+    /// The order's label for messages (its text, else a display, else a code).
+    pub fn label(&self) -> String {
+        self.order.medication.label()
+    }
+}
+
+/// Draft orders first (in request order), then active ones; only orders in a current state.
+pub fn resolve(input: &EvaluationInput) -> Vec<Medication<'_>> {
+    let terminology = Terminology::builtin();
+    let drafted = input.orders.medications.iter().map(|o| (o, true));
+    let active = input.patient.active_medications.iter().map(|o| (o, false));
+    drafted
+        .chain(active)
+        .filter(|(order, _)| order.status.is_current())
+        .map(|(order, drafted)| Medication {
+            order,
+            drafted,
+            drug: terminology.identify(&order.medication),
+        })
+        .collect()
+}
