@@ -145,7 +145,10 @@ fn daily_dose(
             " (high end of {}–{} {})",
             format_number(low.value()),
             format_number(high.value()),
-            high.unit()
+            match high.unit() {
+                DoseUnit::Count(form) => count_word(form, high.value()),
+                unit => unit.symbol().to_owned(),
+            }
         ),
         Dose::Fixed { .. } => String::new(),
     };
@@ -277,7 +280,7 @@ fn per_administration(
             )),
         },
         DoseUnit::Count(form) => {
-            let form_word = DoseUnit::Count(form).symbol();
+            let form_word = count_word(form, value);
             match component.strength {
                 Some(Strength::PerUnit {
                     amount,
@@ -317,11 +320,26 @@ fn per_administration(
                 _ => Err(problem(
                     "dose.unit",
                     format!(
-                        "a dose in {form_word}s needs the product strength, and none is known for {}",
+                        "a dose in {} needs the product strength, and none is known for {}",
+                        count_word(form, 2.0),
                         ingredient.name
                     ),
                 )),
             }
+        }
+    }
+}
+
+/// "1 tablet", "2 tablets", "1 patch", "2 patches".
+fn count_word(form: DoseForm, count: f64) -> String {
+    let singular = DoseUnit::Count(form).symbol();
+    if (count - 1.0).abs() < 1e-9 {
+        singular.to_owned()
+    } else {
+        match form {
+            DoseForm::Patch => "patches".to_owned(),
+            DoseForm::Suppository => "suppositories".to_owned(),
+            _ => format!("{singular}s"),
         }
     }
 }

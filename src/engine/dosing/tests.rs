@@ -92,8 +92,8 @@ fn every_ingredient_of_a_combination_is_counted() {
     let oxy = amount_of(&d, "oxycodone");
     assert_eq!(apap.amount, 3900.0);
     assert_eq!(oxy.amount, 60.0);
-    assert_eq!(apap.explanation, "2 tablet × 325 mg × 6/day = 3900 mg/day");
-    assert_eq!(oxy.explanation, "2 tablet × 5 mg × 6/day = 60 mg/day");
+    assert_eq!(apap.explanation, "2 tablets × 325 mg × 6/day = 3900 mg/day");
+    assert_eq!(oxy.explanation, "2 tablets × 5 mg × 6/day = 60 mg/day");
 }
 
 #[test]
@@ -131,7 +131,7 @@ fn as_needed_range_is_read_at_its_ceiling() {
     assert_eq!(a.amount, 120.0);
     assert_eq!(
         a.explanation,
-        "2 tablet × 5 mg (high end of 1–2 tablet) × 12/day (as needed, counted at its maximum) = 120 mg/day"
+        "2 tablets × 5 mg (high end of 1–2 tablets) × 12/day (as needed, counted at its maximum) = 120 mg/day"
     );
 }
 

@@ -243,7 +243,7 @@ mod tests {
         assert_eq!(f.order_ref.unwrap().as_str(), "MedicationRequest/percocet");
         assert_eq!(f.numbers["daily_amount"], 4400);
         assert!(
-            f.detail.contains("2 tablet × 325 mg × 6/day"),
+            f.detail.contains("2 tablets × 325 mg × 6/day"),
             "{}",
             f.detail
         );

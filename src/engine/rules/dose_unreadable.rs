@@ -147,6 +147,30 @@ mod tests {
     }
 
     #[test]
+    fn an_unidentified_drug_gets_no_card_but_is_listed() {
+        let mut o = med_per_day("MedicationRequest/zz", "Zzyzxomab", 10.0, "mL", 1);
+        o.dose = Field::Unreadable(Unreadable::new(
+            "dosageInstruction[0].doseAndRate[0].doseQuantity.unit",
+            "furlong",
+            "unknown unit",
+        ));
+        let case = Case::new(patient_aged(70)).medication(o);
+        case.expect_severity("DOSE-UNREADABLE", None);
+        let evaluation = case.evaluate();
+        assert!(
+            evaluation
+                .findings
+                .iter()
+                .all(|f| !f.rule_id.starts_with("DOSE-"))
+        );
+        assert_eq!(evaluation.unrecognized.len(), 1);
+        assert_eq!(
+            evaluation.unrecognized[0].order_ref.as_str(),
+            "MedicationRequest/zz"
+        );
+    }
+
+    #[test]
     fn drugs_outside_the_tables_get_no_card() {
         Case::new(patient_aged(70))
             .medication(med_per_day(
