@@ -463,41 +463,23 @@ pub fn mme(amount: &DailyAmount, t: &Terminology) -> Mme {
     if !ingredient.classes.contains(&DrugClass::Opioid) {
         return Mme::NotAnOpioid;
     }
-    match (ingredient.mme, amount.unit) {
-        (Some(MmeFactor::NotCounted), _) => Mme::NotCounted,
-        (Some(MmeFactor::PerMilligram(factor)), DailyUnit::Milligram) => {
-            let mme_per_day = amount.amount * factor;
-            Mme::Counted {
-                mme_per_day,
-                explanation: format!(
-                    "{}: {} × {} = {} MME/day",
-                    ingredient.name,
-                    amount.explanation,
-                    format_number(factor),
-                    format_number(mme_per_day)
-                ),
-            }
-        }
-        (Some(MmeFactor::PerMicrogramPerHour(factor)), DailyUnit::MicrogramPerHour) => {
-            let mme_per_day = amount.amount * factor;
-            Mme::Counted {
-                mme_per_day,
-                explanation: format!(
-                    "{}: {} × {} = {} MME/day",
-                    ingredient.name,
-                    amount.explanation,
-                    format_number(factor),
-                    format_number(mme_per_day)
-                ),
-            }
-        }
-        _ => Mme::Unknown,
+    let factor = match (ingredient.mme, amount.unit) {
+        (Some(MmeFactor::NotCounted), _) => return Mme::NotCounted,
+        (Some(MmeFactor::PerMilligram(f)), DailyUnit::Milligram)
+        | (Some(MmeFactor::PerMicrogramPerHour(f)), DailyUnit::MicrogramPerHour) => f,
+        _ => return Mme::Unknown,
+    };
+    let mme_per_day = amount.amount * factor;
+    Mme::Counted {
+        mme_per_day,
+        explanation: format!(
+            "{}: {} × {} = {} MME/day",
+            ingredient.name,
+            amount.explanation,
+            format_number(factor),
+            format_number(mme_per_day)
+        ),
     }
-}
-
-/// The amount shown alone ("3900 mg/day"), for card numbers.
-pub fn describe_amount(amount: f64, unit: DailyUnit) -> String {
-    format!("{} {}", format_number(amount), unit.per_day_symbol())
 }
 
 #[cfg(test)]

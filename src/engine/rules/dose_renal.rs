@@ -13,30 +13,24 @@ use crate::pathway::CompileContext;
 use crate::terminology::{DrugClass, RenalMeasure, Terminology};
 use serde::Deserialize;
 
+/// The parameters of DOSE-RENAL and DOSE-RENAL-UNKNOWN.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Params {
+pub(super) struct RenalParams {
     /// Drug classes checked (bisphosphonate, denosumab).
-    classes: Vec<DrugClass>,
-    /// Lab results older than this are not used.
-    lookback_days: i64,
+    pub classes: Vec<DrugClass>,
+    /// Lab results older than this many days are not used.
+    pub lookback_days: i64,
 }
 
 #[derive(Debug)]
-struct DoseRenal {
-    classes: Vec<DrugClass>,
-    lookback_days: i64,
-}
+struct DoseRenal(RenalParams);
 
 pub(super) fn compile(
     value: &serde_json::Value,
     ctx: &mut CompileContext<'_>,
 ) -> Option<Box<dyn RuleKind>> {
-    let p: Params = params(value, ctx)?;
-    Some(Box::new(DoseRenal {
-        classes: p.classes,
-        lookback_days: p.lookback_days,
-    }))
+    Some(Box::new(DoseRenal(params(value, ctx)?)))
 }
 
 /// The renal function result to judge a drug by: the measure its label uses when a recent
@@ -67,7 +61,7 @@ impl RuleKind for DoseRenal {
         let t = Terminology::builtin();
         for m in medications(facts).iter().filter(|m| m.drafted) {
             let Some(drug) = &m.drug else { continue };
-            if !self.classes.iter().any(|c| drug.has_class(t, *c)) {
+            if !self.0.classes.iter().any(|c| drug.has_class(t, *c)) {
                 continue;
             }
             for c in &drug.components {
@@ -75,11 +69,16 @@ impl RuleKind for DoseRenal {
                 let Some(cutoff) = ingredient.renal_cutoff else {
                     continue;
                 };
-                if !self.classes.iter().any(|k| ingredient.classes.contains(k)) {
+                if !self
+                    .0
+                    .classes
+                    .iter()
+                    .any(|k| ingredient.classes.contains(k))
+                {
                     continue;
                 }
                 let Some((measure, lab)) =
-                    renal_function(facts, cutoff.measure, self.lookback_days)
+                    renal_function(facts, cutoff.measure, self.0.lookback_days)
                 else {
                     // DOSE-RENAL-UNKNOWN speaks for this case.
                     out.missing("renal_function");

@@ -3,59 +3,50 @@
 //! not check it. The pathway does not guess renal function.
 
 use super::dose_common::{DoseView, medications};
-use super::dose_renal::renal_function;
+use super::dose_renal::{RenalParams, renal_function};
 use super::{RuleKind, params};
 use crate::engine::{Emitter, Facts};
 use crate::pathway::CompileContext;
-use crate::terminology::{DrugClass, RenalMeasure, Terminology};
-use serde::Deserialize;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Params {
-    classes: Vec<DrugClass>,
-    lookback_days: i64,
-}
+use crate::terminology::{RenalMeasure, Terminology};
 
 #[derive(Debug)]
-struct DoseRenalUnknown {
-    classes: Vec<DrugClass>,
-    lookback_days: i64,
-}
+struct DoseRenalUnknown(RenalParams);
 
 pub(super) fn compile(
     value: &serde_json::Value,
     ctx: &mut CompileContext<'_>,
 ) -> Option<Box<dyn RuleKind>> {
-    let p: Params = params(value, ctx)?;
-    Some(Box::new(DoseRenalUnknown {
-        classes: p.classes,
-        lookback_days: p.lookback_days,
-    }))
+    Some(Box::new(DoseRenalUnknown(params(value, ctx)?)))
 }
 
 impl RuleKind for DoseRenalUnknown {
     fn evaluate(&self, facts: &Facts<'_>, out: &mut Emitter<'_>) {
         let t = Terminology::builtin();
-        if renal_function(facts, RenalMeasure::CreatinineClearance, self.lookback_days).is_some() {
+        if renal_function(
+            facts,
+            RenalMeasure::CreatinineClearance,
+            self.0.lookback_days,
+        )
+        .is_some()
+        {
             return;
         }
         for m in medications(facts).iter().filter(|m| m.drafted) {
             let Some(drug) = &m.drug else { continue };
-            if !self.classes.iter().any(|c| drug.has_class(t, *c)) {
+            if !self.0.classes.iter().any(|c| drug.has_class(t, *c)) {
                 continue;
             }
             let name = drug
                 .components
                 .iter()
                 .map(|c| t.ingredient(c.ingredient))
-                .find(|i| self.classes.iter().any(|k| i.classes.contains(k)))
+                .find(|i| self.0.classes.iter().any(|k| i.classes.contains(k)))
                 .map_or_else(|| m.card_label(), |i| i.name.clone());
             out.missing("renal_function");
             out.finding()
                 .order(&m.order.reference)
                 .text("ingredient", name)
-                .number("lookback_days", self.lookback_days as f64)
+                .number("lookback_days", self.0.lookback_days as f64)
                 .emit();
         }
     }

@@ -171,6 +171,26 @@ mod tests {
     }
 
     #[test]
+    fn an_unreadable_route_is_named_too() {
+        let mut o = med_per_day("MedicationRequest/mor", "morphine", 10.0, "mg", 4);
+        o.route = Field::Unreadable(Unreadable::new(
+            "dosageInstruction[0].route",
+            "XYZ",
+            "route not recognized",
+        ));
+        let f = Case::new(patient_aged(70))
+            .medication(o)
+            .expect_severity("DOSE-UNREADABLE", Some("warning"))
+            .unwrap();
+        assert_eq!(f.order_ref.unwrap().as_str(), "MedicationRequest/mor");
+        assert!(
+            f.summary.contains("dosageInstruction[0].route"),
+            "{}",
+            f.summary
+        );
+    }
+
+    #[test]
     fn drugs_outside_the_tables_get_no_card() {
         Case::new(patient_aged(70))
             .medication(med_per_day(
