@@ -296,6 +296,30 @@ fn vitamin_d_in_iu_and_micrograms_and_weekly_averages() {
 }
 
 #[test]
+fn a_calcium_and_vitamin_d_combination_counts_both() {
+    let d = doses(
+        "calcium carbonate 600 mg / cholecalciferol 400 unit tablet",
+        fixed(1.0, DoseUnit::Count(DoseForm::Tablet)),
+        per_day(2),
+    );
+    let calcium = amount_of(&d, "calcium carbonate");
+    assert!(close(calcium.amount, 480.0), "{calcium:?}");
+    assert_eq!(calcium.unit, DailyUnit::MilligramElemental);
+    let vitamin_d = amount_of(&d, "cholecalciferol");
+    assert!(close(vitamin_d.amount, 800.0), "{vitamin_d:?}");
+    assert_eq!(vitamin_d.unit, DailyUnit::InternationalUnit);
+}
+
+#[test]
+fn microgram_limits_compare_in_milligrams() {
+    let d = doses("teriparatide", fixed(20.0, DoseUnit::Microgram), per_day(1));
+    let a = amount_of(&d, "teriparatide");
+    let limit = t().ingredient(a.ingredient).max_daily.unwrap();
+    assert_eq!(limit_in(limit.amount, limit.unit, a.unit), Some(0.02));
+    assert!(close(a.amount, 0.02));
+}
+
+#[test]
 fn monthly_regimens_use_the_pathway_calendar() {
     let d = doses(
         "risedronate sodium 150 MG Oral Tablet",
