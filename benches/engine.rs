@@ -10,6 +10,10 @@ use orderguard::domain::*;
 use orderguard::pathway::Plan;
 use std::hint::black_box;
 
+/// The same allocator as the orderguard binary, so the figures are the service's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn med(
     id: &str,
     rxnorm: Option<&str>,
@@ -34,10 +38,7 @@ fn med(
 fn service(id: &str, sys: &str, code: &str, text: &str) -> ServiceOrder {
     ServiceOrder::new(
         id,
-        Concept {
-            codings: vec![Coding::new(sys, code)],
-            text: Some(text.into()),
-        },
+        Concept::new(vec![Coding::new(sys, code)], Some(text.into())),
     )
 }
 

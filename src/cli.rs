@@ -33,11 +33,84 @@ enum Command {
         /// A pathway file to use instead of the shipped one.
         #[arg(long)]
         pathway: Option<PathBuf>,
+        /// Also record the decision in the audit log (DATABASE_URL, else the embedded cluster).
+        #[arg(long)]
+        audit: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Run the CDS Hooks service.
+    Serve {
+        /// Configuration file (JSON); the environment overrides it (see README).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on, e.g. 127.0.0.1:8080.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// A pathway file to use instead of the shipped one.
+        #[arg(long)]
+        pathway: Option<PathBuf>,
+        /// Accept calls without a client JWT. For local demonstrations only.
+        #[arg(long)]
+        insecure_no_auth: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Database administration.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+    /// Audit-log integrity.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
     },
     /// Work with pathway files.
     Pathway {
         #[command(subcommand)]
         command: PathwayCommand,
+    },
+}
+
+/// Where the audit database is: `DATABASE_URL`, else a private cluster under `--data-dir`.
+#[derive(Debug, clap::Args)]
+struct DbArgs {
+    /// PostgreSQL connection string; absent = the embedded cluster under --data-dir.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Folder for the embedded cluster (`postgres/`) and the audit spool (`spool/`).
+    #[arg(long, env = "ORDERGUARD_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum DbCommand {
+    /// Apply the schema migrations (and create the coming months' partitions).
+    Migrate {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Walk every hash chain and report the first break of each. Exit 1 on any break.
+    Verify {
+        /// A checkpoint written by `audit checkpoint`, to detect a truncated tail.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Print the head of every chain (JSON) for keeping outside the database; signed with
+    /// HMAC-SHA-256 when ORDERGUARD_CHECKPOINT_KEY is set.
+    Checkpoint {
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        db: DbArgs,
     },
 }
 
@@ -51,7 +124,34 @@ enum PathwayCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { file, now, pathway } => check(&file, now, pathway.as_deref()),
+        Command::Check {
+            file,
+            now,
+            pathway,
+            audit,
+            db,
+        } => check(&file, now, pathway.as_deref(), audit.then_some(db)),
+        Command::Serve {
+            config,
+            listen,
+            pathway,
+            insecure_no_auth,
+            db,
+        } => run_async(serve(config, listen, pathway, insecure_no_auth, db)),
+        Command::Db {
+            command: DbCommand::Migrate { db },
+        } => run_async(async move {
+            let database = Database::open(&db).await?;
+            eprintln!("migrations applied");
+            database.close().await;
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Audit {
+            command: AuditCommand::Verify { checkpoint, db },
+        } => run_async(verify(checkpoint, db)),
+        Command::Audit {
+            command: AuditCommand::Checkpoint { out, db },
+        } => run_async(checkpoint(out, db)),
         Command::Pathway {
             command: PathwayCommand::Lint { file },
         } => lint(&file),
@@ -97,7 +197,12 @@ fn load_plan(path: Option<&Path>) -> Result<std::sync::Arc<pathway::Plan>, Strin
     }
 }
 
-fn check(file: &str, now: Option<DateTime<Utc>>, pathway_file: Option<&Path>) -> ExitCode {
+fn check(
+    file: &str,
+    now: Option<DateTime<Utc>>,
+    pathway_file: Option<&Path>,
+    audit: Option<DbArgs>,
+) -> ExitCode {
     let plan = match load_plan(pathway_file) {
         Ok(plan) => plan,
         Err(message) => {
@@ -138,8 +243,189 @@ fn check(file: &str, now: Option<DateTime<Utc>>, pathway_file: Option<&Path>) ->
     let decision = crate::decide::decide(&plan, &mut prepared, now, uuid::Uuid::now_v7());
     let answer = crate::decide::render(&prepared, &decision);
     let text = serde_json::to_string_pretty(&answer).expect("JSON values always serialize");
+    if let Some(db) = audit {
+        // Recorded before it is printed: the CLI keeps the service's promise too.
+        let meta = crate::audit::RequestMeta {
+            channel: crate::audit::Channel::Cli,
+            hook: prepared.hook.clone(),
+            hook_instance: prepared.hook_instance.clone(),
+            client_id: Some("orderguard-cli".into()),
+            user_ref: prepared.user_ref.clone(),
+            patient_ref: prepared.patient_ref.clone(),
+            encounter_ref: prepared.encounter_ref.clone(),
+        };
+        let record = crate::audit::AuditRecord::from_decision(
+            &decision,
+            meta,
+            crate::canonical::to_vec(&prepared.stored_input),
+            text.clone().into_bytes(),
+        );
+        let recorded = run_async(async move {
+            let database = Database::open(&db).await?;
+            let writer = crate::audit::AuditWriter::start(
+                database.pool.clone(),
+                crate::audit::WriterConfig::new(db.data_dir.join("spool")),
+            )
+            .await?;
+            let durability = writer.record(record).await;
+            writer.shutdown().await;
+            database.close().await;
+            durability?;
+            Ok(ExitCode::SUCCESS)
+        });
+        if recorded != ExitCode::SUCCESS {
+            return recorded;
+        }
+        eprintln!("decision {} recorded", decision.decision_id);
+    }
     // A closed pipe (`| head`) is the reader's choice, not an error worth a panic.
     use std::io::Write;
     let _ = writeln!(std::io::stdout().lock(), "{text}");
     ExitCode::SUCCESS
+}
+
+fn run_async(future: impl std::future::Future<Output = anyhow::Result<ExitCode>>) -> ExitCode {
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
+    match runtime.block_on(future) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("orderguard: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The audit database, migrated: the one named by `DATABASE_URL`, or the embedded cluster.
+struct Database {
+    pool: sqlx::PgPool,
+    embedded: Option<crate::audit::EmbeddedPostgres>,
+}
+
+impl Database {
+    async fn open(args: &DbArgs) -> anyhow::Result<Database> {
+        use anyhow::Context;
+        let (url, embedded) = match &args.database_url {
+            Some(url) => (url.clone(), None),
+            None => {
+                let (pg, url) =
+                    crate::audit::EmbeddedPostgres::start(args.data_dir.join("postgres"))
+                        .await
+                        .context("starting the embedded PostgreSQL (or set DATABASE_URL)")?;
+                (url, Some(pg))
+            }
+        };
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect(&url)
+            .await
+            .context("connecting to the audit database")?;
+        crate::audit::migrate(&pool)
+            .await
+            .context("applying migrations")?;
+        Ok(Database { pool, embedded })
+    }
+
+    async fn close(self) {
+        self.pool.close().await;
+        if let Some(pg) = self.embedded
+            && let Err(error) = pg.stop().await
+        {
+            eprintln!("orderguard: stopping the embedded PostgreSQL: {error}");
+        }
+    }
+}
+
+async fn serve(
+    config_file: Option<PathBuf>,
+    listen: Option<std::net::SocketAddr>,
+    pathway_file: Option<PathBuf>,
+    insecure_no_auth: bool,
+    db: DbArgs,
+) -> anyhow::Result<ExitCode> {
+    use crate::service::config::ServiceConfig;
+    let mut config = ServiceConfig::load(config_file.as_deref())?;
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
+    if pathway_file.is_some() {
+        config.pathway = pathway_file;
+    }
+    config.insecure_no_auth |= insecure_no_auth;
+    let db = DbArgs {
+        database_url: config
+            .database_url
+            .as_ref()
+            .map(|u| u.expose().to_owned())
+            .or(db.database_url),
+        data_dir: db.data_dir,
+    };
+    let plan = load_plan(config.pathway.as_deref()).map_err(anyhow::Error::msg)?;
+    let database = Database::open(&db).await?;
+    let writer = crate::audit::AuditWriter::start(
+        database.pool.clone(),
+        crate::audit::WriterConfig::new(db.data_dir.join("spool")),
+    )
+    .await?;
+    let fhir = crate::service::fhir_client::FhirClient::new(&config.fhir);
+    let pipeline = std::sync::Arc::new(crate::pipeline::Pipeline::new(
+        plan,
+        writer,
+        database.pool.clone(),
+        fhir,
+    ));
+    let served = crate::service::run(config, pipeline).await;
+    database.close().await;
+    served.map(|()| ExitCode::SUCCESS)
+}
+
+async fn verify(checkpoint_file: Option<PathBuf>, db: DbArgs) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    let checkpoint: Option<crate::audit::Checkpoint> = match &checkpoint_file {
+        Some(path) => Some(
+            serde_json::from_slice(
+                &std::fs::read(path).with_context(|| format!("{}", path.display()))?,
+            )
+            .with_context(|| format!("{}: not a checkpoint", path.display()))?,
+        ),
+        None => None,
+    };
+    let database = Database::open(&db).await?;
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let report = crate::audit::verify(&database.pool, checkpoint.as_ref(), progress).await;
+    database.close().await;
+    let report = report?;
+    for chain in &report.chains {
+        println!("{chain:?}");
+    }
+    if report.is_clean() {
+        println!(
+            "audit log verifies: {} chain(s), no break",
+            report.chains.len()
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for b in &report.breaks {
+            println!("BREAK {b}");
+        }
+        println!(
+            "audit log does NOT verify: {} break(s)",
+            report.breaks.len()
+        );
+        Ok(ExitCode::from(1))
+    }
+}
+
+async fn checkpoint(out: Option<PathBuf>, db: DbArgs) -> anyhow::Result<ExitCode> {
+    let key = std::env::var("ORDERGUARD_CHECKPOINT_KEY").ok();
+    let database = Database::open(&db).await?;
+    let checkpoint =
+        crate::audit::checkpoint(&database.pool, key.as_deref().map(str::as_bytes)).await;
+    database.close().await;
+    let text = serde_json::to_string_pretty(&checkpoint?)?;
+    match out {
+        Some(path) => std::fs::write(&path, text + "\n")?,
+        None => println!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
 }

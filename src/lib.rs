@@ -5,6 +5,7 @@
 //! audit writer (durable) → response (CDS Hooks cards | native decision).
 
 pub mod adapters;
+pub mod audit;
 pub mod canonical;
 pub mod cards;
 pub mod cli;
@@ -13,4 +14,6 @@ pub mod decision;
 pub mod domain;
 pub mod engine;
 pub mod pathway;
+pub mod pipeline;
+pub mod service;
 pub mod terminology;

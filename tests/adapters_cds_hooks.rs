@@ -388,6 +388,13 @@ proptest! {
     }
 
     #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        if let Ok(request) = CdsHooksRequest::parse(&bytes) {
+            let _ = request.to_domain();
+        }
+    }
+
+    #[test]
     fn arbitrary_contexts_never_panic(draft in arb_json(), prefetch in arb_json()) {
         let body = json!({"hook": "order-select", "hookInstance": "x",
             "context": {"userId": "u", "patientId": "p", "selections": ["MedicationRequest/a"],
@@ -457,6 +464,9 @@ fn arb_json() -> impl Strategy<Value = Value> {
             "MedicationRequest",
             "Bundle",
             "#m",
+            "2023-05-01T10:00-06:00",
+            "2023-05-01T1\u{e9}:00-06:0",
+            "Q8H",
             "x"
         ])
         .prop_map(|s| json!(s)),

@@ -171,8 +171,12 @@ fn ranges_unknown_units_and_missing_sections() {
 fn auto_detection_routes_both_kinds() {
     let native: Value = serde_json::from_slice(&fixture("valid-minimal.json")).unwrap();
     assert_eq!(detect(&native), InputKind::Native);
-    let (kind, _) = translate_any(&fixture("valid-vcf-full.json")).unwrap();
+    let (kind, translated) = translate_any(&fixture("valid-vcf-full.json")).unwrap();
     assert_eq!(kind, InputKind::Native);
+    assert_eq!(
+        translated.evaluated_at.unwrap().to_rfc3339(),
+        "2026-11-23T08:00:00+00:00"
+    );
     let cds = br#"{"hook":"order-sign","hookInstance":"x","context":{"userId":"u","patientId":"p","draftOrders":{"resourceType":"Bundle"}}}"#;
     assert_eq!(translate_any(cds).unwrap().0, InputKind::CdsHooks);
     assert!(matches!(

@@ -8,6 +8,7 @@
 //! ignored, prefetch is read by resource type whatever the client named its keys.
 
 use super::fhir::{self, At, MedicationLookup, ReadNotes, field};
+use super::pruned::Pruned;
 use super::{AdapterError, Translated};
 use crate::domain::orders::{OrderRef, OrderSet, OrderStatus};
 use crate::domain::patient::{PatientContext, RecordSection};
@@ -26,8 +27,8 @@ pub struct CdsHooksRequest {
     pub fhir_server: Option<String>,
     pub fhir_authorization: Option<FhirAuthorization>,
     pub context: HookContext,
-    /// Prefetch values by the client's key (`patient`, `item1`, ...); `Value::Null` when the
-    /// client could not fill a template.
+    /// Prefetch values by the client's key (`patient`, `item1`, ...), reduced like
+    /// `draft_orders`; `Value::Null` when the client could not fill a template.
     pub prefetch: BTreeMap<String, Value>,
 }
 
@@ -71,7 +72,8 @@ pub struct HookContext {
     pub encounter_id: Option<String>,
     /// order-select: `MedicationRequest/abc` entries pointing into `draftOrders`.
     pub selections: Vec<String>,
-    /// The draftOrders Bundle (`Value::Null` for hooks without orders, e.g. patient-view).
+    /// The draftOrders Bundle, reduced to the fields orderguard reads (see `adapters::pruned`;
+    /// the audit log keeps the request as sent). `Value::Null` for hooks without orders.
     pub draft_orders: Value,
 }
 
@@ -86,13 +88,12 @@ struct RawRequest {
     hook_instance: Option<String>,
     #[serde(default)]
     fhir_server: Option<String>,
-    /// Kept as a Value until checked to be an object: serde would read `[]` as a struct.
     #[serde(default)]
-    fhir_authorization: Option<Value>,
+    fhir_authorization: Option<ObjectOnly<FhirAuthorization>>,
     #[serde(default)]
-    context: Option<Value>,
+    context: Option<ObjectOnly<RawContext>>,
     #[serde(default)]
-    prefetch: Option<BTreeMap<String, Value>>,
+    prefetch: Option<BTreeMap<String, Pruned>>,
 }
 
 #[derive(Deserialize)]
@@ -107,7 +108,7 @@ struct RawContext {
     #[serde(default)]
     selections: Option<Vec<Option<String>>>,
     #[serde(default)]
-    draft_orders: Option<Value>,
+    draft_orders: Option<Pruned>,
 }
 
 /// Hooks whose context must carry `draftOrders`.
@@ -142,34 +143,58 @@ fn type_error(error: serde_path_to_error::Error<serde_json::Error>) -> AdapterEr
     }
     let message = inner.to_string();
     let message = match message.rfind(" at line ") {
-        Some(i) => message[..i].to_owned(),
-        None => message,
-    };
-    AdapterError::Malformed { path, message }
-}
-
-/// Deserializes an object found at `prefix` (moved, not cloned), errors located below it.
-fn nested<T: serde::de::DeserializeOwned>(value: Value, prefix: &str) -> Result<T, AdapterError> {
-    serde_path_to_error::deserialize(value).map_err(|e| match type_error(e) {
-        AdapterError::Malformed { path, message } => AdapterError::Malformed {
-            path: format!("{prefix}{path}"),
-            message,
-        },
-        other => other,
-    })
-}
-
-fn not_an_object(path: &str, found: &Value) -> AdapterError {
-    let found = match found {
-        Value::Array(_) => "an array",
-        Value::String(_) => "a string",
-        Value::Number(_) => "a number",
-        Value::Bool(_) => "a boolean",
-        _ => "null",
+        Some(i) => &message[..i],
+        None => &message,
     };
     AdapterError::Malformed {
-        path: path.to_owned(),
-        message: format!("must be a JSON object, found {found}"),
+        path,
+        message: without_values(message),
+    }
+}
+
+/// serde quotes the offending value ("invalid type: string \"Jane\", expected u64"); an
+/// error may be logged, so only the kind of value is kept.
+fn without_values(message: &str) -> String {
+    let Some(rest) = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+    else {
+        return message.to_owned();
+    };
+    let Some((found, expected)) = rest.rsplit_once(", expected ") else {
+        return "has a value of the wrong type".to_owned();
+    };
+    let kind = match found.split([' ', '`', '"']).next().unwrap_or_default() {
+        "map" => "an object",
+        "sequence" => "an array",
+        "string" => "a string",
+        "integer" | "floating" => "a number",
+        "boolean" => "a boolean",
+        "null" | "unit" => "null",
+        _ => "another value",
+    };
+    format!("must be {expected}, found {kind}")
+}
+
+/// A struct that must arrive as a JSON object: serde's derived structs also accept an array
+/// (`"context": []` would read as a context with every field missing).
+struct ObjectOnly<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for ObjectVisitor<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer
+            .deserialize_map(ObjectVisitor(std::marker::PhantomData))
+            .map(ObjectOnly)
     }
 }
 
@@ -209,16 +234,11 @@ impl CdsHooksRequest {
         let hook_instance = raw
             .hook_instance
             .ok_or_else(|| required("/hookInstance", "hookInstance"))?;
-        let context: RawContext = match raw.context {
-            None => return Err(required("/context", "the hook context")),
-            Some(value @ Value::Object(_)) => nested(value, "/context")?,
-            Some(other) => return Err(not_an_object("/context", &other)),
-        };
-        let fhir_authorization: Option<FhirAuthorization> = match raw.fhir_authorization {
-            None => None,
-            Some(value @ Value::Object(_)) => Some(nested(value, "/fhirAuthorization")?),
-            Some(other) => return Err(not_an_object("/fhirAuthorization", &other)),
-        };
+        let context = raw
+            .context
+            .ok_or_else(|| required("/context", "the hook context"))?
+            .0;
+        let fhir_authorization = raw.fhir_authorization.map(|a| a.0);
         let user_id = context
             .user_id
             .ok_or_else(|| required("/context/userId", "userId"))?;
@@ -232,7 +252,7 @@ impl CdsHooksRequest {
             id => id,
         };
         let draft_orders = match context.draft_orders {
-            Some(bundle) => bundle,
+            Some(Pruned(bundle)) => bundle,
             None if needs_draft_orders(&hook) => {
                 return Err(required(
                     "/context/draftOrders",
@@ -258,7 +278,12 @@ impl CdsHooksRequest {
                     .collect(),
                 draft_orders,
             },
-            prefetch: raw.prefetch.unwrap_or_default(),
+            prefetch: raw
+                .prefetch
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, Pruned(v))| (k, v))
+                .collect(),
         })
     }
 
@@ -293,6 +318,7 @@ impl CdsHooksRequest {
                 .encounter_id
                 .as_deref()
                 .map(|e| qualified("Encounter", e)),
+            evaluated_at: None,
             notes: notes.finish(),
         })
     }
@@ -756,6 +782,19 @@ mod tests {
         let err = CdsHooksRequest::parse(br#"{"hook": 5, "hookInstance": "x", "context": {}}"#)
             .unwrap_err();
         assert_eq!(err.path(), Some("/hook"));
+        assert_eq!(err.to_string(), "/hook: must be a string, found a number");
+        let err = CdsHooksRequest::parse(
+            br#"{"hook": "order-sign", "hookInstance": "x", "context": {"userId": "u", "patientId": {"name": "Jane Doe"}}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.path(), Some("/context/patientId"));
+        assert!(!err.to_string().contains("Jane"), "{err}");
+        let err = CdsHooksRequest::parse(
+            br#"{"hook": "order-sign", "hookInstance": "x", "context": {"userId": "Jane Doe 1961"}, "fhirAuthorization": {"access_token": "tok", "expires_in": "soon"}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.path(), Some("/fhirAuthorization/expires_in"));
+        assert!(!err.to_string().contains("soon"), "{err}");
         let err = CdsHooksRequest::parse(
             br#"{"hook": "order-sign", "hookInstance": "x", "context": []}"#,
         )
@@ -843,6 +882,148 @@ mod tests {
             Some(vec![OrderRef("MedicationRequest/a".into())])
         );
         assert_eq!(translate(&body("order-sign")).orders.focus, None);
+    }
+
+    #[test]
+    fn medication_references_resolve_to_contained_and_bundled_medications() {
+        let bytes = request(
+            json!([
+                {"resource": {"resourceType": "MedicationRequest", "id": "a",
+                    "contained": [{"resourceType": "Medication", "id": "m1", "code": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "1049621"}]}}],
+                    "medicationReference": {"reference": "#m1"}}},
+                {"resource": {"resourceType": "MedicationRequest", "id": "b", "medicationReference": {"reference": "Medication/m2"}}},
+                {"fullUrl": "urn:uuid:m2", "resource": {"resourceType": "Medication", "id": "m2", "code": {"text": "calcitonin nasal"}}},
+                {"resource": {"resourceType": "MedicationRequest", "id": "c", "medicationReference": {"reference": "Medication/elsewhere", "display": "alendronate 70 mg"}}}
+            ]),
+            json!({}),
+        );
+        let t = translate(&bytes);
+        let meds = &t.orders.medications;
+        assert_eq!(meds.len(), 3, "the Medication itself is not an order");
+        assert_eq!(
+            meds[0]
+                .medication
+                .codes_in(crate::domain::codes::system::RXNORM)
+                .next(),
+            Some("1049621")
+        );
+        assert_eq!(meds[1].medication.text.as_deref(), Some("calcitonin nasal"));
+        assert_eq!(
+            meds[2].medication.text.as_deref(),
+            Some("alendronate 70 mg")
+        );
+    }
+
+    #[test]
+    fn timing_variants_are_read() {
+        let dosage = |timing: Value| {
+            let bytes = request(
+                json!([{"resource": {"resourceType": "MedicationRequest", "id": "a", "dosageInstruction": [{"timing": timing}]}}]),
+                json!({}),
+            );
+            translate(&bytes).orders.medications.remove(0)
+        };
+        let m = dosage(json!({"repeat": {"when": "MORN"}}));
+        assert_eq!(m.frequency.given().unwrap().per_day(), 1.0);
+        let m = dosage(
+            json!({"repeat": {"timeOfDay": ["08:00:00", "20:00:00"], "boundsDuration": {"value": 2, "unit": "wk"}}}),
+        );
+        assert_eq!(m.frequency.given().unwrap().per_day(), 2.0);
+        assert_eq!(m.supply_duration.given().unwrap().days(), 14.0);
+        let m = dosage(
+            json!({"code": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation", "code": "Q8H"}]}}),
+        );
+        assert_eq!(m.frequency.given().unwrap().per_day(), 3.0);
+        let m = dosage(json!({"repeat": {"frequency": 1.5, "period": 1, "periodUnit": "d"}}));
+        assert_eq!(
+            m.frequency.unreadable().unwrap().field,
+            "dosageInstruction[0].timing.repeat"
+        );
+        let m = dosage(
+            json!({"repeat": {"frequency": 1, "period": 1, "periodUnit": "d", "boundsPeriod": {"start": "2026-01-15", "end": "2026-01-30"}}}),
+        );
+        assert_eq!(m.supply_duration.given().unwrap().days(), 15.0);
+    }
+
+    #[test]
+    fn service_request_occurrence_gives_start_and_planned_length() {
+        let bytes = request(
+            json!([
+                {"resource": {"resourceType": "ServiceRequest", "id": "rest", "status": "draft",
+                    "code": {"coding": [{"system": "http://snomed.info/sct", "code": "59610006"}], "text": "Bed rest"},
+                    "occurrencePeriod": {"start": "2026-11-23", "end": "2026-11-26"}}},
+                {"resource": {"resourceType": "ServiceRequest", "id": "turn", "doNotPerform": true,
+                    "occurrenceTiming": {"repeat": {"boundsDuration": {"value": 48, "code": "h"}}}}},
+                {"resource": {"resourceType": "ServiceRequest", "occurrenceDateTime": "2026-11-24T10:00:00Z"}}
+            ]),
+            json!({}),
+        );
+        let t = translate(&bytes);
+        let s = &t.orders.services;
+        assert_eq!(s[0].planned_duration.given().unwrap().days(), 3.0);
+        assert!(s[0].occurrence_start.is_some());
+        assert!(s[1].do_not_perform);
+        assert_eq!(s[1].planned_duration.given().unwrap().hours(), 48.0);
+        assert_eq!(s[2].reference.as_str(), "ServiceRequest/#2");
+        assert!(s[2].planned_duration.is_absent());
+    }
+
+    fn shared_dir() -> std::path::PathBuf {
+        if let Ok(dir) = std::env::var("ORDERGUARD_SHARED") {
+            return dir.into();
+        }
+        let beside = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
+        if beside.is_dir() {
+            beside
+        } else {
+            "/work/shared".into()
+        }
+    }
+
+    fn conformance_requests(dir: &std::path::Path, out: &mut Vec<Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                conformance_requests(&path, out);
+            } else if path.extension().is_some_and(|e| e == "json") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                // The files with a stray brace are compared as their authors meant them.
+                let text = if serde_json::from_str::<Value>(&text).is_err() {
+                    text.trim_end()
+                        .strip_suffix('}')
+                        .unwrap_or(&text)
+                        .to_owned()
+                } else {
+                    text
+                };
+                if text.contains("\"hook\"") {
+                    out.push(text.into_bytes());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pruning_changes_no_translation() {
+        let mut requests = Vec::new();
+        let shared = shared_dir().join("conformance");
+        conformance_requests(&shared.join("cds-hooks"), &mut requests);
+        conformance_requests(&shared.join("opioid-cds/cds-r4/requests"), &mut requests);
+        requests.push(
+            std::fs::read(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/fixtures/cds-hooks/order-sign-20-orders.json"
+            ))
+            .unwrap(),
+        );
+        assert!(requests.len() >= 30, "{}", requests.len());
+        for bytes in &requests {
+            let pruned = CdsHooksRequest::parse(bytes).and_then(|r| r.to_domain());
+            let full = super::super::pruned::without_pruning(|| {
+                CdsHooksRequest::parse(bytes).and_then(|r| r.to_domain())
+            });
+            assert_eq!(pruned, full);
+        }
     }
 
     #[test]

@@ -265,7 +265,7 @@ pub fn parse_fhir_datetime(raw: &str) -> Option<DateTime<Utc>> {
         }
     }
     // Minutes-only with a zone ("2023-05-01T10:00-06:00"): add the seconds RFC 3339 wants.
-    if raw.len() == 22 && raw.as_bytes().get(10) == Some(&b'T') {
+    if raw.len() == 22 && raw.is_ascii() && raw.as_bytes()[10] == b'T' {
         let mut with_seconds = String::with_capacity(25);
         with_seconds.push_str(&raw[..16]);
         with_seconds.push_str(":00");
@@ -363,10 +363,7 @@ pub(crate) fn concept(value: &Value, at: &At<'_>) -> Result<Concept, AdapterErro
         return Ok(Concept::from_text(text));
     }
     let obj = as_object(value, at)?;
-    let mut out = Concept {
-        codings: Vec::new(),
-        text: opt_str(obj, "text", at)?.map(str::to_owned),
-    };
+    let mut out = Concept::new(Vec::new(), opt_str(obj, "text", at)?.map(str::to_owned));
     let codings_at = at.key("coding");
     for (i, c) in one_or_many(obj, "coding", at)?.iter().enumerate() {
         let c_at = codings_at.index(i);
@@ -626,9 +623,18 @@ fn repeat_spec(repeat: &Map<String, Value>, at: &At<'_>) -> Result<RepeatSpec, A
         period_unit: opt_str(repeat, "periodUnit", at)?
             .or(opt_str(repeat, "periodUnits", at)?)
             .map(str::to_owned),
-        time_of_day_count: one_or_many(repeat, "timeOfDay", at)?.len(),
-        when_count: one_or_many(repeat, "when", at)?.len(),
+        time_of_day_count: count_items(repeat, "timeOfDay"),
+        when_count: count_items(repeat, "when"),
     })
+}
+
+/// How many entries a list field has; a single value sent without its array counts as one.
+fn count_items(obj: &Map<String, Value>, key: &str) -> usize {
+    match field(obj, key) {
+        None => 0,
+        Some(Value::Array(items)) => items.iter().filter(|v| !v.is_null()).count(),
+        Some(_) => 1,
+    }
 }
 
 fn describe_repeat(spec: &RepeatSpec) -> String {

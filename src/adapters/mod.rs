@@ -14,6 +14,7 @@
 pub mod cds_hooks;
 pub mod fhir;
 pub mod native;
+mod pruned;
 
 pub use cds_hooks::{CdsHooksRequest, FhirAuthorization, HookContext};
 pub use native::NativeOrderSet;
@@ -34,6 +35,9 @@ pub struct Translated {
     pub patient_ref: Option<String>,
     /// `Encounter/456`. Audit only, never logged.
     pub encounter_ref: Option<String>,
+    /// The evaluation time the input asks for (native `evaluated_at`, to replay a decision);
+    /// `None`: the caller uses its clock. Always `None` for CDS Hooks.
+    pub evaluated_at: Option<chrono::DateTime<chrono::Utc>>,
     /// What the adapter noticed and did not turn into data ("2 NutritionOrder ignored"): for the
     /// audit record and the CLI. Never patient data.
     pub notes: Vec<String>,

@@ -367,16 +367,14 @@ impl NativeOrderSet {
             user_ref: context_refs.and_then(|c| c.user.clone()),
             patient_ref: patient.reference.clone(),
             encounter_ref: context_refs.and_then(|c| c.encounter.clone()),
+            evaluated_at: self.evaluated_at,
             notes,
         })
     }
 }
 
 fn concept(codes: &[Coding], text: Option<&str>) -> Concept {
-    Concept {
-        codings: codes.to_vec(),
-        text: text.map(str::to_owned),
-    }
+    Concept::new(codes.to_vec(), text.map(str::to_owned))
 }
 
 fn date(raw: Option<&str>) -> Option<DateTime<Utc>> {

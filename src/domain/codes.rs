@@ -43,31 +43,64 @@ impl Coding {
 }
 
 /// A FHIR CodeableConcept reduced to what the pathway reads.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 pub struct Concept {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub codings: Vec<Coding>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// The text and displays, normalized once on first use: every value set a rule checks
+    /// reads them, and normalizing per check cost more than the checks themselves.
+    #[serde(skip)]
+    normalized: std::sync::OnceLock<Vec<String>>,
+}
+
+impl PartialEq for Concept {
+    fn eq(&self, other: &Self) -> bool {
+        self.codings == other.codings && self.text == other.text
+    }
+}
+
+impl Eq for Concept {}
+
+impl std::hash::Hash for Concept {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.codings.hash(state);
+        self.text.hash(state);
+    }
+}
+
+impl std::fmt::Debug for Concept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Concept")
+            .field("codings", &self.codings)
+            .field("text", &self.text)
+            .finish()
+    }
 }
 
 impl Concept {
-    pub fn from_text(text: &str) -> Self {
+    pub fn new(codings: Vec<Coding>, text: Option<String>) -> Self {
         Concept {
-            codings: Vec::new(),
-            text: Some(text.to_owned()),
+            codings,
+            text,
+            normalized: Default::default(),
         }
     }
 
+    pub fn from_text(text: &str) -> Self {
+        Concept::new(Vec::new(), Some(text.to_owned()))
+    }
+
     pub fn coded(system: &str, code: &str, display: Option<&str>) -> Self {
-        Concept {
-            codings: vec![Coding {
+        Concept::new(
+            vec![Coding {
                 system: Some(system.to_owned()),
                 code: code.to_owned(),
                 display: display.map(str::to_owned),
             }],
-            text: None,
-        }
+            None,
+        )
     }
 
     /// The codes in `system`, in order.
@@ -84,6 +117,17 @@ impl Concept {
             .as_deref()
             .into_iter()
             .chain(self.codings.iter().filter_map(|c| c.display.as_deref()))
+    }
+
+    /// [`Concept::texts`], each through [`normalize_text`], computed once. Callers that change
+    /// `text` or `codings` after reading this must build a new concept.
+    pub fn normalized_texts(&self) -> &[String] {
+        self.normalized.get_or_init(|| {
+            self.texts()
+                .map(normalize_text)
+                .filter(|t| !t.is_empty())
+                .collect()
+        })
     }
 
     /// The best single label for messages: text, else the first display, else the first code.

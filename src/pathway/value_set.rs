@@ -61,6 +61,18 @@ pub struct ValueSet {
     phrases: Vec<String>,
 }
 
+/// A code's bytes as [`normalize_code`] would give them, without allocating.
+fn code_chars(code: &str) -> impl Iterator<Item = u8> + '_ {
+    code.trim()
+        .bytes()
+        .filter(|b| *b != b'.')
+        .map(|b| b.to_ascii_uppercase())
+}
+
+fn starts_with(mut code: impl Iterator<Item = u8>, prefix: &str) -> bool {
+    prefix.bytes().all(|p| code.next() == Some(p))
+}
+
 /// ICD-10-CM codes arrive with and without the dot ("M80.08XA", "M8008XA"): compare without it.
 fn normalize_code(code: &str) -> String {
     code.trim().replace('.', "").to_ascii_uppercase()
@@ -104,21 +116,30 @@ impl ValueSet {
 
     /// Whether any coding of the concept is in the set by code.
     pub fn contains_code(&self, concept: &Concept) -> bool {
+        // Called for every order and diagnosis against several sets per evaluation: compare
+        // without allocating (the listed codes were normalized once, at compile time).
         concept.codings.iter().any(|coding| {
             let Some(system) = coding.system.as_deref() else {
                 return false;
             };
-            let code = normalize_code(&coding.code);
-            self.exact.iter().any(|(s, c)| s == system && *c == code)
+            let code = || code_chars(&coding.code);
+            self.exact
+                .iter()
+                .any(|(s, c)| s == system && code().eq(c.bytes()))
                 || self
                     .prefixes
                     .iter()
-                    .any(|(s, p)| s == system && code.starts_with(p.as_str()))
+                    .any(|(s, p)| s == system && starts_with(code(), p))
                 || self.ranges.iter().any(|(s, from, to)| {
-                    s == system && code.len() >= from.len() && {
-                        let head = &code[..from.len()];
-                        head >= from.as_str() && head <= to.as_str()
+                    let mut head = [0u8; 8];
+                    let len = from.len().min(head.len());
+                    let mut taken = 0;
+                    for (slot, byte) in head.iter_mut().zip(code().take(len)) {
+                        *slot = byte;
+                        taken += 1;
                     }
+                    let head = &head[..taken];
+                    s == system && taken == len && head >= from.as_bytes() && head <= to.as_bytes()
                 })
         })
     }
@@ -144,21 +165,17 @@ impl ValueSet {
 
 /// `phrase` occurs in `text` starting and ending at word boundaries (both normalized).
 pub fn contains_words(text: &str, phrase: &str) -> bool {
-    let mut start = 0;
-    while let Some(pos) = text[start..].find(phrase) {
-        let at = start + pos;
-        let end = at + phrase.len();
-        let before_ok = at == 0 || text.as_bytes()[at - 1] == b' ';
-        let after_ok = end == text.len() || text.as_bytes()[end] == b' ';
-        if before_ok && after_ok {
-            return true;
-        }
-        start = at + 1;
-        while !text.is_char_boundary(start) {
-            start += 1;
-        }
+    // Order texts are short: a plain scan beats building a substring searcher per call.
+    let (text, phrase) = (text.as_bytes(), phrase.as_bytes());
+    if phrase.is_empty() || phrase.len() > text.len() {
+        return false;
     }
-    false
+    (0..=text.len() - phrase.len()).any(|at| {
+        let end = at + phrase.len();
+        (at == 0 || text[at - 1] == b' ')
+            && (end == text.len() || text[end] == b' ')
+            && &text[at..end] == phrase
+    })
 }
 
 #[cfg(test)]

@@ -152,13 +152,13 @@ fn by_ingredient_code_with_text_strength() {
 
 #[test]
 fn local_or_wrong_code_falls_back_to_text() {
-    let c = Concept {
-        codings: vec![
+    let c = Concept::new(
+        vec![
             Coding::new("urn:oid:1.2.3.4", "99999"),
             Coding::new(system::RXNORM, "000000"),
         ],
-        text: Some("Morphine sulfate 2 mg/mL inj".into()),
-    };
+        Some("Morphine sulfate 2 mg/mL inj".into()),
+    );
     let m = t().identify(&c).unwrap();
     assert_eq!(m.matched_by, MatchedBy::IngredientText);
     assert_eq!(names(&m), ["morphine"]);
@@ -350,18 +350,18 @@ fn opioid_products_keep_table_strengths() {
 
 #[test]
 fn ingredient_code_keeps_combination_from_text() {
-    let c = Concept {
-        codings: vec![Coding::new(system::RXNORM, "7804")],
-        text: Some("Percocet 5/325".into()),
-    };
+    let c = Concept::new(
+        vec![Coding::new(system::RXNORM, "7804")],
+        Some("Percocet 5/325".into()),
+    );
     let m = t().identify(&c).unwrap();
     assert_eq!(m.matched_by, MatchedBy::IngredientCode);
     assert_eq!(names(&m), ["acetaminophen", "oxycodone"]);
     // Code and text disagree: the code wins.
-    let c = Concept {
-        codings: vec![Coding::new(system::RXNORM, "7804")],
-        text: Some("ibuprofen 600 mg".into()),
-    };
+    let c = Concept::new(
+        vec![Coding::new(system::RXNORM, "7804")],
+        Some("ibuprofen 600 mg".into()),
+    );
     assert_eq!(names(&t().identify(&c).unwrap()), ["oxycodone"]);
 }
 

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Audit writer benchmark, side by side in one run on fresh databases:
+#   writer  - decisions through AuditWriter (group commit, hash chain, durable commit)
+#   pgbench - the same rows inserted by pgbench, 100 decisions (+ findings) per transaction
+#   single  - one autocommitted INSERT per decision (the naive design)
+# Usage: scripts/bench-audit.sh [SECONDS_PER_RUN] [CLIENTS]
+# Env: DATABASE_URL (a superuser URL without query string; default the local test server).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+RUN_SECONDS=${1:-10}
+CLIENTS=${2:-64}
+SERVER=${BASE_URL%/*}
+TARGET=${CARGO_TARGET_DIR:-target}
+
+cargo build --release --quiet --example bench_audit
+BIN="$TARGET/release/examples/bench_audit"
+
+dbs=()
+cleanup() { for db in "${dbs[@]}"; do psql -q "$BASE_URL" -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true; done; }
+trap cleanup EXIT
+fresh_db() {
+    local db="orderguard_bench_$$_$1"
+    psql -q "$BASE_URL" -c "CREATE DATABASE $db" >/dev/null
+    dbs+=("$db")
+    echo "$SERVER/$db"
+}
+
+PGBENCH_SCRIPT=$(mktemp)
+trap 'cleanup; rm -f "$PGBENCH_SCRIPT"' EXIT
+# Same row shape as the writer's: ~0.8 kB input, 0.3 kB response, their hashes, one finding.
+cat > "$PGBENCH_SCRIPT" <<'SQL'
+WITH d AS (
+  INSERT INTO decisions (decision_id, evaluated_at, recorded_at, channel, hook, patient_ref,
+      user_ref, pathway_id, pathway_version, pathway_hash, canonical_input, input_sha256,
+      response, response_sha256, finding_count, chain_id, batch_seq, batch_pos)
+  SELECT gen_random_uuid(), now(), now(), 'cds-hooks', 'order-sign', 'Patient/p1',
+      'Practitioner/dr1', 'vcf', '1.0.0', repeat('ab', 32), i.b, sha256(i.b), r.b, sha256(r.b), 1,
+      'pgbench', :client_id, g
+  FROM generate_series(1, 100) g,
+       LATERAL (SELECT convert_to('{"orders":"' || repeat('x', 780) || g || '"}', 'UTF8') AS b) i,
+       LATERAL (SELECT convert_to(repeat('r', 300), 'UTF8') AS b) r
+  RETURNING decision_id, evaluated_at)
+INSERT INTO findings (decision_id, evaluated_at, finding_index, rule_id, severity, order_ref,
+    card_uuid, numbers)
+SELECT decision_id, evaluated_at, 0, 'DOSE-MME-90', 'warning', 'MedicationRequest/m1',
+    gen_random_uuid(), '{"mme_per_day": 120.5}' FROM d;
+SQL
+
+echo "== audit writer benchmark: ${RUN_SECONDS}s per run, $(nproc) cores, $(psql -Atc 'show server_version' "$BASE_URL") synchronous_commit=$(psql -Atc 'show synchronous_commit' "$BASE_URL")"
+writer=$("$BIN" writer "$(fresh_db writer)" "$RUN_SECONDS" "$CLIENTS")
+
+pgbench_run() {
+    local url clients out tps lat
+    clients=$1
+    url=$(fresh_db "pgbench$clients")
+    "$BIN" writer "$url" 0 1 >/dev/null   # migrate the schema
+    out=$(pgbench -n -f "$PGBENCH_SCRIPT" -c "$clients" -j "$clients" -T "$RUN_SECONDS" "$url" 2>&1)
+    tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out" | head -1)
+    lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$out")
+    echo "$(awk -v t="$tps" 'BEGIN{printf "%.0f", t*100}') $lat"
+}
+read -r pg1 pg1lat <<<"$(pgbench_run 1)"
+read -r pg2 pg2lat <<<"$(pgbench_run 2)"
+single=$("$BIN" single "$(fresh_db single)" "$RUN_SECONDS" "$CLIENTS")
+
+read -r _ w_rate w_p50 w_p99 w_n <<<"$writer"
+read -r _ s_rate s_p50 s_p99 s_n <<<"$single"
+printf '%-44s %12s %10s %10s\n' "how" "decisions/s" "p50 ms" "p99 ms"
+printf '%-44s %12s %10s %10s\n' "AuditWriter, $CLIENTS clients (durable, chained)" "$w_rate" "$w_p50" "$w_p99"
+printf '%-44s %12s %10s %10s\n' "(a) pgbench 100/txn, 1 client" "$pg1" "avg $pg1lat" "-"
+printf '%-44s %12s %10s %10s\n' "(a) pgbench 100/txn, 2 clients" "$pg2" "avg $pg2lat" "-"
+printf '%-44s %12s %10s %10s\n' "(b) one INSERT per decision, $CLIENTS clients" "$s_rate" "$s_p50" "$s_p99"
+awk -v w="$w_rate" -v a1="$pg1" -v a2="$pg2" -v b="$s_rate" 'BEGIN{
+  printf "writer / (a, 1 client) = %.2f   writer / (a, 2 clients) = %.2f   (target >= 0.5)\n", w/a1, w/a2;
+  printf "writer / (b) = %.1f   (target >= 5)\n", w/b }'
