@@ -2,6 +2,7 @@
 //! No IO, no clock, no randomness: the evaluation time is part of the input, so the same input
 //! under the same pathway version gives the same findings, byte for byte.
 
+pub mod dosing;
 pub mod emit;
 pub mod facts;
 pub mod medications;

@@ -8,8 +8,18 @@ mod class_at_age;
 mod class_risk_factors;
 mod course_after_fracture;
 mod discouraged_service;
+mod dose_common;
+mod dose_max_daily;
+mod dose_regimen;
+mod dose_renal;
+mod dose_renal_unknown;
+mod dose_unreadable;
+mod drug_combination;
 mod fracture_date_required;
+mod opioid_mme;
 mod required_companion;
+mod supplement_missing;
+mod supplement_upper_limit;
 mod supply_limit_acute;
 
 use super::{Emitter, Facts};
@@ -33,8 +43,17 @@ const KINDS: &[(&str, CompileFn)] = &[
     ("class_risk_factors", class_risk_factors::compile),
     ("course_after_fracture", course_after_fracture::compile),
     ("discouraged_service", discouraged_service::compile),
+    ("dose_max_daily", dose_max_daily::compile),
+    ("dose_regimen", dose_regimen::compile),
+    ("dose_renal", dose_renal::compile),
+    ("dose_renal_unknown", dose_renal_unknown::compile),
+    ("dose_unreadable", dose_unreadable::compile),
+    ("drug_combination", drug_combination::compile),
     ("fracture_date_required", fracture_date_required::compile),
+    ("opioid_mme", opioid_mme::compile),
     ("required_companion", required_companion::compile),
+    ("supplement_missing", supplement_missing::compile),
+    ("supplement_upper_limit", supplement_upper_limit::compile),
     ("supply_limit_acute", supply_limit_acute::compile),
 ];
 

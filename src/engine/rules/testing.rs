@@ -187,6 +187,66 @@ pub fn number(finding: &Finding, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("finding has no number {name:?}: {finding:#?}"))
 }
 
+// Builders for the dose rules' table tests.
+
+/// A patient of `age` (on 1 January) with no fracture: the dose rules apply to everyone.
+pub fn patient_aged(age: i32) -> PatientContext {
+    PatientContext {
+        reference: Some("Patient/test".into()),
+        birth_date: NaiveDate::from_ymd_opt(2026 - age, 1, 1),
+        ..PatientContext::default()
+    }
+}
+
+/// A fixed dose of `value` `unit` ("mg", "tablet", "[iU]", "ug/h", "mL").
+pub fn dose(value: f64, unit: &str) -> crate::domain::Field<crate::domain::Dose> {
+    crate::domain::Field::Given(crate::domain::Dose::Fixed {
+        amount: crate::domain::Amount::parse(value, unit).unwrap(),
+    })
+}
+
+pub fn mg_dose(value: f64) -> crate::domain::Field<crate::domain::Dose> {
+    dose(value, "mg")
+}
+
+/// A draft order for the drug named `text`: `value` `unit` once every `period` `period_unit`.
+pub fn med(
+    reference: &str,
+    text: &str,
+    value: f64,
+    unit: &str,
+    period: f64,
+    period_unit: crate::domain::PeriodUnit,
+) -> MedicationOrder {
+    let mut order = MedicationOrder::new(reference, Concept::from_text(text));
+    order.dose = dose(value, unit);
+    order.frequency = crate::domain::Field::Given(
+        crate::domain::Frequency::once_every(period, period_unit).unwrap(),
+    );
+    order
+}
+
+/// A draft order: `value` `unit`, `times` a day.
+pub fn med_per_day(
+    reference: &str,
+    text: &str,
+    value: f64,
+    unit: &str,
+    times: u32,
+) -> MedicationOrder {
+    let mut order = MedicationOrder::new(reference, Concept::from_text(text));
+    order.dose = dose(value, unit);
+    order.frequency =
+        crate::domain::Field::Given(crate::domain::Frequency::times_per_day(times).unwrap());
+    order
+}
+
+impl Case {
+    pub fn orders_mut(&mut self) -> &mut OrderSet {
+        &mut self.input.orders
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

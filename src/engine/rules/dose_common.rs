@@ -1,0 +1,218 @@
+//! What the dose rule kinds share: the current medications with their identified drug, and
+//! daily totals of an ingredient (or a class, for calcium and vitamin D) over the draft orders
+//! plus the active medications, with the sum written out for the card.
+//!
+//! The dose rules speak only when a draft order contains a drug they concern (no alerts about
+//! the home list alone), but their totals include the active medications.
+
+use crate::domain::units::format_number;
+use crate::domain::{Field, MedicationOrder, OrderRef};
+use crate::engine::Facts;
+use crate::engine::dosing::{DailyAmount, DailyDose, DailyUnit, daily_doses};
+use crate::terminology::{Ingredient, Terminology};
+
+pub(super) use crate::engine::medications::Medication as Med;
+
+/// What the dose rules read from a medication beyond its drug.
+pub(super) trait DoseView {
+    /// The daily amount of each ingredient (empty for an unrecognized drug).
+    fn doses(&self, t: &Terminology) -> Vec<DailyDose>;
+    /// The order as a card names it; active medications are marked as such.
+    fn card_label(&self) -> String;
+}
+
+impl DoseView for Med<'_> {
+    fn doses(&self, t: &Terminology) -> Vec<DailyDose> {
+        self.drug
+            .as_ref()
+            .map(|d| daily_doses(self.order, d, t))
+            .unwrap_or_default()
+    }
+
+    fn card_label(&self) -> String {
+        let label = self.order.medication.label();
+        if self.drafted {
+            label
+        } else {
+            format!("{label} (active)")
+        }
+    }
+}
+
+/// The current medications (drafts, then active ones), identified once per evaluation.
+pub(super) fn medications<'f, 'a>(facts: &'f Facts<'a>) -> &'f [Med<'a>] {
+    &facts.medications
+}
+
+/// A daily total over several orders, with each term written out.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Total {
+    pub amount: f64,
+    pub terms: Vec<String>,
+    /// Orders of the drug whose dose could not be computed (so the total may be low).
+    pub not_computed: Vec<String>,
+    /// Any order of the drug at all, computed or not.
+    pub orders: usize,
+}
+
+impl Total {
+    /// "a: 800 mg × 4/day = 3200 mg/day + b (active): ... = 3200 mg/day total".
+    pub fn explanation(&self, unit: DailyUnit) -> String {
+        match self.terms.len() {
+            0 => format!("no computable dose; 0 {}", unit.per_day_symbol()),
+            1 => self.terms[0].clone(),
+            _ => format!(
+                "{}; total {} {}",
+                self.terms.join(" + "),
+                format_number(self.amount),
+                unit.per_day_symbol()
+            ),
+        }
+    }
+
+    /// A sentence for the card when some orders could not be counted, else empty.
+    pub fn not_computed_note(&self) -> String {
+        if self.not_computed.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " Not counted, dose not computable: {}.",
+                self.not_computed.join(", ")
+            )
+        }
+    }
+}
+
+/// Sums the daily amounts in `unit` of every ingredient accepted by `which`, over all current
+/// medications.
+pub(super) fn total(
+    meds: &[Med<'_>],
+    t: &Terminology,
+    unit: DailyUnit,
+    which: impl Fn(&Ingredient) -> bool,
+) -> Total {
+    let mut total = Total::default();
+    for med in meds {
+        let mut counted = false;
+        for dose in med.doses(t) {
+            let ingredient = t.ingredient(dose.ingredient());
+            if !which(ingredient) {
+                continue;
+            }
+            counted = true;
+            match dose {
+                DailyDose::Amount(DailyAmount {
+                    amount,
+                    unit: u,
+                    explanation,
+                    ..
+                }) if u == unit => {
+                    total.amount += amount;
+                    total
+                        .terms
+                        .push(format!("{}: {explanation}", med.card_label()));
+                }
+                _ => total.not_computed.push(med.card_label()),
+            }
+        }
+        if counted {
+            total.orders += 1;
+        }
+    }
+    total
+}
+
+/// The first drafted order accepted by `which` that the request focuses on (order-select), or
+/// the first drafted one (order-sign): where a patient-level dose card is attached.
+pub(super) fn anchor<'m>(
+    facts: &Facts<'_>,
+    meds: &'m [Med<'_>],
+    which: impl Fn(&Med<'_>) -> bool,
+) -> Option<&'m OrderRef> {
+    let drafted: Vec<&Med<'_>> = meds.iter().filter(|m| m.drafted && which(m)).collect();
+    drafted
+        .iter()
+        .find(|m| facts.input.orders.in_focus(&m.order.reference))
+        .or(drafted.first())
+        .map(|m| &m.order.reference)
+}
+
+/// True when the order was not filled in yet: normal at order-select, where a draft often has
+/// no dose or frequency.
+pub(super) fn incomplete_draft(facts: &Facts<'_>, order: &MedicationOrder) -> bool {
+    facts.input.orders.focus.is_some()
+        && (order.dose.is_absent()
+            || (order.frequency.is_absent() && !matches!(order.dose, Field::Unreadable(_))))
+}
+
+/// Time of a whole evaluation with a realistic pharmacist load (6 drafts, 4 active medications),
+/// run by hand: `cargo test --release --lib dose_common::timing -- --ignored --nocapture`.
+#[cfg(test)]
+#[test]
+#[ignore = "timing, run by hand"]
+fn timing() {
+    use crate::domain::{OrderStatus, PeriodUnit};
+    use crate::engine::rules::testing::{Case, med, med_per_day, vcf_patient};
+    let mut case = Case::new(vcf_patient())
+        .medication(med(
+            "MedicationRequest/1",
+            "acetaminophen 325 MG / oxycodone 5 MG Oral Tablet",
+            2.0,
+            "tablet",
+            4.0,
+            PeriodUnit::Hour,
+        ))
+        .medication(med_per_day(
+            "MedicationRequest/2",
+            "acetaminophen 500 mg tablet",
+            1000.0,
+            "mg",
+            3,
+        ))
+        .medication(med(
+            "MedicationRequest/3",
+            "alendronate 70 MG Oral Tablet",
+            1.0,
+            "tablet",
+            1.0,
+            PeriodUnit::Week,
+        ))
+        .medication(med_per_day(
+            "MedicationRequest/4",
+            "calcium carbonate 1250 MG Oral Tablet",
+            1.0,
+            "tablet",
+            2,
+        ))
+        .medication(med_per_day(
+            "MedicationRequest/5",
+            "cholecalciferol 1000 UNT Oral Tablet",
+            1.0,
+            "tablet",
+            1,
+        ))
+        .medication(med_per_day("MedicationRequest/6", "senna", 8.6, "mg", 2));
+    for (i, text) in [
+        "gabapentin 300 MG Oral Capsule",
+        "lorazepam 0.5 MG Oral Tablet",
+        "morphine 15 mg",
+        "lisinopril 10 mg",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut o = med_per_day(&format!("MedicationRequest/a{i}"), text, 1.0, "tablet", 2);
+        o.status = OrderStatus::Active;
+        case = case.active_medication(o);
+    }
+    let _ = case.evaluate();
+    let n = 2_000;
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(case.evaluate());
+    }
+    println!(
+        "evaluate: {:.1} µs",
+        start.elapsed().as_secs_f64() * 1e6 / n as f64
+    );
+}

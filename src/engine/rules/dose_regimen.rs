@@ -1,0 +1,209 @@
+//! `dose_regimen` (DOSE-REGIMEN): a drug whose label regimen is weekly, monthly, yearly or
+//! every 6 months ordered more often (alendronate 70 mg daily). The label steps come from the
+//! terminology: a dose of at least `min_dose_mg` may not be repeated sooner than every
+//! `min_interval_days`. Daily dosing of a weekly bisphosphonate causes esophageal injury and
+//! hypocalcemia; a twice-yearly antibody given monthly is an overdose.
+
+use super::dose_common::{Med, incomplete_draft, medications};
+use super::{RuleKind, params};
+use crate::domain::units::format_number;
+use crate::domain::{Field, MedicationOrder};
+use crate::engine::dosing::{DailyDose, DailyUnit, daily_doses};
+use crate::engine::{Emitter, Facts};
+use crate::pathway::CompileContext;
+use crate::terminology::{DrugMatch, IngredientId, RegimenStep, Terminology};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    /// An interval this much shorter than the label's still counts as the label regimen
+    /// (0.1: every 4 weeks is "monthly", every 26 weeks is "every 6 months").
+    #[serde(default = "default_tolerance")]
+    interval_tolerance: f64,
+}
+
+pub(super) fn default_tolerance() -> f64 {
+    0.1
+}
+
+#[derive(Debug)]
+struct DoseRegimen {
+    tolerance: f64,
+}
+
+pub(super) fn compile(
+    value: &serde_json::Value,
+    ctx: &mut CompileContext<'_>,
+) -> Option<Box<dyn RuleKind>> {
+    let p: Params = params(value, ctx)?;
+    if !(0.0..1.0).contains(&p.interval_tolerance) {
+        ctx.error("interval_tolerance", "must be at least 0 and below 1");
+        return None;
+    }
+    Some(Box::new(DoseRegimen {
+        tolerance: p.interval_tolerance,
+    }))
+}
+
+/// An order given more often than its label regimen allows.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct RegimenViolation {
+    pub ingredient: IngredientId,
+    pub dose_mg: f64,
+    pub interval_days: f64,
+    pub step: RegimenStep,
+}
+
+/// The label regimen this order breaks, if any: the step with the largest dose the order
+/// reaches, and an interval shorter than that step's (less the tolerance).
+pub(super) fn regimen_violation(
+    order: &MedicationOrder,
+    drug: &DrugMatch,
+    t: &Terminology,
+    tolerance: f64,
+) -> Option<RegimenViolation> {
+    let Field::Given(frequency) = &order.frequency else {
+        return None;
+    };
+    let per_day = frequency.max_per_day();
+    daily_doses(order, drug, t).into_iter().find_map(|dose| {
+        let DailyDose::Amount(a) = dose else {
+            return None;
+        };
+        let ingredient = t.ingredient(a.ingredient);
+        if ingredient.regimen.is_empty() || a.unit != DailyUnit::Milligram {
+            return None;
+        }
+        let dose_mg = a.amount / per_day;
+        let step = ingredient
+            .regimen
+            .iter()
+            .filter(|s| dose_mg + 1e-9 >= s.min_dose_mg)
+            .max_by(|x, y| x.min_dose_mg.total_cmp(&y.min_dose_mg))?;
+        let interval_days = frequency.min_interval_days();
+        (interval_days < step.min_interval_days * (1.0 - tolerance)).then(|| RegimenViolation {
+            ingredient: a.ingredient,
+            dose_mg,
+            interval_days,
+            step: step.clone(),
+        })
+    })
+}
+
+impl RuleKind for DoseRegimen {
+    fn evaluate(&self, facts: &Facts<'_>, out: &mut Emitter<'_>) {
+        let t = Terminology::builtin();
+        for Med { order, drug, .. } in medications(facts).iter().filter(|m| m.drafted) {
+            let Some(drug) = drug else { continue };
+            if incomplete_draft(facts, order) {
+                continue;
+            }
+            if let Some(v) = regimen_violation(order, drug, t, self.tolerance) {
+                out.finding()
+                    .order(&order.reference)
+                    .text("ingredient", t.ingredient(v.ingredient).name.clone())
+                    .text("regimen", v.step.label.clone())
+                    .number("dose_mg", v.dose_mg)
+                    .number("interval_days", v.interval_days)
+                    .number("label_interval_days", v.step.min_interval_days)
+                    .text("interval", describe_interval(v.interval_days))
+                    .emit();
+            }
+        }
+    }
+}
+
+/// "every day", "every 7 days", "every 12 hours".
+fn describe_interval(days: f64) -> String {
+    if days < 1.0 {
+        format!("every {} hours", format_number(days * 24.0))
+    } else if (days - 1.0).abs() < 1e-9 {
+        "every day".to_owned()
+    } else {
+        format!("every {} days", format_number(days))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::PeriodUnit;
+    use crate::engine::rules::testing::{Case, med, patient_aged};
+
+    #[test]
+    fn weekly_alendronate_given_daily_is_critical() {
+        let f = Case::new(patient_aged(70))
+            .medication(med(
+                "MedicationRequest/aln",
+                "alendronate 70 MG Oral Tablet",
+                70.0,
+                "mg",
+                1.0,
+                PeriodUnit::Day,
+            ))
+            .expect_severity("DOSE-REGIMEN", Some("critical"))
+            .unwrap();
+        assert_eq!(f.order_ref.unwrap().as_str(), "MedicationRequest/aln");
+        assert_eq!(f.numbers["dose_mg"], 70);
+        assert_eq!(f.numbers["interval_days"], 1);
+        assert_eq!(f.numbers["label_interval_days"], 7);
+    }
+
+    #[test]
+    fn label_regimens_and_the_tolerance() {
+        for (text, dose, period, unit, expect) in [
+            ("alendronate 70 mg", 70.0, 1.0, PeriodUnit::Week, None),
+            ("alendronate 10 mg", 10.0, 1.0, PeriodUnit::Day, None),
+            (
+                "risedronate 35 mg",
+                35.0,
+                1.0,
+                PeriodUnit::Day,
+                Some("critical"),
+            ),
+            (
+                "risedronate 150 mg",
+                150.0,
+                1.0,
+                PeriodUnit::Week,
+                Some("critical"),
+            ),
+            ("risedronate 150 mg", 150.0, 1.0, PeriodUnit::Month, None),
+            (
+                "ibandronate 150 mg",
+                150.0,
+                2.0,
+                PeriodUnit::Week,
+                Some("critical"),
+            ),
+            ("ibandronate 150 mg", 150.0, 4.0, PeriodUnit::Week, None),
+            (
+                "zoledronic acid 5 mg",
+                5.0,
+                6.0,
+                PeriodUnit::Month,
+                Some("critical"),
+            ),
+            ("zoledronic acid 5 mg", 5.0, 1.0, PeriodUnit::Year, None),
+            (
+                "denosumab 60 mg",
+                60.0,
+                3.0,
+                PeriodUnit::Month,
+                Some("critical"),
+            ),
+            ("denosumab 60 mg", 60.0, 26.0, PeriodUnit::Week, None),
+            ("denosumab 60 mg", 60.0, 6.0, PeriodUnit::Month, None),
+        ] {
+            let case = Case::new(patient_aged(70)).medication(med(
+                "MedicationRequest/x",
+                text,
+                dose,
+                "mg",
+                period,
+                unit,
+            ));
+            case.expect_severity("DOSE-REGIMEN", expect);
+        }
+    }
+}
