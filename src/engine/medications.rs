@@ -2,7 +2,9 @@
 //! the drug the terminology identified (or `None`: unrecognized). Resolved once per evaluation.
 
 use crate::domain::{EvaluationInput, MedicationOrder};
+use crate::engine::dosing::{self, DailyDose};
 use crate::terminology::{DrugClass, DrugMatch, Terminology};
+use std::sync::OnceLock;
 
 #[derive(Debug, Clone)]
 pub struct Medication<'a> {
@@ -11,6 +13,9 @@ pub struct Medication<'a> {
     pub drafted: bool,
     /// The identified drug; `None` when no code or text matches the tables.
     pub drug: Option<DrugMatch>,
+    /// Daily amounts per ingredient, computed on first use: several dose rules read them and
+    /// writing out the arithmetic for cards is the costliest step of an evaluation.
+    doses: OnceLock<Vec<DailyDose>>,
 }
 
 impl<'a> Medication<'a> {
@@ -34,6 +39,16 @@ impl<'a> Medication<'a> {
         self.ingredient_names().contains(&name)
     }
 
+    /// The daily amount of each ingredient (empty for an unrecognized drug), computed once.
+    pub fn daily_doses(&self) -> &[DailyDose] {
+        self.doses.get_or_init(|| {
+            self.drug
+                .as_ref()
+                .map(|d| dosing::daily_doses(self.order, d, Terminology::builtin()))
+                .unwrap_or_default()
+        })
+    }
+
     /// The order's label for messages (its text, else a display, else a code).
     pub fn label(&self) -> String {
         self.order.medication.label()
@@ -52,6 +67,7 @@ pub fn resolve(input: &EvaluationInput) -> Vec<Medication<'_>> {
             order,
             drafted,
             drug: terminology.identify(&order.medication),
+            doses: OnceLock::new(),
         })
         .collect()
 }

@@ -8,7 +8,7 @@
 use crate::domain::units::format_number;
 use crate::domain::{Field, MedicationOrder, OrderRef};
 use crate::engine::Facts;
-use crate::engine::dosing::{DailyAmount, DailyDose, DailyUnit, daily_doses};
+use crate::engine::dosing::{DailyAmount, DailyDose, DailyUnit};
 use crate::terminology::{Ingredient, Terminology};
 
 pub(super) use crate::engine::medications::Medication as Med;
@@ -16,17 +16,14 @@ pub(super) use crate::engine::medications::Medication as Med;
 /// What the dose rules read from a medication beyond its drug.
 pub(super) trait DoseView {
     /// The daily amount of each ingredient (empty for an unrecognized drug).
-    fn doses(&self, t: &Terminology) -> Vec<DailyDose>;
+    fn doses(&self, t: &Terminology) -> &[DailyDose];
     /// The order as a card names it; active medications are marked as such.
     fn card_label(&self) -> String;
 }
 
 impl DoseView for Med<'_> {
-    fn doses(&self, t: &Terminology) -> Vec<DailyDose> {
-        self.drug
-            .as_ref()
-            .map(|d| daily_doses(self.order, d, t))
-            .unwrap_or_default()
+    fn doses(&self, _t: &Terminology) -> &[DailyDose] {
+        self.daily_doses()
     }
 
     fn card_label(&self) -> String {
@@ -106,7 +103,7 @@ pub(super) fn total(
                     unit: u,
                     explanation,
                     ..
-                }) if u == unit => {
+                }) if *u == unit => {
                     total.amount += amount;
                     total
                         .terms

@@ -76,7 +76,7 @@ impl RuleKind for DoseMaxDaily {
         for m in meds.iter().filter(|m| m.drafted) {
             let Some(drug) = &m.drug else { continue };
             if incomplete_draft(facts, m.order)
-                || regimen_violation(m.order, drug, t, self.regimen_tolerance).is_some()
+                || regimen_violation(m, t, self.regimen_tolerance).is_some()
             {
                 continue;
             }
@@ -118,7 +118,7 @@ impl RuleKind for DoseMaxDaily {
             let Some(order) = anchor(facts, meds, |m| {
                 m.drug.as_ref().is_some_and(|d| {
                     d.components.iter().any(|c| c.ingredient == id)
-                        && regimen_violation(m.order, d, t, self.regimen_tolerance).is_none()
+                        && regimen_violation(m, t, self.regimen_tolerance).is_none()
                 })
             }) else {
                 continue;

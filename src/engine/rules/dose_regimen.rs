@@ -4,14 +4,14 @@
 //! `min_interval_days`. Daily dosing of a weekly bisphosphonate causes esophageal injury and
 //! hypocalcemia; a twice-yearly antibody given monthly is an overdose.
 
-use super::dose_common::{Med, incomplete_draft, medications};
+use super::dose_common::{incomplete_draft, medications};
 use super::{RuleKind, params};
+use crate::domain::Field;
 use crate::domain::units::format_number;
-use crate::domain::{Field, MedicationOrder};
-use crate::engine::dosing::{DailyDose, DailyUnit, daily_doses};
+use crate::engine::dosing::{DailyDose, DailyUnit};
 use crate::engine::{Emitter, Facts};
 use crate::pathway::CompileContext;
-use crate::terminology::{DrugMatch, IngredientId, RegimenStep, Terminology};
+use crate::terminology::{IngredientId, RegimenStep, Terminology};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -58,16 +58,16 @@ pub(super) struct RegimenViolation {
 /// The label regimen this order breaks, if any: the step with the largest dose the order
 /// reaches, and an interval shorter than that step's (less the tolerance).
 pub(super) fn regimen_violation(
-    order: &MedicationOrder,
-    drug: &DrugMatch,
+    med: &super::dose_common::Med<'_>,
     t: &Terminology,
     tolerance: f64,
 ) -> Option<RegimenViolation> {
+    let order = med.order;
     let Field::Given(frequency) = &order.frequency else {
         return None;
     };
     let per_day = frequency.max_per_day();
-    daily_doses(order, drug, t).into_iter().find_map(|dose| {
+    med.daily_doses().iter().find_map(|dose| {
         let DailyDose::Amount(a) = dose else {
             return None;
         };
@@ -94,12 +94,12 @@ pub(super) fn regimen_violation(
 impl RuleKind for DoseRegimen {
     fn evaluate(&self, facts: &Facts<'_>, out: &mut Emitter<'_>) {
         let t = Terminology::builtin();
-        for Med { order, drug, .. } in medications(facts).iter().filter(|m| m.drafted) {
-            let Some(drug) = drug else { continue };
-            if incomplete_draft(facts, order) {
+        for med in medications(facts).iter().filter(|m| m.drafted) {
+            let order = med.order;
+            if med.drug.is_none() || incomplete_draft(facts, order) {
                 continue;
             }
-            if let Some(v) = regimen_violation(order, drug, t, self.tolerance) {
+            if let Some(v) = regimen_violation(med, t, self.tolerance) {
                 out.finding()
                     .order(&order.reference)
                     .text("ingredient", t.ingredient(v.ingredient).name.clone())

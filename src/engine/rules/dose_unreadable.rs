@@ -58,9 +58,11 @@ impl RuleKind for DoseUnreadable {
                         ingredient,
                         field,
                         reason,
-                    } if dose_checked(t.ingredient(ingredient)) => {
-                        Some((t.ingredient(ingredient).name.clone(), field, reason))
-                    }
+                    } if dose_checked(t.ingredient(*ingredient)) => Some((
+                        t.ingredient(*ingredient).name.clone(),
+                        field.clone(),
+                        reason.clone(),
+                    )),
                     _ => None,
                 })
                 .or_else(|| match &m.order.route {

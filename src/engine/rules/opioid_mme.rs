@@ -62,7 +62,7 @@ pub(super) fn total_mme(meds: &[super::dose_common::Med<'_>], t: &Terminology) -
         for dose in m.doses(t) {
             let ingredient = t.ingredient(dose.ingredient());
             match dose {
-                DailyDose::Amount(a) => match mme(&a, t) {
+                DailyDose::Amount(a) => match mme(a, t) {
                     Mme::Counted {
                         mme_per_day,
                         explanation,
