@@ -52,7 +52,7 @@ impl RuleKind for DoseUnreadable {
             }
             let problem = m
                 .doses(t)
-                .into_iter()
+                .iter()
                 .find_map(|d| match d {
                     DailyDose::Unreadable {
                         ingredient,
