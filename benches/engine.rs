@@ -272,5 +272,24 @@ fn engine(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, engine);
+/// From the request's bytes to the CDS Hooks response: parse, adapt, evaluate, render (no
+/// audit, no HTTP). A 20-order order-sign with full prefetch (`fixtures/cds-hooks/`).
+fn bytes_to_cards(c: &mut Criterion) {
+    let plan = Plan::builtin();
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/cds-hooks/order-sign-20-orders.json"
+    ))
+    .unwrap();
+    let now = Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap();
+    c.bench_function("decide/json bytes to cards (20-order order-sign)", |b| {
+        b.iter(|| {
+            let mut prepared = orderguard::decide::prepare(black_box(&bytes)).unwrap();
+            let decision = orderguard::decide::decide(&plan, &mut prepared, now, uuid::Uuid::nil());
+            orderguard::decide::render(&prepared, &decision)
+        })
+    });
+}
+
+criterion_group!(benches, engine, bytes_to_cards);
 criterion_main!(benches);
