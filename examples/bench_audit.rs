@@ -78,6 +78,19 @@ async fn main() -> anyhow::Result<()> {
     let writer = if mode == "writer" {
         let mut config = WriterConfig::new(spool.path().to_owned());
         config.ack_deadline = Duration::from_secs(10);
+        // Knobs for exploring; the defaults are what the service uses.
+        if let Some(lanes) = std::env::var("BENCH_LANES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            config.lanes = lanes;
+        }
+        if let Some(n) = std::env::var("BENCH_MAX_BATCH")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            config.max_batch = n;
+        }
         Some(AuditWriter::start(pool.clone(), config).await?)
     } else {
         None

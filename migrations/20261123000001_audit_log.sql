@@ -4,9 +4,10 @@
 --
 -- Time-keyed tables are partitioned by month so that old months can be detached and archived
 -- (HIPAA asks for six years) without deleting rows in place. The months from last month to two
--- months ahead are created here, and `orderguard db migrate` / `serve` (audit::migrate) extend that window
--- to a year ahead on every run through audit_create_month_partitions(); a DEFAULT partition catches anything
--- outside. (Creating 2024..2030 up front cost 6 s per migration, too slow for per-test databases.)
+-- months ahead are created here, and `orderguard db migrate` / `serve` (audit::migrate) extend
+-- the window to a year ahead on every run through audit_create_month_partitions(); a DEFAULT
+-- partition catches anything outside. (Creating 2024..2030 up front cost 6 s per migration, too
+-- slow for a fresh database per test.)
 
 -- One row per committed writer batch: the chain links. Small (one row per group commit), so it is
 -- not partitioned; it is the index verify walks.
@@ -127,12 +128,12 @@ CREATE TABLE audit_events (
     PRIMARY KEY (event_id, occurred_at)
 ) PARTITION BY RANGE (occurred_at);
 
--- Indexes for the reports (by time, rule, patient, user) and for verify (by batch).
+-- Indexes for the reports (by time, rule, patient, user) and for verify (by batch). Lookups by
+-- decision id alone use the primary key, whose first column it is.
 CREATE INDEX decisions_evaluated_at_idx ON decisions (evaluated_at);
 CREATE INDEX decisions_patient_idx      ON decisions (patient_ref, evaluated_at);
 CREATE INDEX decisions_user_idx         ON decisions (user_ref, evaluated_at);
 CREATE INDEX decisions_batch_idx        ON decisions (chain_id, batch_seq, batch_pos);
-CREATE INDEX decisions_id_idx           ON decisions (decision_id);
 CREATE INDEX findings_rule_idx          ON findings (rule_id, evaluated_at);
 CREATE INDEX findings_card_idx          ON findings (card_uuid);
 CREATE INDEX feedback_card_idx          ON feedback (card_uuid);

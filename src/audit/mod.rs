@@ -70,6 +70,53 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     Ok(())
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Embedded(#[from] EmbeddedError),
+    #[error("DATABASE_URL: {0}")]
+    Url(#[from] sqlx::Error),
+    #[error("applying the audit schema: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Opens the audit database: `database_url` when given, else the embedded cluster in
+/// `data_dir` (started here; keep the returned handle and `stop` it on shutdown). Migrations are
+/// applied either way. For `serve`, `db migrate`, `audit verify` and `check --audit`.
+pub async fn connect(
+    database_url: Option<&str>,
+    data_dir: &std::path::Path,
+) -> Result<(PgPool, Option<EmbeddedPostgres>), ConnectError> {
+    let (url, embedded) = match database_url {
+        Some(url) => (url.to_owned(), None),
+        None => {
+            let (pg, url) = EmbeddedPostgres::start(data_dir).await?;
+            (url, Some(pg))
+        }
+    };
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(std::time::Duration::from_secs(1))
+        .connect_lazy(&url)?;
+    migrate(&pool).await?;
+    Ok((pool, embedded))
+}
+
+/// Records one decision durably and stops (the CLI's `check --audit`): a writer of its own with
+/// its own chain, flushed before returning.
+pub async fn record_one(
+    pool: &PgPool,
+    spool_dir: std::path::PathBuf,
+    record: AuditRecord,
+) -> Result<Durability, AuditError> {
+    let mut config = WriterConfig::new(spool_dir);
+    config.lanes = 1;
+    let writer = AuditWriter::start(pool.clone(), config).await?;
+    let result = writer.record(record).await;
+    writer.shutdown().await;
+    result
+}
+
 /// The decision a card belongs to, for CDS Hooks feedback (unknown card: 404).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CardOrigin {

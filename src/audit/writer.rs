@@ -406,7 +406,14 @@ impl WriterTask {
     async fn flush(&mut self, batch: Vec<(Entry, Ack)>) {
         let (entries, acks): (Vec<Entry>, Vec<Ack>) = batch.into_iter().unzip();
         if self.database_believed_up() {
-            match self.commit(&entries).await {
+            // While spooling, a probe must not hold the lane for long: a database that hangs
+            // instead of refusing would otherwise stall every request behind the probe.
+            let limit = if self.shared.spooling.load(Ordering::Relaxed) {
+                self.db_timeout.min(PROBE_INTERVAL)
+            } else {
+                self.db_timeout
+            };
+            match self.commit(&entries, limit).await {
                 Ok(()) => {
                     self.shared.spooling.store(false, Ordering::Relaxed);
                     metrics::counter!("orderguard_audit_committed_total")
@@ -493,7 +500,7 @@ impl WriterTask {
                 _ => return,
             };
             if !entries.is_empty() {
-                match self.commit(&entries).await {
+                match self.commit(&entries, self.db_timeout).await {
                     Ok(()) => {}
                     Err(DbFailure::Transient(_)) => {
                         self.shared.spooling.store(true, Ordering::Relaxed);
@@ -525,10 +532,10 @@ impl WriterTask {
     }
 
     /// Commits entries as one batch of this chain, with a bounded wait.
-    async fn commit(&mut self, entries: &[Entry]) -> Result<(), DbFailure> {
+    async fn commit(&mut self, entries: &[Entry], limit: Duration) -> Result<(), DbFailure> {
         let mut retried = false;
         loop {
-            let attempt = tokio::time::timeout(self.db_timeout, self.try_commit(entries)).await;
+            let attempt = tokio::time::timeout(limit, self.try_commit(entries)).await;
             let failure = match attempt {
                 Ok(Ok(head)) => {
                     if let Some(head) = head {
