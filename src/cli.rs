@@ -257,7 +257,7 @@ fn check(
         let record = crate::audit::AuditRecord::from_decision(
             &decision,
             meta,
-            crate::canonical::to_vec(&prepared.stored_input),
+            std::mem::take(&mut prepared.canonical_input),
             text.clone().into_bytes(),
         );
         let recorded = run_async(async move {

@@ -74,7 +74,7 @@ impl Pipeline {
             patient_ref: prepared.patient_ref.take(),
             encounter_ref: prepared.encounter_ref.take(),
         };
-        let input = crate::canonical::to_vec(&prepared.stored_input);
+        let input = std::mem::take(&mut prepared.canonical_input);
         let record = AuditRecord::from_decision(&decision, meta, input, response);
         match self.writer.record(record).await {
             Ok(_) => {
