@@ -5,6 +5,9 @@ use uuid::Uuid;
 
 use crate::support::{Http, assert_no_empty, assert_problem, fixture, read_json, spawn_app};
 
+/// card uuid, outcome, accepted suggestions, override reason code and comment, the card's rule.
+type FeedbackRow = (Uuid, String, Value, Option<String>, Option<String>, String);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn order_sign_cards_are_recorded_and_feedback_joins_them() {
     let app = spawn_app().await;
@@ -27,7 +30,12 @@ async fn order_sign_cards_are_recorded_and_feedback_joins_them() {
     let answer = http
         .post_json(&app.url("/cds-services/vcf-order-sign"), &request)
         .await;
-    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
     let response = answer.json();
     assert_no_empty(&response);
     let cards = response["cards"].as_array().expect("cards");
@@ -108,21 +116,24 @@ async fn order_sign_cards_are_recorded_and_feedback_joins_them() {
             String::from_utf8_lossy(&answer.body)
         );
     }
-    let rows: Vec<(Uuid, String, Value, Option<String>, Option<String>, String)> =
-        sqlx::query_as(
-            "SELECT f.card_uuid, f.outcome, f.accepted_suggestions, f.override_reason_code,
+    let rows: Vec<FeedbackRow> = sqlx::query_as(
+        "SELECT f.card_uuid, f.outcome, f.accepted_suggestions, f.override_reason_code,
                     f.override_comment, fi.rule_id
                FROM feedback f
                JOIN findings fi ON fi.card_uuid = f.card_uuid AND fi.decision_id = f.decision_id
                JOIN decisions d ON d.decision_id = f.decision_id
               WHERE d.decision_id = $1
               ORDER BY f.outcome_at, f.received_at",
-        )
-        .bind(decision_id)
-        .fetch_all(&app.pool)
-        .await
-        .unwrap();
-    assert_eq!(rows.len(), 3, "three feedback rows joined to the decision: {rows:?}");
+    )
+    .bind(decision_id)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows.len(),
+        3,
+        "three feedback rows joined to the decision: {rows:?}"
+    );
     assert_eq!(rows[0].0, *first);
     assert_eq!(rows[0].1, "accepted");
     assert_eq!(rows[0].2, json!([suggestion_id]));
@@ -135,7 +146,8 @@ async fn order_sign_cards_are_recorded_and_feedback_joins_them() {
     }
 
     // A card no decision gave.
-    let unknown = json!({"feedback": [{"card": Uuid::now_v7().to_string(), "outcome": "accepted"}]});
+    let unknown =
+        json!({"feedback": [{"card": Uuid::now_v7().to_string(), "outcome": "accepted"}]});
     let answer = http.post_json(&feedback_url, &unknown).await;
     assert_problem(&answer, 404, "/feedback/0/card", "unknown card");
 }

@@ -167,7 +167,12 @@ async fn every_conformance_request_gets_its_answer() {
             ),
         }
     }
-    assert!(wrong.is_empty(), "{} case(s) wrong:\n{}", wrong.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} case(s) wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
     // The service is still up after all of it.
     assert_eq!(http.get(&app.url("/healthz")).await.unwrap().status, 200);
 }

@@ -27,7 +27,12 @@ async fn native_decision_follows_the_schema_and_is_stored() {
         )
         .await
         .unwrap();
-    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
     assert!(answer.content_type.starts_with("application/json"));
     let decision = answer.json();
     let errors: Vec<String> = decision_validator()

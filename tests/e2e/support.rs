@@ -97,7 +97,8 @@ impl TestDatabase {
             .connect(&server_url())
             .await
             .expect("the PostgreSQL at DATABASE_URL answers (e2e tests need it)");
-        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        // The name is ours (og_e2e_ + hex), never input.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
             .execute(&admin)
             .await
             .expect("CREATE DATABASE");
@@ -122,9 +123,11 @@ impl Drop for TestDatabase {
                     .connect(&server_url())
                     .await
                 {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                        .execute(&admin)
-                        .await;
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    )))
+                    .execute(&admin)
+                    .await;
                     admin.close().await;
                 }
             });
@@ -261,7 +264,7 @@ impl TestApp {
             .expect("the orderguard binary runs")
     }
 
-    pub async fn count(&self, sql: &str) -> i64 {
+    pub async fn count(&self, sql: &'static str) -> i64 {
         sqlx::query_scalar::<_, i64>(sql)
             .fetch_one(&self.pool)
             .await
@@ -414,5 +417,8 @@ fn database_names_replace_only_the_path() {
         with_database("postgres://u:p@h/db?sslmode=disable", "x"),
         "postgres://u:p@h/x?sslmode=disable"
     );
-    assert_eq!(with_database("postgres://h:5432", "x"), "postgres://h:5432/x");
+    assert_eq!(
+        with_database("postgres://h:5432", "x"),
+        "postgres://h:5432/x"
+    );
 }
