@@ -48,7 +48,7 @@ async fn order_sign_cards_are_recorded_and_feedback_joins_them() {
             .as_str()
             .expect("source.topic.code");
         assert!(
-            rule.starts_with("VCF-"),
+            rule.starts_with("VCF-") || rule.starts_with("DOSE-"),
             "source.topic.code is a rule id: {rule}"
         );
         let summary = card["summary"].as_str().expect("summary");
