@@ -3,13 +3,15 @@
 #   writer  - decisions through AuditWriter (group commit, hash chain, durable commit)
 #   pgbench - the same rows inserted by pgbench, 100 decisions (+ findings) per transaction
 #   single  - one autocommitted INSERT per decision (the naive design)
-# Usage: scripts/bench-audit.sh [SECONDS_PER_RUN] [CLIENTS]
+# Usage: scripts/bench-audit.sh [SECONDS_PER_RUN=10] [CLIENTS=256] [ROUNDS=2]
+# (CLIENTS = concurrent requests; the writer batches them, (b) shares a pool of 18 connections.)
 # Env: DATABASE_URL (a superuser URL without query string; default the local test server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 RUN_SECONDS=${1:-10}
-CLIENTS=${2:-64}
+CLIENTS=${2:-256}
+ROUNDS=${3:-2}
 SERVER=${BASE_URL%/*}
 TARGET=${CARGO_TARGET_DIR:-target}
 
@@ -47,30 +49,35 @@ SELECT decision_id, evaluated_at, 0, 'DOSE-MME-90', 'warning', 'MedicationReques
     gen_random_uuid(), '{"mme_per_day": 120.5}' FROM d;
 SQL
 
-echo "== audit writer benchmark: ${RUN_SECONDS}s per run, $(nproc) cores, $(psql -Atc 'show server_version' "$BASE_URL") synchronous_commit=$(psql -Atc 'show synchronous_commit' "$BASE_URL")"
-writer=$("$BIN" writer "$(fresh_db writer)" "$RUN_SECONDS" "$CLIENTS")
+echo "== audit writer benchmark: ${RUN_SECONDS}s per run, $ROUNDS round(s), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)," \
+     "PostgreSQL $(psql -Atc 'show server_version' "$BASE_URL"), synchronous_commit=$(psql -Atc 'show synchronous_commit' "$BASE_URL")"
 
 pgbench_run() {
     local url clients out tps lat
     clients=$1
-    url=$(fresh_db "pgbench$clients")
-    "$BIN" writer "$url" 0 1 >/dev/null   # migrate the schema
+    url=$(fresh_db "pgbench${clients}_$2")
+    "$BIN" writer "$url" 0 1 >/dev/null   # the same schema, migrated
     out=$(pgbench -n -f "$PGBENCH_SCRIPT" -c "$clients" -j "$clients" -T "$RUN_SECONDS" "$url" 2>&1)
     tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out" | head -1)
     lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$out")
     echo "$(awk -v t="$tps" 'BEGIN{printf "%.0f", t*100}') $lat"
 }
-read -r pg1 pg1lat <<<"$(pgbench_run 1)"
-read -r pg2 pg2lat <<<"$(pgbench_run 2)"
-single=$("$BIN" single "$(fresh_db single)" "$RUN_SECONDS" "$CLIENTS")
 
-read -r _ w_rate w_p50 w_p99 w_n <<<"$writer"
-read -r _ s_rate s_p50 s_p99 s_n <<<"$single"
-printf '%-44s %12s %10s %10s\n' "how" "decisions/s" "p50 ms" "p99 ms"
-printf '%-44s %12s %10s %10s\n' "AuditWriter, $CLIENTS clients (durable, chained)" "$w_rate" "$w_p50" "$w_p99"
-printf '%-44s %12s %10s %10s\n' "(a) pgbench 100/txn, 1 client" "$pg1" "avg $pg1lat" "-"
-printf '%-44s %12s %10s %10s\n' "(a) pgbench 100/txn, 2 clients" "$pg2" "avg $pg2lat" "-"
-printf '%-44s %12s %10s %10s\n' "(b) one INSERT per decision, $CLIENTS clients" "$s_rate" "$s_p50" "$s_p99"
-awk -v w="$w_rate" -v a1="$pg1" -v a2="$pg2" -v b="$s_rate" 'BEGIN{
-  printf "writer / (a, 1 client) = %.2f   writer / (a, 2 clients) = %.2f   (target >= 0.5)\n", w/a1, w/a2;
-  printf "writer / (b) = %.1f   (target >= 5)\n", w/b }'
+# The machine's disk and CPU share drift over minutes: each round measures all four back to
+# back, and ratios are taken within a round.
+for round in $(seq 1 "$ROUNDS"); do
+    writer=$("$BIN" writer "$(fresh_db "writer_$round")" "$RUN_SECONDS" "$CLIENTS")
+    read -r pg1 pg1lat <<<"$(pgbench_run 1 "$round")"
+    read -r pg2 pg2lat <<<"$(pgbench_run 2 "$round")"
+    single=$("$BIN" single "$(fresh_db "single_$round")" "$RUN_SECONDS" "$CLIENTS")
+    read -r _ w_rate w_p50 w_p99 _ <<<"$writer"
+    read -r _ s_rate s_p50 s_p99 _ <<<"$single"
+    echo "-- round $round"
+    printf '%-46s %12s %12s %10s\n' "how" "decisions/s" "p50 ms" "p99 ms"
+    printf '%-46s %12s %12s %10s\n' "AuditWriter, $CLIENTS clients (durable, chained)" "$w_rate" "$w_p50" "$w_p99"
+    printf '%-46s %12s %12s %10s\n' "(a) pgbench 100/txn, 1 client" "$pg1" "avg $pg1lat" "-"
+    printf '%-46s %12s %12s %10s\n' "(a) pgbench 100/txn, 2 clients" "$pg2" "avg $pg2lat" "-"
+    printf '%-46s %12s %12s %10s\n' "(b) one INSERT per decision, $CLIENTS clients" "$s_rate" "$s_p50" "$s_p99"
+    awk -v w="$w_rate" -v a1="$pg1" -v a2="$pg2" -v b="$s_rate" 'BEGIN{
+      printf "writer/(a 1 client) = %.2f  writer/(a 2 clients) = %.2f  (target >= 0.5)  writer/(b) = %.1f  (target >= 5)\n", w/a1, w/a2, w/b }'
+done

@@ -904,7 +904,7 @@ struct DecisionColumns {
 
 impl DecisionColumns {
     fn push(&mut self, pos: i32, r: &AuditRecord) {
-        let m = &r.meta;
+        let m = r;
         self.pos.push(pos);
         self.decision_id.push(r.decision_id);
         self.evaluated_at.push(r.evaluated_at);
