@@ -262,13 +262,8 @@ fn check(
         );
         let recorded = run_async(async move {
             let database = Database::open(&db).await?;
-            let writer = crate::audit::AuditWriter::start(
-                database.pool.clone(),
-                crate::audit::WriterConfig::new(db.data_dir.join("spool")),
-            )
-            .await?;
-            let durability = writer.record(record).await;
-            writer.shutdown().await;
+            let durability =
+                crate::audit::record_one(&database.pool, db.data_dir.join("spool"), record).await;
             database.close().await;
             durability?;
             Ok(ExitCode::SUCCESS)
@@ -304,25 +299,10 @@ struct Database {
 impl Database {
     async fn open(args: &DbArgs) -> anyhow::Result<Database> {
         use anyhow::Context;
-        let (url, embedded) = match &args.database_url {
-            Some(url) => (url.clone(), None),
-            None => {
-                let (pg, url) =
-                    crate::audit::EmbeddedPostgres::start(args.data_dir.join("postgres"))
-                        .await
-                        .context("starting the embedded PostgreSQL (or set DATABASE_URL)")?;
-                (url, Some(pg))
-            }
-        };
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(std::time::Duration::from_secs(5))
-            .connect(&url)
-            .await
-            .context("connecting to the audit database")?;
-        crate::audit::migrate(&pool)
-            .await
-            .context("applying migrations")?;
+        let (pool, embedded) =
+            crate::audit::connect(args.database_url.as_deref(), &args.data_dir.join("postgres"))
+                .await
+                .context("opening the audit database (set DATABASE_URL, or install PostgreSQL for the embedded one)")?;
         Ok(Database { pool, embedded })
     }
 
