@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -23,9 +23,11 @@ async fn every_answered_decision_survives_kill_9_and_the_log_verifies() {
         Bytes::from(read_bytes(fixture("native/valid-minimal.json"))),
     ];
     let stop = Arc::new(AtomicBool::new(false));
+    let answers = Arc::new(AtomicUsize::new(0));
     let mut clients = Vec::new();
     for client in 0..CLIENTS {
-        let (http, url, stop) = (Http::new(), url.clone(), stop.clone());
+        let (http, url, stop, answers) =
+            (Http::new(), url.clone(), stop.clone(), answers.clone());
         let body = bodies[client % bodies.len()].clone();
         clients.push(tokio::spawn(async move {
             // decision id -> findings in the answer
@@ -41,6 +43,7 @@ async fn every_answered_decision_survives_kill_9_and_the_log_verifies() {
                             .expect("a 200 carries its decision_id");
                         let findings = decision["findings"].as_array().map_or(0, Vec::len);
                         assert!(answered.insert(id, findings).is_none(), "id given twice");
+                        answers.fetch_add(1, Ordering::Relaxed);
                     }
                     Ok(answer) => panic!(
                         "a request under load answered {}: {}",
@@ -58,8 +61,13 @@ async fn every_answered_decision_survives_kill_9_and_the_log_verifies() {
         }));
     }
 
+    // Kill once the load is well under way: at least 1.5 s and 60 answers, however slow the
+    // machine is (a debug build on a busy 2-core box gives ~30 answers a second).
     let started = Instant::now();
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    while answers.load(Ordering::Relaxed) < 60 && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     app.server.kill();
     let killed_after = started.elapsed();
     tokio::time::sleep(Duration::from_millis(300)).await;
