@@ -766,11 +766,13 @@ async fn a_recorded_decision_replays_exactly_from_the_database(pool: PgPool) {
         serde_json::to_vec(&decide::render(&replay, &again)).unwrap(),
         stored_response
     );
-    // Only what the adapter reads is kept: far less than the request as sent.
+    // Only what the adapter reads is kept: less than the request as sent, even compact (43.8 kB
+    // of 62.0 kB when written; most of what remains is codings, which rules do read).
+    let compact = orderguard::canonical::canonicalize(&body).unwrap();
     assert!(
-        stored_len * 2 < body.len(),
+        stored_len < compact.len() * 4 / 5,
         "{stored_len} bytes stored of a {} byte request",
-        body.len()
+        compact.len()
     );
     assert!(verify(&pool).await.is_clean());
 }
