@@ -17,6 +17,7 @@ pub mod engine;
 pub mod pathway;
 pub mod pharmacy;
 pub mod pipeline;
+pub mod reports;
 pub mod service;
 pub mod terminology;
 pub mod web;
