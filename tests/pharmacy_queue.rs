@@ -2,16 +2,16 @@
 //! (a database per test): real decisions from the clinical fixture cases, recorded through the
 //! real audit writer, then listed, filtered, acted on and exported.
 
+#[path = "common/cases.rs"]
+mod cases;
+
 use chrono::{DateTime, Duration, Utc};
-use orderguard::audit::{self, AuditRecord, AuditWriter, Channel, RequestMeta, WriterConfig};
+use orderguard::audit::{self, AuditWriter, WriterConfig};
 use orderguard::audit_export::{self, ExportQuery};
-use orderguard::decide;
 use orderguard::decision::Decision;
-use orderguard::pathway::Plan;
 use orderguard::pharmacy::{self, AlertAction, AlertKey, AlertQuery, AlertStatus, QueueError};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use std::path::Path;
 use uuid::Uuid;
 
 async fn writer(pool: &PgPool, spool: &tempfile::TempDir) -> AuditWriter {
@@ -27,35 +27,9 @@ fn case_now() -> DateTime<Utc> {
     "2026-11-23T10:00:00Z".parse().unwrap()
 }
 
-/// Evaluates fixture case `file` for `patient` at `now + minutes`, records it like the
-/// service does, and returns the decision.
 async fn record_case(w: &AuditWriter, file: &str, patient: &str, minutes: i64) -> Decision {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/cases")
-        .join(file);
-    let mut input: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    input["patient"]["reference"] = json!(patient);
-    let bytes = serde_json::to_vec(&input).unwrap();
-    let mut prepared = decide::prepare(&bytes).unwrap();
-    let plan = Plan::builtin();
-    let decision = decide::decide(
-        &plan,
-        &mut prepared,
-        case_now() + Duration::minutes(minutes),
-        Uuid::now_v7(),
-    );
-    let response = serde_json::to_vec(&decide::render(&prepared, &decision)).unwrap();
-    let mut meta = RequestMeta::new(Channel::Native);
-    meta.patient_ref = prepared.patient_ref.clone();
-    meta.user_ref = Some("Practitioner/dr-case".into());
-    let record = AuditRecord::from_decision(
-        &decision,
-        meta,
-        std::mem::take(&mut prepared.canonical_input),
-        response,
-    );
-    w.record(record).await.expect("recorded");
-    decision
+    let patient = patient.trim_start_matches("Patient/");
+    cases::record_case(w, file, patient, case_now() + Duration::minutes(minutes)).await
 }
 
 /// Four decisions a minute apart: MME (t+0), acetaminophen (t+1), calcium (t+2), bed rest

@@ -373,8 +373,13 @@ fn unit_of(name: &str, labels: &Value) -> Option<String> {
     match name {
         "mme_per_day" | "threshold" => Some("MME/day".into()),
         "interval_days" | "label_interval_days" => Some("days".into()),
+        // The patient's value is in the measure the lab gave; the cutoff in the label's.
         "renal_value" | "cutoff" => {
-            let measure = label("label_measure").or_else(|| label("measure"));
+            let measure = if name == "cutoff" {
+                label("label_measure").or_else(|| label("measure"))
+            } else {
+                label("measure")
+            };
             Some(match measure.as_deref() {
                 Some("eGFR") => "mL/min/1.73 m²".into(),
                 _ => "mL/min".into(),
@@ -425,8 +430,10 @@ mod tests {
             &json!({"renal_value": 22, "cutoff": 30}),
             &json!({"measure": "eGFR", "label_measure": "creatinine clearance"}),
         );
-        assert_eq!(value.unwrap().unit.as_deref(), Some("mL/min"));
-        assert_eq!(limit.unwrap().value, json!(30));
+        assert_eq!(value.unwrap().unit.as_deref(), Some("mL/min/1.73 m²"));
+        let limit = limit.unwrap();
+        assert_eq!(limit.value, json!(30));
+        assert_eq!(limit.unit.as_deref(), Some("mL/min"));
 
         assert_eq!(compared(&json!({}), &json!({})), (None, None));
     }

@@ -9,6 +9,8 @@
 
 pub mod html;
 pub mod pharmacy_page;
+pub mod reports_page;
+pub mod routes;
 pub mod svg;
 
 use axum::http::{HeaderValue, header};

@@ -63,7 +63,7 @@ pub fn render(alerts: &[DosingAlert], form: &FilterForm, limit: i64) -> String {
          <label>Status<select name=\"status\">{}</select></label>\
          <label>Rule<select name=\"rule\">{}</select></label>\
          <label>From<input type=\"date\" name=\"from\" value=\"{}\"></label>\
-         <label>To (exclusive)<input type=\"date\" name=\"to\" value=\"{}\"></label>\
+         <label>To (inclusive)<input type=\"date\" name=\"to\" value=\"{}\"></label>\
          <label>Patient<input type=\"text\" name=\"patient\" value=\"{}\" placeholder=\"Patient/…\"></label>\
          <button type=\"submit\">Filter</button></form>",
         options(&statuses, Some(form.status.as_str())),
@@ -88,8 +88,8 @@ pub fn render(alerts: &[DosingAlert], form: &FilterForm, limit: i64) -> String {
         }
     );
     body.push_str(
-        "<table id=\"queue\"><thead><tr><th>Evaluated</th><th>Patient</th><th>Drug</th>\
-         <th>Rule</th><th>Computed</th><th>Limit</th><th>Order</th><th>Status</th>\
+        "<div class=\"scroll-x\"><table id=\"queue\"><thead><tr><th>Evaluated (UTC)</th><th>Patient</th><th>Drug (order)</th>\
+         <th>Rule</th><th>Computed</th><th>Limit</th><th>Status</th>\
          <th>Last action</th><th>Action</th></tr></thead><tbody>",
     );
     for a in alerts {
@@ -133,24 +133,24 @@ pub fn render(alerts: &[DosingAlert], form: &FilterForm, limit: i64) -> String {
         let _ = write!(
             body,
             "<tr data-alert=\"{id}\" data-status=\"{status}\">\
-             <td>{evaluated}</td><td>{patient}</td><td>{drug}</td>\
+             <td class=\"when\">{evaluated}</td><td class=\"ref\">{patient}</td><td>{drug}<span class=\"ref\">{order}</span></td>\
              <td><span class=\"severity-{severity}\">{rule}</span></td>\
-             <td class=\"num\">{value}</td><td class=\"num\">{limit}</td><td>{order}</td>\
+             <td class=\"num\">{value}</td><td class=\"num\">{limit}</td>\
              <td class=\"status status-{status}\">{status}</td><td>{last}</td>\
              <td class=\"actions\">{action_cell}</td></tr>",
             id = escape(&a.id),
             status = a.status.as_str(),
-            evaluated = escape(&a.evaluated_at.format("%Y-%m-%d %H:%M UTC").to_string()),
+            evaluated = escape(&a.evaluated_at.format("%Y-%m-%d %H:%M").to_string()),
             patient = escape(a.patient_ref.as_deref().unwrap_or("—")),
             drug = escape(a.drug.as_deref().unwrap_or("—")),
             severity = escape(&a.severity),
             rule = escape(&a.rule_id),
             value = quantity(a.value.as_ref()),
             limit = quantity(a.limit.as_ref()),
-            order = escape(a.order_ref.as_deref().unwrap_or("—")),
+            order = escape(a.order_ref.as_deref().unwrap_or("")),
         );
     }
-    body.push_str("</tbody></table>");
+    body.push_str("</tbody></table></div>");
     page(
         "Dosing alerts",
         Nav::Pharmacy,

@@ -54,7 +54,10 @@ fn measure(table: &ReportTable) -> Option<(usize, &'static str)> {
 /// The chart for a report table, as SVG; `None` when it has nothing to plot.
 pub fn chart(table: &ReportTable) -> Option<String> {
     let (m, unit) = measure(table)?;
-    let week = table.columns.iter().position(|c| c.kind == ColumnKind::Week);
+    let week = table
+        .columns
+        .iter()
+        .position(|c| c.kind == ColumnKind::Week);
     let categories: Vec<usize> = table
         .columns
         .iter()
@@ -74,7 +77,8 @@ pub fn chart(table: &ReportTable) -> Option<String> {
             parts.join(" · ")
         }
     };
-    let title = format!("{} — {}", table.title, table.columns[m].label);
+    // The section's heading carries the report's title; the chart names what it plots.
+    let title = table.columns[m].label.clone();
     if let Some(w) = week {
         let weeks: BTreeSet<String> = table
             .rows
@@ -88,10 +92,7 @@ pub fn chart(table: &ReportTable) -> Option<String> {
             let (Some(v), Value::String(wk)) = (number(&row[m]), &row[w]) else {
                 continue;
             };
-            by_series
-                .entry(key(row))
-                .or_default()
-                .insert(wk.clone(), v);
+            by_series.entry(key(row)).or_default().insert(wk.clone(), v);
         }
         // The series with the largest totals, at most MAX_SERIES of them.
         let mut ranked: Vec<(String, f64)> = by_series
@@ -178,7 +179,8 @@ fn link(query: &ReportQuery, report: ReportName, sort: &str) -> String {
 
 fn table_html(section: &Section, query: &ReportQuery) -> String {
     let table = &section.table;
-    let mut out = String::from("<div class=\"table-wrap\"><table class=\"report-table\"><thead><tr>");
+    let mut out =
+        String::from("<div class=\"table-wrap\"><table class=\"report-table\"><thead><tr>");
     for column in &table.columns {
         let current = query.sort.first().filter(|k| k.column == column.name);
         let (next, arrow) = match current.map(|k| k.direction) {
@@ -325,8 +327,18 @@ mod tests {
                 column("cards_per_100", ColumnKind::Number),
             ],
             rows: vec![
-                vec![json!("2026-11-02"), json!("DOSE-MME-90"), json!(4), json!(8.0)],
-                vec![json!("2026-11-09"), json!("DOSE-MME-90"), json!(6), json!(12.5)],
+                vec![
+                    json!("2026-11-02"),
+                    json!("DOSE-MME-90"),
+                    json!(4),
+                    json!(8.0),
+                ],
+                vec![
+                    json!("2026-11-09"),
+                    json!("DOSE-MME-90"),
+                    json!(6),
+                    json!(12.5),
+                ],
                 vec![json!("2026-11-09"), json!("<b>X</b>"), json!(1), json!(2.0)],
             ],
         }
@@ -337,7 +349,11 @@ mod tests {
         let svg = chart(&burden()).unwrap();
         assert!(svg.contains("line-chart"));
         assert_eq!(svg.matches("<g class=\"series\"").count(), 2);
-        assert_eq!(svg.matches("<polyline").count(), 1, "one-point series has no line");
+        assert_eq!(
+            svg.matches("<polyline").count(),
+            1,
+            "one-point series has no line"
+        );
         assert_eq!(svg.matches("<circle").count(), 3);
         assert!(svg.contains("DOSE-MME-90: 2026-11-09 — 12.5"));
         assert!(svg.contains("&lt;b&gt;X&lt;/b&gt;"));
@@ -362,7 +378,10 @@ mod tests {
         let svg = chart(&table).unwrap();
         assert!(svg.contains("bar-chart"));
         assert_eq!(svg.matches("class=\"bar\"").count(), 2, "null is not a bar");
-        assert!(svg.find(">B<").unwrap() < svg.find(">A<").unwrap(), "largest first");
+        assert!(
+            svg.find(">B<").unwrap() < svg.find(">A<").unwrap(),
+            "largest first"
+        );
         assert!(svg.contains("B: 50%"));
     }
 
@@ -382,6 +401,9 @@ mod tests {
         assert_eq!(html.matches("sort=").count(), 4);
         assert!(html.contains("Not filtered by reason"));
         assert!(html.contains("<svg"));
-        assert!(html.contains("value=\"2026-11-30\""), "the last day included");
+        assert!(
+            html.contains("value=\"2026-11-30\""),
+            "the last day included"
+        );
     }
 }

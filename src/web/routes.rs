@@ -77,11 +77,8 @@ async fn refuse(
 
 fn invalid(param: &str, message: impl Into<String>) -> Problem {
     let message = message.into();
-    Problem::new(
-        ProblemKind::InvalidRequest,
-        format!("{param}: {message}"),
-    )
-    .with_errors(vec![FieldError::new(param, message)])
+    Problem::new(ProblemKind::InvalidRequest, format!("{param}: {message}"))
+        .with_errors(vec![FieldError::new(param, message)])
 }
 
 fn internal(error: impl std::fmt::Display, what: &str) -> Response {

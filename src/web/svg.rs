@@ -14,6 +14,7 @@ const WIDTH: f64 = 720.0;
 const LEFT: f64 = 56.0;
 const RIGHT: f64 = 16.0;
 const TOP: f64 = 28.0;
+const LEGEND_COLUMNS: usize = 3;
 
 /// One line of a trend chart: a value (or a gap) per x label.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,8 +72,10 @@ fn open_svg(out: &mut String, height: f64, title: &str, class: &str) {
         "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart {class}\" viewBox=\"0 0 {WIDTH} {height}\" \
          width=\"100%\" role=\"img\" aria-label=\"{t}\" font-family=\"sans-serif\" font-size=\"12\">\
          <title>{t}</title>\
-         <text x=\"{LEFT}\" y=\"18\" font-size=\"14\" font-weight=\"bold\" fill=\"#222\">{t}</text>",
-        t = escape(title)
+         <text x=\"{LEFT}\" y=\"18\" font-size=\"14\" font-weight=\"bold\" fill=\"#222\">{shown}</text>",
+        t = escape(title),
+        // About 7 px a character at 14 px: what fits the width (the full title is the tooltip).
+        shown = escape(&truncate(title, 90))
     );
 }
 
@@ -87,7 +90,7 @@ pub fn line_chart(chart: &LineChart) -> Option<String> {
     if chart.x_labels.is_empty() || values.is_empty() {
         return None;
     }
-    let legend_rows = chart.series.len().div_ceil(4) as f64;
+    let legend_rows = chart.series.len().div_ceil(LEGEND_COLUMNS) as f64;
     let plot_h = 200.0;
     let bottom = 40.0 + 18.0 * legend_rows;
     let height = TOP + plot_h + bottom;
@@ -110,9 +113,16 @@ pub fn line_chart(chart: &LineChart) -> Option<String> {
     let every = n.div_ceil(12).max(1);
     for (i, label) in chart.x_labels.iter().enumerate() {
         if i % every == 0 || i == n - 1 {
+            // The outermost labels are anchored inwards so they are never clipped.
+            let anchor = match i {
+                _ if n == 1 => "middle",
+                0 => "start",
+                i if i == n - 1 => "end",
+                _ => "middle",
+            };
             let _ = write!(
                 out,
-                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#444\">{}</text>",
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\" fill=\"#444\">{}</text>",
                 x_at(i),
                 TOP + plot_h + 16.0,
                 escape(label)
@@ -157,16 +167,16 @@ pub fn line_chart(chart: &LineChart) -> Option<String> {
             }
         }
         out.push_str("</g>");
-        // Legend: four per row under the axis.
-        let lx = LEFT + (s % 4) as f64 * (plot_w / 4.0);
-        let ly = TOP + plot_h + 36.0 + 18.0 * (s / 4) as f64;
+        // Legend: three per row under the axis.
+        let lx = LEFT + (s % LEGEND_COLUMNS) as f64 * (plot_w / LEGEND_COLUMNS as f64);
+        let ly = TOP + plot_h + 36.0 + 18.0 * (s / LEGEND_COLUMNS) as f64;
         let _ = write!(
             out,
             "<rect x=\"{lx:.1}\" y=\"{:.1}\" width=\"12\" height=\"12\" fill=\"{colour}\"/>\
              <text x=\"{:.1}\" y=\"{ly:.1}\" fill=\"#222\">{}</text>",
             ly - 10.0,
             lx + 16.0,
-            escape(&truncate(&series.name, 28))
+            escape(&truncate(&series.name, 30))
         );
     }
     out.push_str("</svg>");

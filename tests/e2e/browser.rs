@@ -14,9 +14,17 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::cdp::Browser;
+#[path = "../common/cases.rs"]
+mod cases;
 use crate::support::{Http, Server, TestDatabase, fixture, read_json};
 
-/// The fixture cases seeded, each in three weeks.
+/// CDS Hooks order-sign cases recorded in each of the three weeks (a few of each).
+const ORDER_SIGN_CASES: &[&str] = &[
+    "49-cds-order-sign-opioid.json",
+    "48-cds-order-sign-bedrest-72h.json",
+];
+
+/// The native fixture cases seeded through `/v1/validate`, each in three weeks.
 const CASES: &[&str] = &[
     "09-mme-90-oxycodone.json",
     "10-mme-50-morphine.json",
@@ -77,7 +85,12 @@ async fn staff_server() -> Staff {
             body["evaluated_at"] = json!(at.to_rfc3339());
             body["patient"]["reference"] = json!(format!("Patient/w{week}-{i}"));
             let answer = http.post_json(&server.url("/v1/validate"), &body).await;
-            assert_eq!(answer.status, 200, "{case}: {}", String::from_utf8_lossy(&answer.body));
+            assert_eq!(
+                answer.status,
+                200,
+                "{case}: {}",
+                String::from_utf8_lossy(&answer.body)
+            );
         }
     }
     let pool = sqlx::postgres::PgPoolOptions::new()
@@ -85,6 +98,25 @@ async fn staff_server() -> Staff {
         .connect(&db.url)
         .await
         .unwrap();
+    // CDS Hooks order-sign calls in the same three weeks, for the alert-burden trend: the
+    // service evaluates those at the time of the call, so they are recorded here, through a
+    // writer of their own (its own chain), the way the service records them.
+    let spool = tempfile::tempdir().unwrap();
+    let mut writer_config = orderguard::audit::WriterConfig::new(spool.path().to_owned());
+    writer_config.lanes = 1;
+    let writer = orderguard::audit::AuditWriter::start(pool.clone(), writer_config)
+        .await
+        .unwrap();
+    for week in 0..3i64 {
+        for (i, case) in ORDER_SIGN_CASES.iter().enumerate() {
+            for n in 0..=(week as usize + i) {
+                let at = base - chrono::Duration::days(7 * week)
+                    + chrono::Duration::minutes(30 + n as i64);
+                cases::record_case(&writer, case, &format!("cds-w{week}-{i}-{n}"), at).await;
+            }
+        }
+    }
+    writer.shutdown().await;
     Staff {
         server,
         pool,
@@ -136,7 +168,10 @@ async fn chromium_renders_the_reports_and_the_queue_and_a_click_records_the_acti
             .fetch_one(&staff.pool)
             .await
             .unwrap();
-    assert!(dose_findings >= 3 * 6, "seeded {dose_findings} DOSE findings");
+    assert!(
+        dose_findings >= 3 * 6,
+        "seeded {dose_findings} DOSE findings"
+    );
 
     let reports_url = format!("{base}/reports?from=2026-11-01&to=2026-11-30");
     let pharmacy_url = format!("{base}/pharmacy");
@@ -209,11 +244,17 @@ async fn chromium_renders_the_reports_and_the_queue_and_a_click_records_the_acti
         "{reports}"
     );
     assert!(reports["charts"].as_i64().unwrap() >= 1, "{reports}");
-    assert!(reports["lines"].as_i64().unwrap() >= 1, "a trend line: {reports}");
+    assert!(
+        reports["lines"].as_i64().unwrap() >= 1,
+        "a trend line: {reports}"
+    );
     assert!(reports["points"].as_i64().unwrap() >= 3, "{reports}");
     assert!(reports["tables"].as_i64().unwrap() >= 1, "{reports}");
     assert!(reports["chartWidth"].as_f64().unwrap() > 300.0, "{reports}");
-    assert_eq!(reports["css"], "rgb(11, 61, 99)", "the stylesheet applied: {reports}");
+    assert_eq!(
+        reports["css"], "rgb(11, 61, 99)",
+        "the stylesheet applied: {reports}"
+    );
 
     // The queue shows every DOSE finding, all open at first.
     assert_eq!(queue["rows"].as_i64().unwrap(), dose_findings, "{queue}");

@@ -3,7 +3,7 @@
 //! postgres://postgres@127.0.0.1:5432/postgres) and a data folder of its own.
 
 mod bad_input;
-// mod browser;
+mod browser;
 mod cdp;
 mod cds_hooks;
 mod conformance;

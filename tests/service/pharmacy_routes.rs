@@ -8,9 +8,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, header};
 use chrono::{DateTime, Duration, Utc};
-use orderguard::audit::{self, AuditRecord, AuditWriter, Channel, RequestMeta, WriterConfig};
-use orderguard::decide;
-use orderguard::pathway::Plan;
+use orderguard::audit::{self, AuditWriter, WriterConfig};
 use orderguard::service::auth::SystemClock;
 use orderguard::service::config::StaffApiKey;
 use orderguard::service::staff::{Role, StaffBackend};
@@ -20,6 +18,9 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::support::*;
+
+#[path = "../common/cases.rs"]
+mod cases;
 
 const PHARMACIST: &str = "ogk_test_pharmacist_5b8e1f";
 const QUALITY: &str = "ogk_test_quality_93ac0d";
@@ -80,9 +81,8 @@ struct Reply {
 
 impl Reply {
     fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body))
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
     }
 
     fn header(&self, name: &str) -> Option<String> {
@@ -136,28 +136,11 @@ fn now() -> DateTime<Utc> {
     Utc::now() - Duration::days(1)
 }
 
-/// Records fixture case `file` for `patient` through the writer, like the service does.
 async fn record(w: &AuditWriter, file: &str, patient: &str, minutes: i64) -> Uuid {
-    let mut input = read_json(fixture("cases").join(file));
-    input["patient"]["reference"] = json!(patient);
-    let mut prepared = decide::prepare(&serde_json::to_vec(&input).unwrap()).unwrap();
-    let decision = decide::decide(
-        &Plan::builtin(),
-        &mut prepared,
-        now() + Duration::minutes(minutes),
-        Uuid::now_v7(),
-    );
-    let response = serde_json::to_vec(&decide::render(&prepared, &decision)).unwrap();
-    let mut meta = RequestMeta::new(Channel::Native);
-    meta.patient_ref = prepared.patient_ref.clone();
-    let record = AuditRecord::from_decision(
-        &decision,
-        meta,
-        std::mem::take(&mut prepared.canonical_input),
-        response,
-    );
-    w.record(record).await.unwrap();
-    decision.decision_id
+    let patient = patient.trim_start_matches("Patient/");
+    cases::record_case(w, file, patient, now() + Duration::minutes(minutes))
+        .await
+        .decision_id
 }
 
 async fn seed(w: &AuditWriter) -> Vec<Uuid> {
@@ -170,7 +153,8 @@ async fn seed(w: &AuditWriter) -> Vec<Uuid> {
 
 fn assert_problem(answer: &Reply, status: u16, field: Option<&str>, what: &str) {
     assert_eq!(
-        answer.status, status,
+        answer.status,
+        status,
         "{what}: {}",
         String::from_utf8_lossy(&answer.body)
     );
@@ -220,9 +204,26 @@ async fn every_route_needs_a_token_with_the_right_role_and_admin_passes(pool: Pg
     let id = alerts["alerts"][0]["id"].as_str().unwrap().to_owned();
     let path = format!("/v1/dosing-alerts/{id}/actions");
     let body = r#"{"action":"acknowledge"}"#;
-    assert_problem(&app.post(&path, None, body).await, 401, None, "action, no token");
-    assert_problem(&app.post(&path, Some(QUALITY), body).await, 403, None, "action, quality");
-    assert_eq!(count(&pool, "SELECT count(*) FROM audit_events WHERE kind LIKE 'dosing_alert.%'").await, 0);
+    assert_problem(
+        &app.post(&path, None, body).await,
+        401,
+        None,
+        "action, no token",
+    );
+    assert_problem(
+        &app.post(&path, Some(QUALITY), body).await,
+        403,
+        None,
+        "action, quality",
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM audit_events WHERE kind LIKE 'dosing_alert.%'"
+        )
+        .await,
+        0
+    );
     assert_eq!(app.post(&path, Some(ADMIN), body).await.status, 201);
 
     // The stylesheet and script carry no data: no token needed.
@@ -250,7 +251,11 @@ async fn the_queue_over_http_filters_and_acts_and_refuses_what_it_must(pool: PgP
         .iter()
         .map(|a| a["rule_id"].as_str().unwrap())
         .collect();
-    assert_eq!(rules, ["DOSE-MAX-DAILY", "DOSE-MME-90"], "newest first, DOSE only");
+    assert_eq!(
+        rules,
+        ["DOSE-MAX-DAILY", "DOSE-MME-90"],
+        "newest first, DOSE only"
+    );
     assert_eq!(all["alerts"][0]["decision_id"], ids[1].to_string());
     assert_eq!(all["alerts"][0]["drug"], "acetaminophen");
     assert_eq!(all["alerts"][0]["limit"]["unit"], "mg/day");
@@ -260,19 +265,27 @@ async fn the_queue_over_http_filters_and_acts_and_refuses_what_it_must(pool: PgP
     let patient = list("?patient=Patient%2Fb").await.json();
     assert_eq!(patient["alerts"][0]["rule_id"], "DOSE-MAX-DAILY");
     // Blank form fields are absent filters.
-    assert_eq!(list("?status=&rule=&from=&to=").await.json()["alerts"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        list("?status=&rule=&from=&to=").await.json()["alerts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 
     for evil in [
-        "%27%20OR%20%271%27%3D%271",         // ' OR '1'='1
+        "%27%20OR%20%271%27%3D%271",                           // ' OR '1'='1
         "DOSE-MME-90%27%3B%20DROP%20TABLE%20findings%3B%20--", // '; DROP TABLE findings; --
-        "DOSE-%25",                             // DOSE-%
+        "DOSE-%25",                                            // DOSE-%
     ] {
         for param in ["rule", "patient"] {
             let answer = list(&format!("?{param}={evil}")).await;
             assert_eq!(answer.status, 200, "{param}={evil}");
             assert_eq!(answer.json()["alerts"], json!([]), "{param}={evil}");
         }
-        let html = app.get(&format!("/pharmacy?rule={evil}"), Some(PHARMACIST)).await;
+        let html = app
+            .get(&format!("/pharmacy?rule={evil}"), Some(PHARMACIST))
+            .await;
         assert_eq!(html.status, 200);
         assert!(String::from_utf8_lossy(&html.body).contains("No dosing alerts match"));
         let bundle = app
@@ -280,10 +293,15 @@ async fn the_queue_over_http_filters_and_acts_and_refuses_what_it_must(pool: PgP
             .await
             .json();
         assert!(bundle.get("entry").is_none(), "patient={evil}: {bundle}");
-        let reports = app.get(&format!("/reports?rule={evil}"), Some(QUALITY)).await;
+        let reports = app
+            .get(&format!("/reports?rule={evil}"), Some(QUALITY))
+            .await;
         assert_eq!(reports.status, 200, "/reports?rule={evil}");
     }
-    assert_eq!(count(&pool, "SELECT count(*) FROM findings").await > 0, true);
+    assert!(
+        count(&pool, "SELECT count(*) FROM findings").await > 0,
+        "the tables are intact"
+    );
 
     for (query, field) in [
         ("?status=closed", "status"),
@@ -299,16 +317,25 @@ async fn the_queue_over_http_filters_and_acts_and_refuses_what_it_must(pool: PgP
     let id = all["alerts"][0]["id"].as_str().unwrap().to_owned();
     let path = format!("/v1/dosing-alerts/{id}/actions");
     let ack = app
-        .post(&path, Some(PHARMACIST), r#"{"action":"acknowledge","note":"  calling  "}"#)
+        .post(
+            &path,
+            Some(PHARMACIST),
+            r#"{"action":"acknowledge","note":"  calling  "}"#,
+        )
         .await;
     assert_eq!(ack.status, 201, "{}", String::from_utf8_lossy(&ack.body));
     assert_eq!(ack.json()["status"], "acknowledged");
-    let again = app.post(&path, Some(PHARMACIST), r#"{"action":"acknowledge"}"#).await;
+    let again = app
+        .post(&path, Some(PHARMACIST), r#"{"action":"acknowledge"}"#)
+        .await;
     assert_problem(&again, 409, Some("/action"), "acknowledging twice");
     let filtered = list("?status=acknowledged").await.json();
     assert_eq!(filtered["alerts"][0]["id"], id.as_str());
     assert_eq!(filtered["alerts"][0]["last_action"]["note"], "calling");
-    assert_eq!(filtered["alerts"][0]["last_action"]["by"], "key:pharmacist-1");
+    assert_eq!(
+        filtered["alerts"][0]["last_action"]["by"],
+        "key:pharmacist-1"
+    );
 
     let long_note = format!(r#"{{"action":"resolve","note":"{}"}}"#, "x".repeat(1001));
     for (body, status, field) in [
@@ -318,18 +345,29 @@ async fn the_queue_over_http_filters_and_acts_and_refuses_what_it_must(pool: PgP
         (long_note.as_str(), 400, Some("/note")),
         ("not json", 400, None),
     ] {
-        assert_problem(&app.post(&path, Some(PHARMACIST), body).await, status, field, body);
+        assert_problem(
+            &app.post(&path, Some(PHARMACIST), body).await,
+            status,
+            field,
+            body,
+        );
     }
     for bad in [
         format!("/v1/dosing-alerts/{}.0/actions", Uuid::now_v7()),
         format!("/v1/dosing-alerts/{}.0/actions", ids[2]),
         "/v1/dosing-alerts/not-an-id/actions".to_owned(),
     ] {
-        let answer = app.post(&bad, Some(PHARMACIST), r#"{"action":"resolve"}"#).await;
+        let answer = app
+            .post(&bad, Some(PHARMACIST), r#"{"action":"resolve"}"#)
+            .await;
         assert_problem(&answer, 404, None, &bad);
     }
     assert_eq!(
-        count(&pool, "SELECT count(*) FROM audit_events WHERE kind LIKE 'dosing_alert.%'").await,
+        count(
+            &pool,
+            "SELECT count(*) FROM audit_events WHERE kind LIKE 'dosing_alert.%'"
+        )
+        .await,
         1,
         "only the accepted action is an event"
     );
@@ -347,21 +385,36 @@ async fn the_queue_over_http_filters_and_acts_and_refuses_what_it_must(pool: PgP
 async fn pages_and_export_have_their_types_headers_and_recorded_reads(pool: PgPool) {
     let app = app(&pool).await;
     seed(&app.writer).await;
-    let before = count(&pool, "SELECT count(*) FROM audit_events WHERE kind = 'staff.read'").await;
+    // An order-sign call, so the alert-burden report has rows to chart.
+    record(&app.writer, "49-cds-order-sign-opioid.json", "d", 3).await;
+    let before = count(
+        &pool,
+        "SELECT count(*) FROM audit_events WHERE kind = 'staff.read'",
+    )
+    .await;
 
     let page = app.get("/pharmacy", Some(PHARMACIST)).await;
-    assert_eq!(page.header("content-type").as_deref(), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        page.header("content-type").as_deref(),
+        Some("text/html; charset=utf-8")
+    );
     let csp = page.header("content-security-policy").unwrap();
-    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
     let html = String::from_utf8_lossy(&page.body).into_owned();
-    assert_eq!(html.matches("<tr data-alert=").count(), 2);
+    assert_eq!(html.matches("<tr data-alert=").count(), 3);
     assert!(html.contains("acetaminophen"));
 
     let reports = app.get("/reports", Some(QUALITY)).await;
     assert_eq!(reports.status, 200);
     let html = String::from_utf8_lossy(&reports.body).into_owned();
     assert!(html.contains("<svg"), "a chart on the reports page");
-    assert!(!html.contains("http://") || !html.contains("src=\"http"), "no external asset");
+    assert!(
+        !html.contains("http://") || !html.contains("src=\"http"),
+        "no external asset"
+    );
     assert_problem(
         &app.get("/reports?report=nope", Some(QUALITY)).await,
         400,
@@ -370,32 +423,48 @@ async fn pages_and_export_have_their_types_headers_and_recorded_reads(pool: PgPo
     );
 
     let export = app
-        .get("/v1/audit-events?patient=Patient%2Fa&_count=10", Some(QUALITY))
+        .get(
+            "/v1/audit-events?patient=Patient%2Fa&_count=10",
+            Some(QUALITY),
+        )
         .await;
     assert_eq!(
         export.header("content-type").as_deref(),
         Some("application/fhir+json; fhirVersion=4.0")
     );
     let bundle = export.json();
-    assert_eq!(orderguard::audit_export::validate_bundle(&bundle), Vec::<String>::new());
+    assert_eq!(
+        orderguard::audit_export::validate_bundle(&bundle),
+        Vec::<String>::new()
+    );
     assert_eq!(bundle["type"], "searchset");
     assert_eq!(bundle["entry"].as_array().unwrap().len(), 1, "{bundle}");
-    let paged = app.get("/v1/audit-events?_count=1", Some(QUALITY)).await.json();
+    let paged = app
+        .get("/v1/audit-events?_count=1", Some(QUALITY))
+        .await
+        .json();
     let next = paged["link"]
         .as_array()
         .unwrap()
         .iter()
         .find(|l| l["relation"] == "next")
         .expect("a next link");
-    let next = app.get(next["url"].as_str().unwrap(), Some(QUALITY)).await.json();
-    assert_ne!(next["entry"][0]["resource"]["id"], paged["entry"][0]["resource"]["id"]);
+    let next = app
+        .get(next["url"].as_str().unwrap(), Some(QUALITY))
+        .await
+        .json();
+    assert_ne!(
+        next["entry"][0]["resource"]["id"],
+        paged["entry"][0]["resource"]["id"]
+    );
     for (query, field) in [
         ("?_count=0", "_count"),
         ("?from=2026-13-01", "from"),
         ("?subject=Patient%2Fa", "subject"),
     ] {
         assert_problem(
-            &app.get(&format!("/v1/audit-events{query}"), Some(QUALITY)).await,
+            &app.get(&format!("/v1/audit-events{query}"), Some(QUALITY))
+                .await,
             400,
             Some(field),
             query,
