@@ -18,7 +18,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -107,21 +107,10 @@ fn pairs(uri: &Uri) -> Result<Vec<(String, String)>, Problem> {
     Ok(out)
 }
 
-/// RFC 3339, or a date: `from` = the start of that day, `to` = the end of it (exclusive next
-/// midnight, UTC), as the reports read them.
+/// RFC 3339, or a date (`from` = the start of that day, `to` = the end of it), as the reports
+/// read them.
 fn parse_time(param: &str, value: &str, end_of_day: bool) -> Result<DateTime<Utc>, Problem> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    let date = NaiveDate::parse_from_str(value, "%Y-%m-%d")
-        .map_err(|_| invalid(param, "an RFC 3339 time or a YYYY-MM-DD date"))?;
-    let date = if end_of_day {
-        date.succ_opt()
-            .ok_or_else(|| invalid(param, "date out of range"))?
-    } else {
-        date
-    };
-    Ok(date.and_time(chrono::NaiveTime::MIN).and_utc())
+    reports::parse_time(param, value, end_of_day).map_err(|e| invalid(&e.param, e.message))
 }
 
 /// Reads the queue filters (`status`, `rule`, `from`, `to`, `patient`, `limit`).
@@ -400,7 +389,7 @@ async fn reports_html(
         let mut skipped = Vec::new();
         for (filter, _) in query.filters.set() {
             if !name.filters().contains(&filter) {
-                clear_filter(&mut q.filters, filter);
+                *q.filters.slot(filter) = None;
                 skipped.push(filter.param());
             }
         }
@@ -534,20 +523,6 @@ async fn audit_events(
         HeaderValue::from_static("application/fhir+json; fhirVersion=4.0"),
     );
     Ok(response)
-}
-
-fn clear_filter(filters: &mut reports::Filters, filter: reports::Filter) {
-    use reports::Filter as F;
-    let slot = match filter {
-        F::Rule => &mut filters.rule,
-        F::Severity => &mut filters.severity,
-        F::User => &mut filters.user,
-        F::Encounter => &mut filters.encounter,
-        F::Unit => &mut filters.unit,
-        F::PathwayVersion => &mut filters.pathway_version,
-        F::Reason => &mut filters.reason,
-    };
-    *slot = None;
 }
 
 fn instant(t: DateTime<Utc>) -> String {
