@@ -421,6 +421,25 @@ async fn pages_and_export_have_their_types_headers_and_recorded_reads(pool: PgPo
         Some("report"),
         "unknown report",
     );
+    // Sorting by a column heading: one report at a time, by its own columns.
+    let sorted = app
+        .get("/reports?report=alert-burden&sort=-cards", Some(QUALITY))
+        .await;
+    assert_eq!(sorted.status, 200);
+    assert!(String::from_utf8_lossy(&sorted.body).contains("Cards ▼"));
+    assert_problem(
+        &app.get("/reports?sort=cards", Some(QUALITY)).await,
+        400,
+        Some("sort"),
+        "sorting all reports at once",
+    );
+    assert_problem(
+        &app.get("/reports?report=alert-burden&sort=nope", Some(QUALITY))
+            .await,
+        400,
+        Some("sort"),
+        "sorting by a column the report lacks",
+    );
 
     let export = app
         .get(
@@ -477,7 +496,7 @@ async fn pages_and_export_have_their_types_headers_and_recorded_reads(pool: PgPo
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(reads.len() as i64 - before, 5, "{reads:#?}");
+    assert_eq!(reads.len() as i64 - before, 6, "{reads:#?}");
     let routes: Vec<&str> = reads.iter().map(|r| r["route"].as_str().unwrap()).collect();
     assert!(routes.contains(&"/pharmacy") && routes.contains(&"/reports"));
     assert!(routes.contains(&"/v1/audit-events"));
