@@ -649,10 +649,11 @@ impl WriterTask {
                 response, response_sha256, unrecognized, missing_inputs, finding_count, pos) \
              RETURNING decision_id, evaluated_at), \
              f AS (INSERT INTO findings (decision_id, evaluated_at, finding_index, rule_id, \
-                severity, order_ref, card_uuid, numbers) \
+                severity, order_ref, card_uuid, numbers, labels) \
              SELECT u.* FROM UNNEST($24::uuid[], $25::timestamptz[], $26::int4[], $27::text[], \
-                $28::text[], $29::text[], $30::uuid[], $31::jsonb[]) AS u(decision_id, \
-                evaluated_at, finding_index, rule_id, severity, order_ref, card_uuid, numbers) \
+                $28::text[], $29::text[], $30::uuid[], $31::jsonb[], $36::jsonb[]) AS \
+                u(decision_id, evaluated_at, finding_index, rule_id, severity, order_ref, \
+                card_uuid, numbers, labels) \
              JOIN d USING (decision_id, evaluated_at)) \
              INSERT INTO audit_batches \
              (chain_id, seq, prev_hash, batch_hash, row_count, row_hashes, committed_at) \
@@ -693,6 +694,7 @@ impl WriterTask {
         .bind(&hash[..])
         .bind(row_hashes.len() as i32)
         .bind(&row_hashes)
+        .bind(&f.labels)
         .execute(&self.pool)
         .await?;
         Ok(Some(Head {
@@ -856,9 +858,9 @@ async fn insert_rows(
         if !f.decision_id.is_empty() {
             sqlx::query(
                 "INSERT INTO findings (decision_id, evaluated_at, finding_index, rule_id, \
-                    severity, order_ref, card_uuid, numbers) \
+                    severity, order_ref, card_uuid, numbers, labels) \
                  SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::int4[], $4::text[], \
-                    $5::text[], $6::text[], $7::uuid[], $8::jsonb[])",
+                    $5::text[], $6::text[], $7::uuid[], $8::jsonb[], $9::jsonb[])",
             )
             .bind(&f.decision_id)
             .bind(&f.evaluated_at)
@@ -868,6 +870,7 @@ async fn insert_rows(
             .bind(&f.order_ref)
             .bind(&f.card_uuid)
             .bind(&f.numbers)
+            .bind(&f.labels)
             .execute(&mut **tx)
             .await?;
         }
@@ -1079,6 +1082,7 @@ struct FindingColumns {
     order_ref: Vec<Option<String>>,
     card_uuid: Vec<Option<Uuid>>,
     numbers: Vec<Json<Value>>,
+    labels: Vec<Json<Value>>,
 }
 
 impl FindingColumns {
@@ -1092,6 +1096,7 @@ impl FindingColumns {
             self.order_ref.push(finding.order_ref.clone());
             self.card_uuid.push(finding.card_uuid);
             self.numbers.push(Json(finding.numbers.clone()));
+            self.labels.push(Json(finding.labels.clone()));
         }
     }
 }
