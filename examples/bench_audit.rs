@@ -9,6 +9,16 @@
 //! Both store the same rows: one decision (~0.8 kB canonical input, ~0.3 kB response) with one
 //! finding. Prints one line: `mode decisions/s p50_ms p99_ms count`, latency being the time from
 //! handing the record over to it being durable (committed, synchronous_commit on).
+//!
+//! Both modes run CLIENTS concurrent requests, each looping: build a record, hand it over, wait
+//! until it is durable. They share one pool of `min(CLIENTS, 16) + 2` connections (`BENCH_POOL`
+//! overrides it). `writer`: the service's `AuditWriter` (its default lanes and batch size) on
+//! that pool. `single`: each request runs one autocommitted statement on a pooled connection
+//! (a CTE inserting its decision row and its one finding; no hash chain, which only flatters
+//! it): the naive design, where PostgreSQL's own WAL group commit is the only batching.
+//!
+//! `BENCH_INPUT_FILE=request.json` stores, instead of the 0.8 kB input, what the service stores
+//! for that request (`decide::prepare(..).canonical_input`), to see the writer with real sizes.
 
 use chrono::Utc;
 use orderguard::audit::{
@@ -18,10 +28,11 @@ use orderguard::decision::{Decision, Evaluation, Finding, PathwayRef, Severity};
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-fn record() -> AuditRecord {
+fn record(input: &[u8]) -> AuditRecord {
     let decision = Decision {
         decision_id: Uuid::now_v7(),
         pathway: PathwayRef {
@@ -49,8 +60,7 @@ fn record() -> AuditRecord {
     meta.hook = Some("order-sign".into());
     meta.patient_ref = Some("Patient/p1".into());
     meta.user_ref = Some("Practitioner/dr1".into());
-    let input = orderguard::canonical::to_vec(&json!({ "orders": "x".repeat(780) }));
-    AuditRecord::from_decision(&decision, meta, input, vec![b'r'; 300])
+    AuditRecord::from_decision(&decision, meta, input.to_vec(), vec![b'r'; 300])
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -69,8 +79,20 @@ async fn main() -> anyhow::Result<()> {
     };
     let seconds: u64 = seconds.parse()?;
     let clients: usize = clients.parse()?;
+    let pool_size = std::env::var("BENCH_POOL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(clients.min(16) as u32 + 2);
+    let input: Arc<Vec<u8>> = Arc::new(match std::env::var("BENCH_INPUT_FILE") {
+        Ok(file) => {
+            orderguard::decide::prepare(&std::fs::read(&file)?)
+                .map_err(|e| anyhow::anyhow!("{file}: {e}"))?
+                .canonical_input
+        }
+        Err(_) => orderguard::canonical::to_vec(&json!({ "orders": "x".repeat(780) })),
+    });
     let pool = PgPoolOptions::new()
-        .max_connections(clients.min(16) as u32 + 2)
+        .max_connections(pool_size)
         .connect(url)
         .await?;
     audit::migrate(&pool).await?;
@@ -100,11 +122,11 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..clients {
-        let (writer, pool) = (writer.clone(), pool.clone());
+        let (writer, pool, input) = (writer.clone(), pool.clone(), input.clone());
         tasks.spawn(async move {
             let mut latencies = Vec::new();
             while Instant::now() < end {
-                let r = record();
+                let r = record(&input);
                 let t0 = Instant::now();
                 match &writer {
                     Some(w) => {

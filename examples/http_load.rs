@@ -10,6 +10,10 @@
 //!           rs384     as `service`, with a fresh RS384 client JWT per request (test key)
 //!           verify-es384 | verify-rs384
 //!                     no HTTP: CPU time of one client JWT verification, on one core
+//!
+//! cargo run --release --example http_load -- tokens <es384|rs384> <count> <aud>
+//!           prints `count` client JWTs for `aud` (the full called URL), one per line, each
+//!           with its own jti, valid for 10 minutes: for scripts/bench-load.sh with AUTH set
 //! ```
 //! The body is the hooks library's composed order-sign request (about 6 kB). Client and server
 //! share the machine, as they would in a single-box benchmark. The JWT targets pre-sign 20,000
@@ -138,6 +142,10 @@ fn auth_settings() -> AuthSettings {
 }
 
 fn sign_tokens(alg_name: &str, count: usize) -> Vec<String> {
+    sign_tokens_for(alg_name, count, &format!("{BASE}{PATH}"))
+}
+
+fn sign_tokens_for(alg_name: &str, count: usize, aud: &str) -> Vec<String> {
     let Some((alg, iss, kid, key)) = signer(alg_name) else {
         return Vec::new();
     };
@@ -149,8 +157,8 @@ fn sign_tokens(alg_name: &str, count: usize) -> Vec<String> {
         .map(|i| {
             let mut header = Header::new(alg);
             header.kid = Some(kid.into());
-            let claims = json!({"iss": iss, "aud": format!("{BASE}{PATH}"), "iat": now,
-                "exp": now + 600, "jti": format!("load-{i}")});
+            let claims = json!({"iss": iss, "aud": aud, "iat": now,
+                "exp": now + 600, "jti": format!("load-{now}-{i}")});
             jsonwebtoken::encode(&header, &claims, &key).unwrap()
         })
         .collect()
@@ -202,6 +210,17 @@ async fn start(target: &str) -> std::net::SocketAddr {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let [_, mode, alg, count, aud] = &args[..]
+        && mode == "tokens"
+    {
+        use std::io::Write;
+        let count: usize = count.parse().expect("a token count");
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        for token in sign_tokens_for(alg, count, aud) {
+            writeln!(out, "{token}").unwrap();
+        }
+        return;
+    }
     let target = args
         .get(1)
         .map(String::as_str)

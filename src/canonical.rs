@@ -61,53 +61,80 @@ fn write_value(out: &mut Vec<u8>, value: &Value) {
 }
 
 fn write_object(out: &mut Vec<u8>, map: &Map<String, Value>) {
-    // RFC 8785 §3.2.3: members sorted by the UTF-16 code units of their names (this differs from
-    // byte order only for characters above U+FFFF against U+E000..U+FFFF).
-    let mut members: Vec<(Vec<u16>, &String, &Value)> = map
-        .iter()
-        .map(|(k, v)| (k.encode_utf16().collect(), k, v))
-        .collect();
-    members.sort_by(|a, b| a.0.cmp(&b.0));
+    // RFC 8785 §3.2.3: members sorted by the UTF-16 code units of their names. Without
+    // characters above U+FFFF (4-byte UTF-8 sequences, lead byte 0xF0..) UTF-16 order is code
+    // point order, which is UTF-8 byte order: serde_json's map (a BTreeMap) already iterates in
+    // it, so the common case writes straight through. Anything else is sorted.
+    let mut previous: Option<&str> = None;
+    let in_order = map.keys().all(|key| {
+        let ok = !key.bytes().any(|b| b >= 0xF0) && previous.is_none_or(|p| p < key.as_str());
+        previous = Some(key);
+        ok
+    });
     out.push(b'{');
-    for (i, (_, key, value)) in members.into_iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
+    if in_order {
+        for (i, (key, value)) in map.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_string(out, key);
+            out.push(b':');
+            write_value(out, value);
         }
-        write_string(out, key);
-        out.push(b':');
-        write_value(out, value);
+    } else {
+        let mut members: Vec<(Vec<u16>, &String, &Value)> = map
+            .iter()
+            .map(|(k, v)| (k.encode_utf16().collect(), k, v))
+            .collect();
+        members.sort_by(|a, b| a.0.cmp(&b.0));
+        for (i, (_, key, value)) in members.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_string(out, key);
+            out.push(b':');
+            write_value(out, value);
+        }
     }
     out.push(b'}');
 }
 
 fn write_string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
-    for c in s.chars() {
-        match c {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '\u{8}' => out.extend_from_slice(b"\\b"),
-            '\u{c}' => out.extend_from_slice(b"\\f"),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '\r' => out.extend_from_slice(b"\\r"),
-            '\t' => out.extend_from_slice(b"\\t"),
-            c if (c as u32) < 0x20 => {
-                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes());
-            }
-            c => {
-                let mut buf = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-            }
+    // Runs of bytes that need no escape are copied whole; only `"`, `\` and controls are
+    // escaped (multi-byte UTF-8 never contains a byte below 0x80, so it is copied as is).
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x00..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if escape.is_empty() {
+            out.extend_from_slice(format!("\\u{:04x}", b).as_bytes());
+        } else {
+            out.extend_from_slice(escape);
         }
+        start = i + 1;
     }
+    out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
 }
 
 fn write_number(out: &mut Vec<u8>, n: &Number) {
+    use std::io::Write;
     if let Some(i) = n.as_i64() {
-        out.extend_from_slice(i.to_string().as_bytes());
+        let _ = write!(out, "{i}");
     } else if let Some(u) = n.as_u64() {
-        out.extend_from_slice(u.to_string().as_bytes());
+        let _ = write!(out, "{u}");
     } else if let Some(f) = n.as_f64() {
         out.extend_from_slice(ecmascript_number(f).as_bytes());
     } else {
@@ -210,6 +237,94 @@ mod tests {
              \"\u{1f600}\":\"Emoji: Grinning Face\",\
              \"\u{fb33}\":\"Hebrew Letter Dalet With Dagesh\"}"
         );
+    }
+
+    /// The plain reading of RFC 8785 (every object sorted by UTF-16 code units, every character
+    /// looked at), to check the fast paths against.
+    fn reference(value: &Value) -> String {
+        match value {
+            Value::Object(map) => {
+                let mut members: Vec<(Vec<u16>, &String, &Value)> = map
+                    .iter()
+                    .map(|(k, v)| (k.encode_utf16().collect(), k, v))
+                    .collect();
+                members.sort_by(|a, b| a.0.cmp(&b.0));
+                let inner: Vec<String> = members
+                    .into_iter()
+                    .map(|(_, k, v)| format!("{}:{}", reference_string(k), reference(v)))
+                    .collect();
+                format!("{{{}}}", inner.join(","))
+            }
+            Value::Array(items) => {
+                let inner: Vec<String> = items.iter().map(reference).collect();
+                format!("[{}]", inner.join(","))
+            }
+            Value::String(s) => reference_string(s),
+            other => String::from_utf8(to_vec(other)).unwrap(),
+        }
+    }
+
+    fn reference_string(s: &str) -> String {
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    fn tricky_text() -> impl proptest::strategy::Strategy<Value = String> {
+        // ASCII, quotes and controls, 2- and 3-byte characters either side of U+E000, and
+        // characters above U+FFFF, whose UTF-16 order differs from their byte order.
+        proptest::collection::vec(
+            proptest::sample::select(vec![
+                'a',
+                'b',
+                'Z',
+                '1',
+                '"',
+                '\\',
+                '\n',
+                '\u{1}',
+                '\u{1f}',
+                '\u{7f}',
+                'é',
+                '\u{20ac}',
+                '\u{e000}',
+                '\u{fb33}',
+                '\u{ffff}',
+                '\u{10000}',
+                '\u{1f600}',
+            ]),
+            0..6,
+        )
+        .prop_map(|chars| chars.into_iter().collect())
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn fast_paths_write_what_rfc_8785_says(
+            members in proptest::collection::btree_map(tricky_text(), tricky_text(), 0..8),
+            nested in proptest::collection::btree_map(tricky_text(), 0i64..1000, 0..4),
+        ) {
+            let mut map: serde_json::Map<String, Value> =
+                members.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+            map.insert("nested".into(), json!([nested, {"x": 1.5}]));
+            let value = Value::Object(map);
+            prop_assert_eq!(String::from_utf8(to_vec(&value)).unwrap(), reference(&value));
+        }
     }
 
     #[test]

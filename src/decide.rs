@@ -27,12 +27,16 @@ pub struct Prepared {
     pub draft_orders: Option<Value>,
     /// The native order set's own `evaluated_at`, when it gives one.
     pub requested_time: Option<DateTime<Utc>>,
-    /// Canonical JSON bytes of the input, without the FHIR access token (never stored): what
-    /// the audit log keeps so that replay can re-evaluate it.
+    /// Canonical JSON bytes of the input as the audit log keeps it, so that replay can
+    /// re-evaluate it with [`prepare`]: a CDS Hooks request reduced to what the adapter reads
+    /// ([`CdsHooksRequest::stored_input`]), a native order set whole. Never the FHIR access
+    /// token.
     pub canonical_input: Vec<u8>,
 }
 
-/// Reads a CDS Hooks request or a native order set (auto-detected).
+/// Reads a CDS Hooks request or a native order set (auto-detected). This is also the one
+/// function that turns a stored `decisions.canonical_input` back into what was decided on
+/// (replay).
 pub fn prepare(bytes: &[u8]) -> Result<Prepared, AdapterError> {
     let value = adapters::parse_json(bytes)?;
     prepare_value(value)
@@ -59,33 +63,14 @@ fn envelope(kind: InputKind, t: Translated) -> Prepared {
 }
 
 pub fn prepare_value(value: Value) -> Result<Prepared, AdapterError> {
-    let mut value = value;
-    // The token is only needed to fetch prefetch, which happens before this point. Taking it
-    // out before canonicalizing avoids copying the whole request (the load profile showed the
-    // copy at 8% of a decision's CPU).
-    if let Some(obj) = value.as_object_mut() {
-        obj.remove("fhirAuthorization");
-    }
-    let canonical_input = crate::canonical::to_vec(&value);
     match adapters::detect(&value) {
-        InputKind::CdsHooks => {
-            let request = CdsHooksRequest::from_value(value)?;
-            let translated = request.to_domain()?;
-            let CdsHooksRequest {
-                hook,
-                hook_instance,
-                context,
-                ..
-            } = request;
-            Ok(Prepared {
-                hook: Some(hook),
-                hook_instance: Some(hook_instance),
-                draft_orders: Some(context.draft_orders),
-                canonical_input,
-                ..envelope(InputKind::CdsHooks, translated)
-            })
-        }
+        InputKind::CdsHooks => prepare_cds_hooks(CdsHooksRequest::from_value(value)?),
         InputKind::Native => {
+            let mut value = value;
+            if let Some(obj) = value.as_object_mut() {
+                obj.remove("fhirAuthorization");
+            }
+            let canonical_input = crate::canonical::to_vec(&value);
             let order_set = NativeOrderSet::from_value(value)?;
             let translated = order_set.to_domain()?;
             Ok(Prepared {
@@ -95,6 +80,26 @@ pub fn prepare_value(value: Value) -> Result<Prepared, AdapterError> {
             })
         }
     }
+}
+
+/// Translates a parsed CDS Hooks request (whichever way it was parsed) and keeps its stored
+/// form.
+pub fn prepare_cds_hooks(mut request: CdsHooksRequest) -> Result<Prepared, AdapterError> {
+    let translated = request.to_domain()?;
+    let canonical_input = request.stored_input();
+    let CdsHooksRequest {
+        hook,
+        hook_instance,
+        context,
+        ..
+    } = request;
+    Ok(Prepared {
+        hook: Some(hook),
+        hook_instance: Some(hook_instance),
+        draft_orders: Some(context.draft_orders),
+        canonical_input,
+        ..envelope(InputKind::CdsHooks, translated)
+    })
 }
 
 /// Evaluates a prepared request under `plan` at `now`.

@@ -3,7 +3,7 @@
 //! render → record, durable → answer. The answer is returned only after the audit writer has
 //! committed the record or fsync'd it to the spool; otherwise the request fails with 503.
 
-use crate::adapters::{AdapterError, InputKind};
+use crate::adapters::{AdapterError, CdsHooksRequest, InputKind};
 use crate::audit::{
     self, AuditRecord, AuditWriter, Channel, FeedbackOutcome, FeedbackRecord, RejectionRecord,
     RequestMeta,
@@ -62,6 +62,9 @@ impl Pipeline {
         client: &ClientIdentity,
     ) -> Result<Value, PipelineError> {
         let plan = self.plan();
+        // The audit log keeps microseconds: deciding at exactly the stored time is what lets a
+        // replay reproduce the answer byte for byte (the native decision carries the time).
+        let now = chrono::SubsecRound::trunc_subsecs(now, 6);
         let decision = decide::decide(&plan, &mut prepared, now, Uuid::now_v7());
         let answer = decide::render(&prepared, &decision);
         let response = serde_json::to_vec(&answer).map_err(|_| PipelineError::Internal)?;
@@ -181,6 +184,18 @@ impl DecisionPipeline for Pipeline {
         let expected_hook = discovery::service(service_id).map(|s| s.hook);
         Box::pin(async move {
             let now = Utc::now();
+            // The common case: a well-formed request for this hook with its prefetch, read
+            // once into the typed request (draftOrders and prefetch pruned while parsing).
+            if let Some(request) = CdsHooksRequest::try_parse(&body)
+                && Some(request.hook.as_str()) == expected_hook
+                && !request.prefetch.is_empty()
+            {
+                let prepared = decide::prepare_cds_hooks(request).map_err(bad_request)?;
+                return self
+                    .decide_and_record(prepared, now, Channel::CdsHooks, &client)
+                    .await;
+            }
+            // Everything else (prefetch to fetch, or an error to name) as a JSON value.
             let mut request = crate::adapters::parse_json(&body).map_err(bad_request)?;
             if !request.is_object() {
                 return Err(field_error(

@@ -572,3 +572,208 @@ async fn lanes_of_one_writer_each_keep_a_chain(pool: PgPool) {
         ids.len() as u64
     );
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_batch_holding_an_already_stored_decision_stores_the_others_once(pool: PgPool) {
+    // The one-statement commit has no ON CONFLICT: a stored decision in the batch makes it fail
+    // whole, and the writer must fall back to the careful path rather than refuse the batch.
+    let spool = tempfile::tempdir().unwrap();
+    let mut config = WriterConfig::new(spool.path().to_owned());
+    config.chain_id = Some("retry".into());
+    config.lanes = 1;
+    config.max_wait = Duration::from_millis(200);
+    let w = AuditWriter::start(pool.clone(), config).await.unwrap();
+    let stored = record(1);
+    w.record(stored.clone()).await.unwrap();
+    w.record(record(2)).await.unwrap(); // the head is known now: the next batch goes fast
+    let mut set = tokio::task::JoinSet::new();
+    let fresh: Vec<AuditRecord> = (0..3).map(|_| record(2)).collect();
+    for r in fresh.iter().cloned().chain([stored.clone()]) {
+        let w = w.clone();
+        set.spawn(async move { w.record(r).await });
+    }
+    while let Some(result) = set.join_next().await {
+        assert_eq!(result.unwrap().unwrap(), Durability::Committed);
+    }
+    w.shutdown().await;
+    for r in fresh.iter().chain([&stored]) {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM decisions WHERE decision_id = $1")
+            .bind(r.decision_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(n, 1, "{}", r.decision_id);
+    }
+    let findings: i64 = sqlx::query_scalar("SELECT count(*) FROM findings")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(findings, 1 + 2 + 3 * 2);
+    let report = verify(&pool).await;
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(report.chains[0].rows, 5);
+}
+
+// --- The stored input: what `decisions.canonical_input` keeps, and replaying from it ---------
+
+use orderguard::decide;
+use orderguard::pathway::Plan;
+use std::path::{Path, PathBuf};
+
+fn shared_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("ORDERGUARD_SHARED") {
+        return dir.into();
+    }
+    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
+    if beside.is_dir() {
+        beside
+    } else {
+        "/work/shared".into()
+    }
+}
+
+fn json_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            json_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "json") {
+            out.push(path);
+        }
+    }
+}
+
+/// Every CDS Hooks request the project has: the clinical fixture cases, the 20-order load
+/// request and the shared conformance requests that orderguard accepts.
+fn cds_hooks_requests() -> Vec<(PathBuf, Vec<u8>)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    json_files(&root.join("fixtures/cases"), &mut files);
+    json_files(&root.join("fixtures/cds-hooks"), &mut files);
+    json_files(&shared_dir().join("conformance/cds-hooks"), &mut files);
+    files
+        .into_iter()
+        .filter_map(|path| {
+            let bytes = std::fs::read(&path).unwrap();
+            let is_hooks = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .is_ok_and(|v| v.get("hook").is_some_and(|h| h.is_string()));
+            is_hooks.then_some((path, bytes))
+        })
+        .collect()
+}
+
+#[test]
+fn the_stored_input_replays_to_the_same_decision_for_every_request() {
+    let plan = Plan::builtin();
+    let now = "2026-11-24T09:30:00Z".parse().unwrap();
+    let id = Uuid::now_v7();
+    let mut replayed = 0;
+    for (path, bytes) in cds_hooks_requests() {
+        let name = path.display();
+        let Ok(mut original) = decide::prepare(&bytes) else {
+            continue; // requests orderguard rejects are never stored
+        };
+        let stored = original.canonical_input.clone();
+        assert!(
+            !String::from_utf8_lossy(&stored).contains("access_token"),
+            "{name}: the FHIR token must never be stored"
+        );
+        let mut again = decide::prepare(&stored).unwrap_or_else(|e| panic!("{name}: {e}"));
+        // The stored form is a fixed point: replaying it and storing again gives the same bytes.
+        assert_eq!(again.canonical_input, stored, "{name}");
+        assert_eq!(again.input, original.input, "{name}");
+        assert_eq!(
+            (&again.hook, &again.hook_instance, &again.user_ref),
+            (&original.hook, &original.hook_instance, &original.user_ref),
+            "{name}"
+        );
+        assert_eq!(
+            (&again.patient_ref, &again.encounter_ref, &again.notes),
+            (
+                &original.patient_ref,
+                &original.encounter_ref,
+                &original.notes
+            ),
+            "{name}"
+        );
+        let first = decide::decide(&plan, &mut original, now, id);
+        let second = decide::decide(&plan, &mut again, now, id);
+        assert_eq!(first, second, "{name}");
+        assert_eq!(
+            serde_json::to_vec(&decide::render(&original, &first)).unwrap(),
+            serde_json::to_vec(&decide::render(&again, &second)).unwrap(),
+            "{name}: the answer differs"
+        );
+        replayed += 1;
+    }
+    // 13 when written: the CDS Hooks fixture cases, the 20-order request and the accepted
+    // conformance requests.
+    assert!(replayed >= 10, "only {replayed} requests replayed");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_recorded_decision_replays_exactly_from_the_database(pool: PgPool) {
+    // What the service does for a 20-order order-sign request, then what replay does with the
+    // stored row: the same findings and the same answer, byte for byte.
+    let plan = Plan::builtin();
+    let body = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cds-hooks/order-sign-20-orders.json"),
+    )
+    .unwrap();
+    let mut prepared = decide::prepare(&body).unwrap();
+    // The service decides at a time PostgreSQL can keep (microseconds), as replay will.
+    let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
+    let decision = decide::decide(&plan, &mut prepared, now, Uuid::now_v7());
+    let response = serde_json::to_vec(&decide::render(&prepared, &decision)).unwrap();
+    assert!(!decision.evaluation.findings.is_empty());
+    let meta = RequestMeta {
+        channel: Channel::CdsHooks,
+        hook: prepared.hook.clone(),
+        hook_instance: prepared.hook_instance.clone(),
+        client_id: None,
+        user_ref: prepared.user_ref.clone(),
+        patient_ref: prepared.patient_ref.clone(),
+        encounter_ref: prepared.encounter_ref.clone(),
+    };
+    let stored_len = prepared.canonical_input.len();
+    let record = AuditRecord::from_decision(
+        &decision,
+        meta,
+        std::mem::take(&mut prepared.canonical_input),
+        response.clone(),
+    );
+    let spool = tempfile::tempdir().unwrap();
+    let w = writer(&pool, "replay", &spool).await;
+    w.record(record).await.unwrap();
+    w.shutdown().await;
+
+    let (input, evaluated_at, stored_response): (Vec<u8>, chrono::DateTime<Utc>, Vec<u8>) =
+        sqlx::query_as(
+            "SELECT canonical_input, evaluated_at, response FROM decisions WHERE decision_id = $1",
+        )
+        .bind(decision.decision_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(input.len(), stored_len);
+    assert_eq!(stored_response, response);
+    let mut replay = decide::prepare(&input).unwrap();
+    let again = decide::decide(&plan, &mut replay, evaluated_at, decision.decision_id);
+    assert_eq!(again.evaluation, decision.evaluation);
+    assert_eq!(
+        serde_json::to_vec(&decide::render(&replay, &again)).unwrap(),
+        stored_response
+    );
+    // Only what the adapter reads is kept: less than the request as sent, even compact (43.8 kB
+    // of 62.0 kB when written; most of what remains is codings, which rules do read).
+    let compact = orderguard::canonical::canonicalize(&body).unwrap();
+    assert!(
+        stored_len < compact.len() * 4 / 5,
+        "{stored_len} bytes stored of a {} byte request",
+        compact.len()
+    );
+    assert!(verify(&pool).await.is_clean());
+}

@@ -219,6 +219,95 @@ impl CdsHooksRequest {
         }
     }
 
+    /// The service's fast path: the body read once, straight into the typed envelope with
+    /// draftOrders and prefetch pruned while parsing. `None` on anything unusual (not an object,
+    /// a syntax or type error, a missing field): the caller then takes the general path, which
+    /// names the problem exactly as it always has.
+    pub fn try_parse(bytes: &[u8]) -> Option<CdsHooksRequest> {
+        // serde's derived structs also accept an array; a request is an object.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return None;
+        }
+        let raw = serde_json::from_slice::<RawRequest>(bytes).ok()?;
+        CdsHooksRequest::from_raw(raw).ok()
+    }
+
+    /// What the audit log keeps of this request (`decisions.canonical_input`), as canonical
+    /// JSON: `hook`, `hookInstance`, `fhirServer`, the `context` fields orderguard reads
+    /// (`userId`, `patientId`, `encounterId`, `selections`, `draftOrders`) and `prefetch`, with
+    /// draftOrders and every prefetch value reduced to the FHIR fields the adapter reads (see
+    /// `adapters::pruned`). Never the FHIR access token; nothing the adapter reads is left out.
+    ///
+    /// Why not the request as sent: a 20-order order-sign request is ~60 kB, mostly narrative,
+    /// extensions and metadata no rule looks at; storing and hashing all of it was most of a
+    /// decision's cost. What is kept is exactly what the decision was made from: read back
+    /// through [`crate::decide::prepare`] it gives the same domain input (pruning pruned data
+    /// changes nothing, and these bytes canonicalize to themselves), so a replay reproduces the
+    /// decision. (`tests/stored_input.rs` checks that on every conformance request.)
+    pub fn stored_input(&mut self) -> Vec<u8> {
+        let mut context = Map::new();
+        context.insert("userId".into(), Value::String(self.context.user_id.clone()));
+        if let Some(id) = &self.context.patient_id {
+            context.insert("patientId".into(), Value::String(id.clone()));
+        }
+        if let Some(id) = &self.context.encounter_id {
+            context.insert("encounterId".into(), Value::String(id.clone()));
+        }
+        if !self.context.selections.is_empty() {
+            context.insert(
+                "selections".into(),
+                Value::Array(
+                    self.context
+                        .selections
+                        .iter()
+                        .map(|s| Value::String(s.clone()))
+                        .collect(),
+                ),
+            );
+        }
+        // draftOrders and prefetch are lent to the document for the moment of writing, not
+        // copied, and put back afterwards.
+        let has_orders = !self.context.draft_orders.is_null();
+        if has_orders {
+            context.insert(
+                "draftOrders".into(),
+                std::mem::take(&mut self.context.draft_orders),
+            );
+        }
+        let mut document = Map::new();
+        document.insert("hook".into(), Value::String(self.hook.clone()));
+        document.insert(
+            "hookInstance".into(),
+            Value::String(self.hook_instance.clone()),
+        );
+        if let Some(server) = &self.fhir_server {
+            document.insert("fhirServer".into(), Value::String(server.clone()));
+        }
+        let has_prefetch = !self.prefetch.is_empty();
+        if has_prefetch {
+            document.insert(
+                "prefetch".into(),
+                Value::Object(std::mem::take(&mut self.prefetch).into_iter().collect()),
+            );
+        }
+        document.insert("context".into(), Value::Object(context));
+        let document = Value::Object(document);
+        let bytes = crate::canonical::to_vec(&document);
+        let Value::Object(mut document) = document else {
+            unreachable!("built as an object")
+        };
+        if has_prefetch && let Some(Value::Object(prefetch)) = document.remove("prefetch") {
+            self.prefetch = prefetch.into_iter().collect();
+        }
+        if has_orders
+            && let Some(Value::Object(mut context)) = document.remove("context")
+            && let Some(orders) = context.remove("draftOrders")
+        {
+            self.context.draft_orders = orders;
+        }
+        bytes
+    }
+
     /// Reads an already parsed JSON document (the CLI's auto-detection path).
     pub fn from_value(value: Value) -> Result<CdsHooksRequest, AdapterError> {
         let raw: RawRequest = serde_path_to_error::deserialize(value).map_err(type_error)?;

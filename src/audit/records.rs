@@ -244,7 +244,26 @@ pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
+/// SHA-256 of a decision's stored byte columns (input and response), computed once when the
+/// record is handed over, in the caller's task, and used for both the `*_sha256` columns and the
+/// row image. All zero for the other tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Digests {
+    pub input: [u8; 32],
+    pub response: [u8; 32],
+}
+
 impl Entry {
+    pub(crate) fn digests(&self) -> Digests {
+        match self {
+            Entry::Decision(r) => Digests {
+                input: sha256(&r.canonical_input),
+                response: sha256(&r.response),
+            },
+            _ => Digests::default(),
+        }
+    }
+
     pub(crate) fn decision(record: AuditRecord) -> Entry {
         let mut record = record;
         record.evaluated_at = micros(record.evaluated_at);
@@ -308,13 +327,15 @@ impl Entry {
     }
 
     /// The row image the hash chain covers, exactly as [`super::chain`] rebuilds it from the
-    /// stored columns.
+    /// stored columns. `digests` are this entry's [`Entry::digests`]: at insert time the stored
+    /// hash columns are those same digests, so each is computed once.
     pub(crate) fn row_image(
         &self,
         chain_id: &str,
         seq: i64,
         pos: i32,
         recorded_at: DateTime<Utc>,
+        digests: &Digests,
     ) -> Value {
         match self {
             Entry::Decision(r) => DecisionImage {
@@ -331,10 +352,10 @@ impl Entry {
                 pathway_id: r.pathway.id.clone(),
                 pathway_version: r.pathway.version.clone(),
                 pathway_hash: r.pathway.content_hash.clone(),
-                input_sha256: sha256(&r.canonical_input),
-                stored_input_sha256: sha256(&r.canonical_input).to_vec(),
-                response_sha256: sha256(&r.response),
-                stored_response_sha256: sha256(&r.response).to_vec(),
+                input_sha256: digests.input,
+                stored_input_sha256: digests.input.to_vec(),
+                response_sha256: digests.response,
+                stored_response_sha256: digests.response.to_vec(),
                 unrecognized: r.unrecognized.clone(),
                 missing_inputs: r.missing_inputs.clone(),
                 findings: r

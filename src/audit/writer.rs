@@ -7,7 +7,9 @@
 
 use super::AuditError;
 use super::chain::{GENESIS, batch_hash, row_hash};
-use super::records::{AuditRecord, Entry, EventRecord, FeedbackRecord, RejectionRecord, micros};
+use super::records::{
+    AuditRecord, Digests, Entry, EventRecord, FeedbackRecord, RejectionRecord, micros,
+};
 use super::spool::{Spool, SpoolError, read_segment};
 use chrono::Utc;
 use serde_json::Value;
@@ -84,7 +86,8 @@ struct Shared {
 type Ack = oneshot::Sender<Result<Durability, AuditError>>;
 
 enum Msg {
-    Record(Entry, Ack),
+    /// With its digests, computed in the submitting task (many run at once; the lane is one).
+    Record(Entry, Digests, Ack),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -106,6 +109,9 @@ impl std::fmt::Debug for AuditWriter {
             .finish()
     }
 }
+
+/// SQLSTATE of a unique violation: on the one-statement path, a row or batch already stored.
+const UNIQUE_VIOLATION: &str = "23505";
 
 /// How often a spooling writer tries PostgreSQL again.
 const PROBE_INTERVAL: Duration = Duration::from_millis(250);
@@ -220,11 +226,12 @@ impl AuditWriter {
 
     async fn submit(&self, entry: Entry) -> Result<Durability, AuditError> {
         let (ack, woken) = oneshot::channel();
+        let digests = entry.digests();
         self.shared.queue_depth.fetch_add(1, Ordering::Relaxed);
         let wait = async {
             let lane = self.next_lane.fetch_add(1, Ordering::Relaxed) % self.lanes.len();
             if self.lanes[lane]
-                .send(Msg::Record(entry, ack))
+                .send(Msg::Record(entry, digests, ack))
                 .await
                 .is_err()
             {
@@ -329,13 +336,13 @@ impl WriterTask {
             } else {
                 rx.recv().await
             };
-            let mut batch: Vec<(Entry, Ack)> = Vec::with_capacity(self.max_batch);
+            let mut batch: Vec<(Entry, Digests, Ack)> = Vec::with_capacity(self.max_batch);
             match first {
                 None => break,
                 Some(Msg::Shutdown(done)) => shutdown = Some(done),
-                Some(Msg::Record(entry, ack)) => {
+                Some(Msg::Record(entry, digests, ack)) => {
                     self.shared.queue_depth.fetch_sub(1, Ordering::Relaxed);
-                    batch.push((entry, ack));
+                    batch.push((entry, digests, ack));
                     let until = Instant::now() + self.max_wait;
                     while batch.len() < self.max_batch {
                         let msg = match rx.try_recv() {
@@ -346,9 +353,9 @@ impl WriterTask {
                             },
                         };
                         match msg {
-                            Some(Msg::Record(entry, ack)) => {
+                            Some(Msg::Record(entry, digests, ack)) => {
                                 self.shared.queue_depth.fetch_sub(1, Ordering::Relaxed);
-                                batch.push((entry, ack));
+                                batch.push((entry, digests, ack));
                             }
                             Some(Msg::Shutdown(done)) => {
                                 shutdown = Some(done);
@@ -368,9 +375,9 @@ impl WriterTask {
                 let mut rest = Vec::new();
                 while let Ok(msg) = rx.try_recv() {
                     match msg {
-                        Msg::Record(entry, ack) => {
+                        Msg::Record(entry, digests, ack) => {
                             self.shared.queue_depth.fetch_sub(1, Ordering::Relaxed);
-                            rest.push((entry, ack));
+                            rest.push((entry, digests, ack));
                             if rest.len() == self.max_batch {
                                 self.flush(std::mem::take(&mut rest)).await;
                             }
@@ -403,8 +410,15 @@ impl WriterTask {
         !self.shared.spooling.load(Ordering::Relaxed) || self.last_probe.elapsed() >= PROBE_INTERVAL
     }
 
-    async fn flush(&mut self, batch: Vec<(Entry, Ack)>) {
-        let (entries, acks): (Vec<Entry>, Vec<Ack>) = batch.into_iter().unzip();
+    async fn flush(&mut self, batch: Vec<(Entry, Digests, Ack)>) {
+        let mut entries = Vec::with_capacity(batch.len());
+        let mut digests = Vec::with_capacity(batch.len());
+        let mut acks = Vec::with_capacity(batch.len());
+        for (entry, digest, ack) in batch {
+            entries.push(entry);
+            digests.push(digest);
+            acks.push(ack);
+        }
         if self.database_believed_up() {
             // While spooling, a probe must not hold the lane for long: a database that hangs
             // instead of refusing would otherwise stall every request behind the probe.
@@ -413,7 +427,7 @@ impl WriterTask {
             } else {
                 self.db_timeout
             };
-            match self.commit(&entries, limit).await {
+            match self.commit(&entries, &digests, limit).await {
                 Ok(()) => {
                     self.shared.spooling.store(false, Ordering::Relaxed);
                     metrics::counter!("orderguard_audit_committed_total")
@@ -500,7 +514,8 @@ impl WriterTask {
                 _ => return,
             };
             if !entries.is_empty() {
-                match self.commit(&entries, self.db_timeout).await {
+                let digests: Vec<Digests> = entries.iter().map(Entry::digests).collect();
+                match self.commit(&entries, &digests, self.db_timeout).await {
                     Ok(()) => {}
                     Err(DbFailure::Transient(_)) => {
                         self.shared.spooling.store(true, Ordering::Relaxed);
@@ -532,10 +547,25 @@ impl WriterTask {
     }
 
     /// Commits entries as one batch of this chain, with a bounded wait.
-    async fn commit(&mut self, entries: &[Entry], limit: Duration) -> Result<(), DbFailure> {
+    async fn commit(
+        &mut self,
+        entries: &[Entry],
+        digests: &[Digests],
+        limit: Duration,
+    ) -> Result<(), DbFailure> {
         let mut retried = false;
+        // The one-statement path needs the head in hand and only decisions in the batch (the
+        // other tables are rare: they take the careful path).
+        let mut fast =
+            self.head.is_some() && entries.iter().all(|e| matches!(e, Entry::Decision(_)));
         loop {
-            let attempt = tokio::time::timeout(limit, self.try_commit(entries)).await;
+            let was_fast = fast;
+            fast = false;
+            let attempt = if was_fast {
+                tokio::time::timeout(limit, self.try_commit_fast(entries, digests)).await
+            } else {
+                tokio::time::timeout(limit, self.try_commit(entries, digests)).await
+            };
             let failure = match attempt {
                 Ok(Ok(head)) => {
                     if let Some(head) = head {
@@ -548,6 +578,14 @@ impl WriterTask {
             };
             // Whatever happened, the head we hold may be stale now.
             self.head = None;
+            if was_fast
+                && matches!(&failure, sqlx::Error::Database(db)
+                    if db.code().as_deref() == Some(UNIQUE_VIOLATION))
+            {
+                // A row or the batch key already stored (a retry, a spool replay, a stale
+                // head): the careful path skips stored rows and reloads the head.
+                continue;
+            }
             if is_transient(&failure) {
                 return Err(DbFailure::Transient(failure.to_string()));
             }
@@ -563,7 +601,113 @@ impl WriterTask {
         }
     }
 
-    async fn try_commit(&self, entries: &[Entry]) -> Result<Option<Head>, sqlx::Error> {
+    /// One statement, one round trip: the batch's decisions, their findings and its chain link
+    /// (a single statement is its own transaction, durable when it returns). There is no
+    /// `ON CONFLICT` here: a decision or batch key already stored fails the whole statement with
+    /// a unique violation, and [`Self::commit`] takes the careful path, which skips stored rows
+    /// and reloads the head.
+    async fn try_commit_fast(
+        &self,
+        entries: &[Entry],
+        digests: &[Digests],
+    ) -> Result<Option<Head>, sqlx::Error> {
+        let Some(head) = self.head.clone() else {
+            return self.try_commit(entries, digests).await;
+        };
+        let seq = head.seq + 1;
+        let committed_at = micros(Utc::now());
+        let mut d = DecisionColumns::default();
+        let mut f = FindingColumns::default();
+        let mut row_hashes = Vec::with_capacity(entries.len());
+        for (pos, (entry, digest)) in entries.iter().zip(digests).enumerate() {
+            let Entry::Decision(r) = entry else {
+                return self.try_commit(entries, digests).await;
+            };
+            d.push(pos as i32, r, digest);
+            f.push(r);
+            let image = entry.row_image(&self.chain_id, seq, pos as i32, committed_at, digest);
+            row_hashes.push(row_hash(&image).to_vec());
+        }
+        let hash = batch_hash(&head.hash, &self.chain_id, seq, committed_at, &row_hashes);
+        sqlx::query(
+            "WITH d AS (INSERT INTO decisions (decision_id, evaluated_at, recorded_at, channel, \
+                hook, hook_instance, client_id, user_ref, patient_ref, encounter_ref, pathway_id, \
+                pathway_version, pathway_hash, canonical_input, input_sha256, response, \
+                response_sha256, unrecognized, missing_inputs, finding_count, chain_id, \
+                batch_seq, batch_pos) \
+             SELECT d.decision_id, d.evaluated_at, $3::timestamptz, d.channel, d.hook, \
+                d.hook_instance, d.client_id, d.user_ref, d.patient_ref, d.encounter_ref, \
+                d.pathway_id, d.pathway_version, d.pathway_hash, d.canonical_input, \
+                d.input_sha256, d.response, d.response_sha256, d.unrecognized, d.missing_inputs, \
+                d.finding_count, $21, $22, d.pos FROM UNNEST($1::uuid[], $2::timestamptz[], \
+                $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
+                $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bytea[], \
+                $15::bytea[], $16::bytea[], $17::bytea[], $18::jsonb[], $19::jsonb[], \
+                $20::int4[], $23::int4[]) AS d(decision_id, evaluated_at, channel, \
+                hook, hook_instance, client_id, user_ref, patient_ref, encounter_ref, \
+                pathway_id, pathway_version, pathway_hash, canonical_input, input_sha256, \
+                response, response_sha256, unrecognized, missing_inputs, finding_count, pos) \
+             RETURNING decision_id, evaluated_at), \
+             f AS (INSERT INTO findings (decision_id, evaluated_at, finding_index, rule_id, \
+                severity, order_ref, card_uuid, numbers, labels) \
+             SELECT u.* FROM UNNEST($24::uuid[], $25::timestamptz[], $26::int4[], $27::text[], \
+                $28::text[], $29::text[], $30::uuid[], $31::jsonb[], $36::jsonb[]) AS \
+                u(decision_id, evaluated_at, finding_index, rule_id, severity, order_ref, \
+                card_uuid, numbers, labels) \
+             JOIN d USING (decision_id, evaluated_at)) \
+             INSERT INTO audit_batches \
+             (chain_id, seq, prev_hash, batch_hash, row_count, row_hashes, committed_at) \
+             VALUES ($21, $22, $32, $33, $34, $35, $3)",
+        )
+        .bind(&d.decision_id)
+        .bind(&d.evaluated_at)
+        .bind(committed_at)
+        .bind(&d.channel)
+        .bind(&d.hook)
+        .bind(&d.hook_instance)
+        .bind(&d.client_id)
+        .bind(&d.user_ref)
+        .bind(&d.patient_ref)
+        .bind(&d.encounter_ref)
+        .bind(&d.pathway_id)
+        .bind(&d.pathway_version)
+        .bind(&d.pathway_hash)
+        .bind(&d.canonical_input)
+        .bind(&d.input_sha256)
+        .bind(&d.response)
+        .bind(&d.response_sha256)
+        .bind(&d.unrecognized)
+        .bind(&d.missing_inputs)
+        .bind(&d.finding_count)
+        .bind(&self.chain_id)
+        .bind(seq)
+        .bind(&d.pos)
+        .bind(&f.decision_id)
+        .bind(&f.evaluated_at)
+        .bind(&f.finding_index)
+        .bind(&f.rule_id)
+        .bind(&f.severity)
+        .bind(&f.order_ref)
+        .bind(&f.card_uuid)
+        .bind(&f.numbers)
+        .bind(&head.hash)
+        .bind(&hash[..])
+        .bind(row_hashes.len() as i32)
+        .bind(&row_hashes)
+        .bind(&f.labels)
+        .execute(&self.pool)
+        .await?;
+        Ok(Some(Head {
+            seq,
+            hash: hash.to_vec(),
+        }))
+    }
+
+    async fn try_commit(
+        &self,
+        entries: &[Entry],
+        digests: &[Digests],
+    ) -> Result<Option<Head>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let head = match &self.head {
             Some(head) => head.clone(),
@@ -590,7 +734,8 @@ impl WriterTask {
         let seq = head.seq + 1;
         // One time for the batch: every decision's recorded_at, and the batch header's.
         let committed_at = micros(Utc::now());
-        let inserted = insert_rows(&mut tx, &self.chain_id, seq, committed_at, entries).await?;
+        let inserted =
+            insert_rows(&mut tx, &self.chain_id, seq, committed_at, entries, digests).await?;
         if inserted.is_empty() {
             // Every row was already stored (a replay after a commit whose reply was lost).
             tx.rollback().await?;
@@ -599,7 +744,13 @@ impl WriterTask {
         let row_hashes: Vec<Vec<u8>> = inserted
             .iter()
             .map(|&pos| {
-                let image = entries[pos as usize].row_image(&self.chain_id, seq, pos, committed_at);
+                let image = entries[pos as usize].row_image(
+                    &self.chain_id,
+                    seq,
+                    pos,
+                    committed_at,
+                    &digests[pos as usize],
+                );
                 row_hash(&image).to_vec()
             })
             .collect();
@@ -634,6 +785,7 @@ async fn insert_rows(
     seq: i64,
     recorded_at: Time,
     entries: &[Entry],
+    digests: &[Digests],
 ) -> Result<Vec<i32>, sqlx::Error> {
     let mut inserted = BTreeSet::new();
 
@@ -641,7 +793,7 @@ async fn insert_rows(
     let mut d = DecisionColumns::default();
     for (pos, entry) in entries.iter().enumerate() {
         if let Entry::Decision(r) = entry {
-            d.push(pos as i32, r);
+            d.push(pos as i32, r, &digests[pos]);
         }
     }
     if !d.pos.is_empty() {
@@ -700,17 +852,7 @@ async fn insert_rows(
         let mut f = FindingColumns::default();
         for &pos in &new_decisions {
             if let Entry::Decision(r) = &entries[pos as usize] {
-                for (index, finding) in r.findings.iter().enumerate() {
-                    f.decision_id.push(r.decision_id);
-                    f.evaluated_at.push(r.evaluated_at);
-                    f.finding_index.push(index as i32);
-                    f.rule_id.push(finding.rule_id.clone());
-                    f.severity.push(finding.severity.as_str().to_owned());
-                    f.order_ref.push(finding.order_ref.clone());
-                    f.card_uuid.push(finding.card_uuid);
-                    f.numbers.push(Json(finding.numbers.clone()));
-                    f.labels.push(Json(finding.labels.clone()));
-                }
+                f.push(r);
             }
         }
         if !f.decision_id.is_empty() {
@@ -905,7 +1047,7 @@ struct DecisionColumns {
 }
 
 impl DecisionColumns {
-    fn push(&mut self, pos: i32, r: &AuditRecord) {
+    fn push(&mut self, pos: i32, r: &AuditRecord, digests: &Digests) {
         let m = r;
         self.pos.push(pos);
         self.decision_id.push(r.decision_id);
@@ -921,11 +1063,9 @@ impl DecisionColumns {
         self.pathway_version.push(r.pathway.version.clone());
         self.pathway_hash.push(r.pathway.content_hash.clone());
         self.canonical_input.push(r.canonical_input.clone());
-        self.input_sha256
-            .push(super::records::sha256(&r.canonical_input).to_vec());
+        self.input_sha256.push(digests.input.to_vec());
         self.response.push(r.response.clone());
-        self.response_sha256
-            .push(super::records::sha256(&r.response).to_vec());
+        self.response_sha256.push(digests.response.to_vec());
         self.unrecognized.push(Json(r.unrecognized.clone()));
         self.missing_inputs.push(Json(r.missing_inputs.clone()));
         self.finding_count.push(r.findings.len() as i32);
@@ -943,6 +1083,22 @@ struct FindingColumns {
     card_uuid: Vec<Option<Uuid>>,
     numbers: Vec<Json<Value>>,
     labels: Vec<Json<Value>>,
+}
+
+impl FindingColumns {
+    fn push(&mut self, r: &AuditRecord) {
+        for (index, finding) in r.findings.iter().enumerate() {
+            self.decision_id.push(r.decision_id);
+            self.evaluated_at.push(r.evaluated_at);
+            self.finding_index.push(index as i32);
+            self.rule_id.push(finding.rule_id.clone());
+            self.severity.push(finding.severity.as_str().to_owned());
+            self.order_ref.push(finding.order_ref.clone());
+            self.card_uuid.push(finding.card_uuid);
+            self.numbers.push(Json(finding.numbers.clone()));
+            self.labels.push(Json(finding.labels.clone()));
+        }
+    }
 }
 
 #[derive(Default)]
