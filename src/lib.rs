@@ -11,6 +11,7 @@ pub mod cards;
 pub mod cli;
 pub mod decide;
 pub mod decision;
+pub mod demo;
 pub mod domain;
 pub mod engine;
 pub mod pathway;
