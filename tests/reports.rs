@@ -91,6 +91,7 @@ async fn write(
                         actions: vec![],
                     }],
                     citations: vec![],
+                    labels: Default::default(),
                 })
                 .collect(),
             unrecognized: vec![],
