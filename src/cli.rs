@@ -71,6 +71,83 @@ enum Command {
         #[command(subcommand)]
         command: PathwayCommand,
     },
+    /// Print a quality report (see README: reports). The read is recorded in the audit log.
+    Report(ReportArgs),
+    /// Demonstration data.
+    Demo {
+        #[command(subcommand)]
+        command: DemoCommand,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ReportArgs {
+    /// The report: alert-burden, override-by-rule, override-by-reason, suggestion-acceptance,
+    /// by-prescriber, by-encounter, vcf-adherence, augmentation, mme, missing-inputs.
+    name: String,
+    /// Start (inclusive): RFC 3339 time or date. Default: 30 days before --to.
+    #[arg(long)]
+    from: Option<String>,
+    /// End (exclusive; a date includes that day). Default: now.
+    #[arg(long)]
+    to: Option<String>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: ReportFormat,
+    /// Comma-separated column names, `-name` for descending.
+    #[arg(long, allow_hyphen_values = true)]
+    sort: Option<String>,
+    #[arg(long)]
+    limit: Option<u32>,
+    #[arg(long)]
+    rule: Option<String>,
+    #[arg(long)]
+    severity: Option<String>,
+    /// Prescriber (user reference).
+    #[arg(long)]
+    user: Option<String>,
+    #[arg(long)]
+    encounter: Option<String>,
+    #[arg(long)]
+    unit: Option<String>,
+    #[arg(long)]
+    pathway_version: Option<String>,
+    /// Override reason code.
+    #[arg(long)]
+    reason: Option<String>,
+    /// Print the query time and row count to standard error (benchmarks).
+    #[arg(long)]
+    timing: bool,
+    /// Read from a replica instead of the audit database.
+    #[arg(long, env = "REPORTS_DATABASE_URL", hide_env_values = true)]
+    reports_database_url: Option<String>,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ReportFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum DemoCommand {
+    /// Write realistic decisions (the real engine on varied order sets), findings and feedback
+    /// through the real audit writer. Synthetic patients, prescribers and encounters only.
+    Seed {
+        /// How many decisions.
+        #[arg(long)]
+        decisions: u64,
+        /// Spread over the last D days.
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+        /// The random seed (same seed, same data).
+        #[arg(long, default_value_t = 20261201)]
+        seed: u64,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 /// Where the audit database is: `DATABASE_URL`, else a private cluster under `--data-dir`.
@@ -155,7 +232,227 @@ pub fn main() -> ExitCode {
         Command::Pathway {
             command: PathwayCommand::Lint { file },
         } => lint(&file),
+        Command::Report(args) => run_async(report(args)),
+        Command::Demo {
+            command:
+                DemoCommand::Seed {
+                    decisions,
+                    days,
+                    seed,
+                    db,
+                },
+        } => run_async(demo_seed(decisions, days, seed, db)),
     }
+}
+
+async fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    use crate::reports::{ReportName, ReportQuery};
+    let Some(name) = ReportName::parse(&args.name) else {
+        let known: Vec<&str> = ReportName::ALL.iter().map(|r| r.as_str()).collect();
+        eprintln!(
+            "orderguard report: no report {:?}; reports: {}",
+            args.name,
+            known.join(", ")
+        );
+        return Ok(ExitCode::from(2));
+    };
+    let limit = args.limit.map(|l| l.to_string());
+    let given = [
+        ("from", args.from.as_deref()),
+        ("to", args.to.as_deref()),
+        ("sort", args.sort.as_deref()),
+        ("limit", limit.as_deref()),
+        ("rule", args.rule.as_deref()),
+        ("severity", args.severity.as_deref()),
+        ("user", args.user.as_deref()),
+        ("encounter", args.encounter.as_deref()),
+        ("unit", args.unit.as_deref()),
+        ("pathway_version", args.pathway_version.as_deref()),
+        ("reason", args.reason.as_deref()),
+    ];
+    let params = given.iter().filter_map(|(k, v)| v.map(|v| (*k, v)));
+    let query = match ReportQuery::from_params(params, Utc::now()).and_then(|q| {
+        q.check(name)?;
+        Ok(q)
+    }) {
+        Ok(q) => q,
+        Err(e) => {
+            eprintln!(
+                "orderguard report: --{}: {}",
+                e.param.replace('_', "-"),
+                e.message
+            );
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let database = Database::open(&args.db).await?;
+    let read_pool = match &args.reports_database_url {
+        Some(url) => crate::reports::connect_read_pool(url)?,
+        None => database.pool.clone(),
+    };
+    let started = std::time::Instant::now();
+    let table = crate::reports::run(&read_pool, name, &query).await;
+    let elapsed = started.elapsed();
+    let table = match table {
+        Ok(table) => table,
+        Err(e) => {
+            database.close().await;
+            return Err(e.into());
+        }
+    };
+    // The read is recorded like a staff route's: who (the OS user), which report and window.
+    let actor = format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    );
+    let event = crate::audit::EventRecord {
+        kind: "staff.read".into(),
+        actor,
+        decision_id: None,
+        payload: serde_json::json!({
+            "route": "orderguard report",
+            "report": name,
+            "from": query.from,
+            "to": query.to,
+            "filters": query.filters,
+            "sort": query.sort,
+            "limit": query.limit,
+            "rows": table.rows.len(),
+        }),
+    };
+    let mut config = crate::audit::WriterConfig::new(args.db.data_dir.join("spool"));
+    config.lanes = 1;
+    let recorded = match crate::audit::AuditWriter::start(database.pool.clone(), config).await {
+        Ok(writer) => {
+            let result = writer.record_event(event).await;
+            writer.shutdown().await;
+            result
+        }
+        Err(e) => Err(e),
+    };
+    database.close().await;
+    recorded.map_err(|e| anyhow::anyhow!("the read could not be recorded: {e}"))?;
+    if args.timing {
+        eprintln!(
+            "query: {:.1} ms, {} rows",
+            elapsed.as_secs_f64() * 1e3,
+            table.rows.len()
+        );
+    }
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = match args.format {
+        ReportFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&table)?),
+        ReportFormat::Csv => out.write_all(&table.to_csv()?),
+        ReportFormat::Table => write!(out, "{}", text_table(&table)),
+    };
+    // A closed pipe (`| head`) is the reader's choice.
+    let _ = written;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Columns aligned for a terminal: numbers right, text left.
+fn text_table(table: &crate::reports::ReportTable) -> String {
+    use crate::reports::ColumnKind;
+    let cells: Vec<Vec<String>> = table
+        .rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|v| match v {
+                    serde_json::Value::Null => "-".to_owned(),
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .collect();
+    let widths: Vec<usize> = table
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            cells
+                .iter()
+                .map(|r| r[i].chars().count())
+                .chain([c.name.len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let numeric = |i: usize| {
+        matches!(
+            table.columns[i].kind,
+            ColumnKind::Integer | ColumnKind::Number | ColumnKind::Percent
+        )
+    };
+    let line = |values: Vec<&str>| {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                if numeric(i) {
+                    format!("{v:>w$}", w = widths[i])
+                } else {
+                    format!("{v:<w$}", w = widths[i])
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    let mut text = format!("{}\n", table.title);
+    text += &line(table.columns.iter().map(|c| c.name.as_str()).collect());
+    text.push('\n');
+    for row in &cells {
+        text += &line(row.iter().map(String::as_str).collect());
+        text.push('\n');
+    }
+    text += &format!("({} rows)\n", cells.len());
+    text
+}
+
+async fn demo_seed(decisions: u64, days: u32, seed: u64, db: DbArgs) -> anyhow::Result<ExitCode> {
+    let database = Database::open(&db).await?;
+    let writer = crate::audit::AuditWriter::start(
+        database.pool.clone(),
+        crate::demo::writer_config(db.data_dir.join("spool")),
+    )
+    .await?;
+    let bar = indicatif::ProgressBar::new(decisions);
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:40}] {pos}/{len} decisions ({per_sec}, eta {eta})",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    let mut options = crate::demo::SeedOptions::new(decisions, days, Utc::now());
+    options.seed = seed;
+    let started = std::time::Instant::now();
+    let result = crate::demo::seed(crate::pathway::Plan::builtin(), &writer, &options, |n| {
+        bar.inc(n)
+    })
+    .await;
+    bar.finish_and_clear();
+    writer.shutdown().await;
+    database.close().await;
+    let summary = result?;
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "seeded {} decisions ({} findings, {} feedback) over {} days in {:.1} s ({:.0} decisions/s)",
+        summary.decisions,
+        summary.findings,
+        summary.feedback,
+        days,
+        seconds,
+        summary.decisions as f64 / seconds.max(1e-9)
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn lint(file: &std::path::Path) -> ExitCode {

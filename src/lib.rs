@@ -12,6 +12,7 @@ pub mod cards;
 pub mod cli;
 pub mod decide;
 pub mod decision;
+pub mod demo;
 pub mod domain;
 pub mod engine;
 pub mod pathway;

@@ -24,14 +24,52 @@ pub use query::{Direction, Filter, Filters, QueryError, ReportQuery, SortKey, pa
 pub enum ReportName {
     /// Cards per 100 order-sign calls, by week, rule and severity.
     AlertBurden,
+    /// Of the cards answered, the share overridden, by rule.
+    OverrideByRule,
+    /// Overrides by rule and reason code.
+    OverrideByReason,
+    /// Of the cards answered, the share where a suggestion was accepted, by rule.
+    SuggestionAcceptance,
+    /// Decisions, cards and overrides by prescriber (user reference).
+    ByPrescriber,
+    /// Decisions, cards and overrides by encounter.
+    ByEncounter,
+    /// Order-sign calls flagged for missing anti-osteoporosis therapy, calcium, vitamin D.
+    VcfAdherence,
+    /// Vertebral augmentation before 90 days, and whether overridden.
+    Augmentation,
+    /// Opioid MME/day: distribution and the share of calls at ≥ 50 and ≥ 90.
+    Mme,
+    /// What the pathway could not check, by missing input.
+    MissingInputs,
 }
 
 impl ReportName {
-    pub const ALL: &'static [ReportName] = &[ReportName::AlertBurden];
+    pub const ALL: &'static [ReportName] = &[
+        ReportName::AlertBurden,
+        ReportName::OverrideByRule,
+        ReportName::OverrideByReason,
+        ReportName::SuggestionAcceptance,
+        ReportName::ByPrescriber,
+        ReportName::ByEncounter,
+        ReportName::VcfAdherence,
+        ReportName::Augmentation,
+        ReportName::Mme,
+        ReportName::MissingInputs,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             ReportName::AlertBurden => "alert-burden",
+            ReportName::OverrideByRule => "override-by-rule",
+            ReportName::OverrideByReason => "override-by-reason",
+            ReportName::SuggestionAcceptance => "suggestion-acceptance",
+            ReportName::ByPrescriber => "by-prescriber",
+            ReportName::ByEncounter => "by-encounter",
+            ReportName::VcfAdherence => "vcf-adherence",
+            ReportName::Augmentation => "augmentation",
+            ReportName::Mme => "mme",
+            ReportName::MissingInputs => "missing-inputs",
         }
     }
 
