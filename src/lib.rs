@@ -15,5 +15,7 @@ pub mod domain;
 pub mod engine;
 pub mod pathway;
 pub mod pipeline;
+pub mod reload;
+pub mod replay;
 pub mod service;
 pub mod terminology;

@@ -7,4 +7,5 @@ mod cds_hooks;
 mod conformance;
 mod crash;
 mod native;
+mod reload;
 mod support;

@@ -146,6 +146,11 @@ pub struct Server {
 impl Server {
     /// `orderguard serve --insecure-no-auth` on `database_url` and `data_dir`, ready.
     pub async fn start(database_url: &str, data_dir: &Path) -> Server {
+        Server::start_with(database_url, data_dir, &[]).await
+    }
+
+    /// `start` with more `serve` arguments (e.g. `--pathway FILE`).
+    pub async fn start_with(database_url: &str, data_dir: &Path, extra: &[&str]) -> Server {
         let port = free_port();
         let log = data_dir.join(format!("serve-{port}.log"));
         let log_file = std::fs::File::create(&log).expect("log file");
@@ -154,6 +159,7 @@ impl Server {
             .arg(format!("127.0.0.1:{port}"))
             .arg("--data-dir")
             .arg(data_dir)
+            .args(extra)
             .env("DATABASE_URL", database_url)
             .env_remove("ORDERGUARD_LISTEN")
             .env("RUST_LOG", "warn")
