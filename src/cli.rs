@@ -81,7 +81,11 @@ enum Command {
 #[derive(Debug, clap::Args)]
 struct ReplayArgs {
     /// The draft pathway to replay under (what-if).
-    #[arg(long, required_unless_present = "verify_determinism", conflicts_with = "verify_determinism")]
+    #[arg(
+        long,
+        required_unless_present = "verify_determinism",
+        conflicts_with = "verify_determinism"
+    )]
     pathway: Option<PathBuf>,
     /// Replay each decision under its own recorded pathway version and report any difference.
     #[arg(long)]
@@ -518,7 +522,8 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                     rule: args.rule.clone(),
                     collect_changes: args.changes.is_some(),
                 });
-                let (acc, stats) = replay::run(&database.pool, &window, job.clone(), &options).await?;
+                let (acc, stats) =
+                    replay::run(&database.pool, &window, job.clone(), &options).await?;
                 let report = job.report(window, acc, stats);
                 let mut summary = serde_json::to_value(&report)?;
                 // The event keeps the counts, not the example ids of every rule.
@@ -547,15 +552,23 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             None => {
                 let plans = crate::audit::known_plans(&database.pool).await?;
                 let job = Arc::new(replay::determinism::Determinism { plans });
-                let (acc, stats) = replay::run(&database.pool, &window, job.clone(), &RunOptions {
-                    label: "verifying",
-                    ..options.clone()
-                })
+                let (acc, stats) = replay::run(
+                    &database.pool,
+                    &window,
+                    job.clone(),
+                    &RunOptions {
+                        label: "verifying",
+                        ..options.clone()
+                    },
+                )
                 .await?;
                 let report = job.report(window, acc, stats);
                 let mut summary = serde_json::to_value(&report)?;
                 if let Some(obj) = summary.as_object_mut() {
-                    obj.insert("differences".into(), serde_json::json!(report.differences.iter().take(20).collect::<Vec<_>>()));
+                    obj.insert(
+                        "differences".into(),
+                        serde_json::json!(report.differences.iter().take(20).collect::<Vec<_>>()),
+                    );
                 }
                 let code = if report.is_clean() {
                     ExitCode::SUCCESS

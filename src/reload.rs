@@ -115,9 +115,14 @@ impl Reloader {
         actor: &str,
     ) -> Result<Uuid, audit::AuditError> {
         let writer = self.pipeline.writer();
-        let load_id =
-            audit::record_version(self.pipeline.pool(), plan, trigger, actor, writer.chain_id())
-                .await?;
+        let load_id = audit::record_version(
+            self.pipeline.pool(),
+            plan,
+            trigger,
+            actor,
+            writer.chain_id(),
+        )
+        .await?;
         tracing::info!(pathway = %plan.reference.id, version = %plan.reference.version, hash = %plan.reference.content_hash, trigger = trigger.as_str(), "pathway version recorded");
         Ok(load_id)
     }

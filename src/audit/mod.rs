@@ -120,7 +120,12 @@ pub async fn record_one_event(
     spool_dir: std::path::PathBuf,
     event: EventRecord,
 ) -> Result<Durability, AuditError> {
-    with_one_writer(pool, spool_dir, |w| async move { w.record_event(event).await }).await
+    with_one_writer(
+        pool,
+        spool_dir,
+        |w| async move { w.record_event(event).await },
+    )
+    .await
 }
 
 async fn with_one_writer<F, Fut>(

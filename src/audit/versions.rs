@@ -109,11 +109,10 @@ pub async fn known_plans(pool: &PgPool) -> Result<BTreeMap<String, KnownPlan>, A
 
 /// Compiles stored canonical content and checks it hashes to what it was stored under.
 pub fn plan_from_content(hash: &str, content: &[u8]) -> KnownPlan {
-    let text = std::str::from_utf8(content)
-        .map_err(|_| "the stored content is not UTF-8".to_owned())?;
-    let plan = Plan::from_json(text).map_err(|e| {
-        format!("the stored content no longer compiles under this orderguard: {e}")
-    })?;
+    let text =
+        std::str::from_utf8(content).map_err(|_| "the stored content is not UTF-8".to_owned())?;
+    let plan = Plan::from_json(text)
+        .map_err(|e| format!("the stored content no longer compiles under this orderguard: {e}"))?;
     if plan.reference.content_hash != hash {
         return Err(format!(
             "the stored content recompiles to hash {}, not {hash}",

@@ -110,7 +110,11 @@ fn compare(stored: &StoredDecision, replayed: &AuditRecord, response_sha256: &[u
                 "finding {i} ({rule}): numbers differ: {}",
                 names
                     .iter()
-                    .map(|n| format!("{n} stored {} replayed {}", s.numbers[n.as_str()], r.numbers[n.as_str()]))
+                    .map(|n| format!(
+                        "{n} stored {} replayed {}",
+                        s.numbers[n.as_str()],
+                        r.numbers[n.as_str()]
+                    ))
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
@@ -145,7 +149,11 @@ impl Job for Determinism {
             }
         };
         let Some(channel) = Channel::parse(&stored.channel) else {
-            return Self::skip(acc, &stored, format!("unknown channel {:?}", stored.channel));
+            return Self::skip(
+                acc,
+                &stored,
+                format!("unknown channel {:?}", stored.channel),
+            );
         };
         acc.replayed += 1;
         let details = match crate::decide::from_stored(&stored.canonical_input) {
@@ -160,8 +168,12 @@ impl Job for Determinism {
                 let answer = crate::decide::render(&prepared, &decision);
                 let response = crate::decide::response_bytes(channel, &answer);
                 let response_sha256 = crate::audit::records::sha256(&response);
-                let record =
-                    AuditRecord::from_decision(&decision, RequestMeta::new(channel), Vec::new(), response);
+                let record = AuditRecord::from_decision(
+                    &decision,
+                    RequestMeta::new(channel),
+                    Vec::new(),
+                    response,
+                );
                 acc.findings_compared += stored.findings.len() as u64;
                 compare(&stored, &record, &response_sha256)
             }

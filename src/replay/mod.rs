@@ -346,7 +346,10 @@ mod tests {
 
     #[test]
     fn numbers_compare_by_value_and_everything_else_exactly() {
-        assert!(same_json(&json!({"a": 50, "b": [1.5]}), &json!({"a": 50.0, "b": [1.5]})));
+        assert!(same_json(
+            &json!({"a": 50, "b": [1.5]}),
+            &json!({"a": 50.0, "b": [1.5]})
+        ));
         assert!(!same_json(&json!({"a": 50}), &json!({"a": 50.0001})));
         assert!(!same_json(&json!({"a": 1}), &json!({"a": 1, "b": 2})));
         assert!(!same_json(&json!(["x"]), &json!(["y"])));

@@ -215,7 +215,11 @@ pub fn determinism(report: &DeterminismReport, format: Format) -> String {
             }
             for d in &report.differences {
                 for detail in &d.details {
-                    let _ = writeln!(out, "DIFFERS {} ({}): {detail}", d.decision_id, d.pathway_version);
+                    let _ = writeln!(
+                        out,
+                        "DIFFERS {} ({}): {detail}",
+                        d.decision_id, d.pathway_version
+                    );
                 }
             }
             if report.differing as usize > report.differences.len() {

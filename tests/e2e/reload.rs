@@ -41,7 +41,12 @@ async fn decide(http: &Http, server: &Server, mg: f64) -> Value {
     let answer = http
         .post_json(&server.url("/v1/validate"), &morphine(mg))
         .await;
-    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
     answer.json()
 }
 
@@ -69,7 +74,10 @@ async fn sighup_reloads_the_pathway_file_and_refuses_a_bad_one() {
         .unwrap();
     let http = Http::new();
     let first = decide(&http, &server, 15.0).await;
-    let hash_a = first["pathway"]["content_hash"].as_str().unwrap().to_owned();
+    let hash_a = first["pathway"]["content_hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(rules(&first).contains(&"DOSE-MME-50".to_owned()));
 
     // A pathway that fails lint: refused, recorded, the old one keeps serving.
@@ -88,7 +96,11 @@ async fn sighup_reloads_the_pathway_file_and_refuses_a_bad_one() {
         if refused == 1 {
             break;
         }
-        assert!(Instant::now() < deadline, "no refusal recorded:\n{}", server.log_text());
+        assert!(
+            Instant::now() < deadline,
+            "no refusal recorded:\n{}",
+            server.log_text()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let still = decide(&http, &server, 15.0).await;
@@ -104,7 +116,11 @@ async fn sighup_reloads_the_pathway_file_and_refuses_a_bad_one() {
         if d["pathway"]["content_hash"] != json!(hash_a) {
             break d;
         }
-        assert!(Instant::now() < deadline, "not reloaded:\n{}", server.log_text());
+        assert!(
+            Instant::now() < deadline,
+            "not reloaded:\n{}",
+            server.log_text()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(swapped["pathway"]["version"], "2026.12.0-e2e-draft");
@@ -151,9 +167,14 @@ async fn sighup_reloads_the_pathway_file_and_refuses_a_bad_one() {
     assert!(decided >= 3);
     let verified = cli(&["replay", "--verify-determinism"]);
     let out = String::from_utf8_lossy(&verified.stdout);
-    assert!(verified.status.success(), "{out}\n{}", String::from_utf8_lossy(&verified.stderr));
     assert!(
-        out.contains(&format!("{decided} replayed")) && out.contains(&format!("{decided} reproduced")),
+        verified.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    assert!(
+        out.contains(&format!("{decided} replayed"))
+            && out.contains(&format!("{decided} reproduced")),
         "{out}"
     );
 
@@ -169,7 +190,11 @@ async fn sighup_reloads_the_pathway_file_and_refuses_a_bad_one() {
         "--html",
         html.to_str().unwrap(),
     ]);
-    assert!(what_if.status.success(), "{}", String::from_utf8_lossy(&what_if.stderr));
+    assert!(
+        what_if.status.success(),
+        "{}",
+        String::from_utf8_lossy(&what_if.stderr)
+    );
     let report: Value = serde_json::from_slice(&what_if.stdout).unwrap();
     assert_eq!(report["decisions"], decided);
     // Under the shipped pathway, the one 60 MME/day decision made by the draft gains its card.
