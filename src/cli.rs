@@ -407,9 +407,15 @@ async fn serve(
     )
     .await?;
     let fhir = crate::service::fhir_client::FhirClient::new(&config.fhir);
+    // Staff routes read audit data from a replica when one is configured, and append their own
+    // events (reads, pharmacist actions) through the same writer as the decisions.
+    let reports = match &config.reports_database_url {
+        Some(url) => crate::reports::connect_read_pool(url.expose())?,
+        None => database.pool.clone(),
+    };
     let pipeline = std::sync::Arc::new(crate::pipeline::Pipeline::new(
         plan,
-        writer,
+        writer.clone(),
         database.pool.clone(),
         fhir,
     ));
@@ -417,9 +423,14 @@ async fn serve(
         pipeline.clone(),
         config.pathway.clone(),
     ));
+    let staff = crate::service::staff::StaffBackend {
+        reports,
+        audit: writer,
+        reloader: Some(reloader.clone()),
+    };
     reloader.record_startup().await;
     let sighup = tokio::spawn(crate::reload::watch_sighup(reloader.clone()));
-    let served = crate::service::run(config, pipeline).await;
+    let served = crate::service::run(config, pipeline, Some(staff)).await;
     sighup.abort();
     database.close().await;
     served.map(|()| ExitCode::SUCCESS)

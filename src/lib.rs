@@ -17,5 +17,6 @@ pub mod pathway;
 pub mod pipeline;
 pub mod reload;
 pub mod replay;
+pub mod reports;
 pub mod service;
 pub mod terminology;

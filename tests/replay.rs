@@ -730,3 +730,120 @@ async fn pathway_versions_are_append_only_and_tied_to_their_content(pool: PgPool
     assert_eq!(again.reference, plan.reference);
     w.shutdown().await;
 }
+
+const ADMIN_KEY: &str = "ogk_admin_test_5b1e9c0d7a3f4e28";
+const QUALITY_KEY: &str = "ogk_quality_test_8d2a6f1c4e7b9035";
+
+async fn post_reload(router: &axum::Router, token: Option<&str>, body: Vec<u8>) -> (u16, String, Value) {
+    use tower::ServiceExt;
+    let mut request = axum::http::Request::post("/v1/admin/pathway/reload")
+        .header("content-type", "application/json");
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let answer = router
+        .clone()
+        .oneshot(request.body(axum::body::Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let status = answer.status().as_u16();
+    let content_type = answer
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let bytes = http_body_util::BodyExt::collect(answer.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    (status, content_type, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn the_admin_route_reloads_for_admins_only_and_names_lint_errors(pool: PgPool) {
+    use orderguard::service::config::StaffApiKey;
+    use orderguard::service::staff::{Role, StaffBackend};
+    use sha2::Digest;
+    let spool = tempfile::tempdir().unwrap();
+    let (pipeline, reloader) = service(&pool, &spool, Plan::builtin()).await;
+    let mut config = orderguard::service::ServiceConfig::default();
+    config.insecure_no_auth = true;
+    let key = |name: &str, secret: &str, role: Role| StaffApiKey {
+        name: name.into(),
+        sha256: hex::encode(sha2::Sha256::digest(secret.as_bytes())),
+        roles: vec![role],
+    };
+    config.staff.api_keys = vec![
+        key("admin-console", ADMIN_KEY, Role::Admin),
+        key("quality-dashboard", QUALITY_KEY, Role::Quality),
+    ];
+    let router = orderguard::service::startup::router_with_staff(
+        &config,
+        pipeline.clone(),
+        Some(StaffBackend {
+            reports: pool.clone(),
+            audit: pipeline.writer().clone(),
+            reloader: Some(reloader.clone()),
+        }),
+        Arc::new(orderguard::service::auth::SystemClock),
+    )
+    .unwrap();
+    let before = pipeline.plan().reference.clone();
+    let draft = serde_json::to_vec(&draft_mme_90()).unwrap();
+
+    let (status, _, _) = post_reload(&router, None, draft.clone()).await;
+    assert_eq!(status, 401);
+    let (status, content_type, problem) = post_reload(&router, Some(QUALITY_KEY), draft.clone()).await;
+    assert_eq!(status, 403, "{problem}");
+    assert_eq!(content_type, "application/problem+json");
+    assert_eq!(pipeline.plan().reference, before);
+
+    let mut bad = draft_mme_90();
+    bad["rules"][0]["severity"] = json!("severe");
+    let (status, content_type, problem) =
+        post_reload(&router, Some(ADMIN_KEY), serde_json::to_vec(&bad).unwrap()).await;
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(content_type, "application/problem+json");
+    assert!(
+        problem["errors"].as_array().unwrap().iter().any(|e| e["path"] == "/rules/0/severity"),
+        "{problem:#}"
+    );
+    assert_eq!(pipeline.plan().reference, before);
+    // No file configured: an empty body has nothing to re-read.
+    let (status, _, problem) = post_reload(&router, Some(ADMIN_KEY), Vec::new()).await;
+    assert_eq!(status, 400, "{problem}");
+
+    let (status, _, answer) = post_reload(&router, Some(ADMIN_KEY), draft).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["previous"]["content_hash"], json!(before.content_hash));
+    assert_eq!(answer["current"]["version"], "2026.12.0-draft-mme90");
+    assert_eq!(answer["changed"], true);
+    assert_eq!(pipeline.plan().reference.version, "2026.12.0-draft-mme90");
+    pipeline.writer().clone().shutdown().await;
+    let loads: Vec<(String, String)> =
+        sqlx::query_as("SELECT trigger, loaded_by FROM pathway_versions ORDER BY loaded_at")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        loads,
+        vec![
+            ("startup".to_owned(), "startup".to_owned()),
+            ("admin".to_owned(), "key:admin-console".to_owned())
+        ]
+    );
+    let actors: Vec<(String, String)> = sqlx::query_as(
+        "SELECT kind, actor FROM audit_events WHERE kind LIKE 'pathway.%' ORDER BY occurred_at",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        actors,
+        vec![
+            ("pathway.reload_refused".to_owned(), "key:admin-console".to_owned()),
+            ("pathway.reload_refused".to_owned(), "key:admin-console".to_owned()),
+            ("pathway.loaded".to_owned(), "key:admin-console".to_owned()),
+        ]
+    );
+}
