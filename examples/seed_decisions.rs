@@ -54,7 +54,10 @@ fn templates() -> Vec<Vec<u8>> {
 
 fn draft() -> Value {
     let mut v: Value = serde_json::from_str(orderguard::pathway::BUILTIN_VCF).expect("shipped");
-    v["version"] = json!(format!("{}-draft-mme90", v["version"].as_str().unwrap_or("")));
+    v["version"] = json!(format!(
+        "{}-draft-mme90",
+        v["version"].as_str().unwrap_or("")
+    ));
     for rule in v["rules"].as_array_mut().expect("rules") {
         if rule["id"] == "DOSE-MME-50" {
             rule["params"] = json!({ "min_mme": 90 });
@@ -116,8 +119,12 @@ async fn main() -> anyhow::Result<()> {
     let began = std::time::Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..IN_FLIGHT {
-        let (writer, templates, plan, next) =
-            (writer.clone(), templates.clone(), plan.clone(), next.clone());
+        let (writer, templates, plan, next) = (
+            writer.clone(),
+            templates.clone(),
+            plan.clone(),
+            next.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);

@@ -734,7 +734,11 @@ async fn pathway_versions_are_append_only_and_tied_to_their_content(pool: PgPool
 const ADMIN_KEY: &str = "ogk_admin_test_5b1e9c0d7a3f4e28";
 const QUALITY_KEY: &str = "ogk_quality_test_8d2a6f1c4e7b9035";
 
-async fn post_reload(router: &axum::Router, token: Option<&str>, body: Vec<u8>) -> (u16, String, Value) {
+async fn post_reload(
+    router: &axum::Router,
+    token: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, String, Value) {
     use tower::ServiceExt;
     let mut request = axum::http::Request::post("/v1/admin/pathway/reload")
         .header("content-type", "application/json");
@@ -756,7 +760,11 @@ async fn post_reload(router: &axum::Router, token: Option<&str>, body: Vec<u8>) 
         .await
         .unwrap()
         .to_bytes();
-    (status, content_type, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        content_type,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -793,7 +801,8 @@ async fn the_admin_route_reloads_for_admins_only_and_names_lint_errors(pool: PgP
 
     let (status, _, _) = post_reload(&router, None, draft.clone()).await;
     assert_eq!(status, 401);
-    let (status, content_type, problem) = post_reload(&router, Some(QUALITY_KEY), draft.clone()).await;
+    let (status, content_type, problem) =
+        post_reload(&router, Some(QUALITY_KEY), draft.clone()).await;
     assert_eq!(status, 403, "{problem}");
     assert_eq!(content_type, "application/problem+json");
     assert_eq!(pipeline.plan().reference, before);
@@ -805,7 +814,11 @@ async fn the_admin_route_reloads_for_admins_only_and_names_lint_errors(pool: PgP
     assert_eq!(status, 400, "{problem}");
     assert_eq!(content_type, "application/problem+json");
     assert!(
-        problem["errors"].as_array().unwrap().iter().any(|e| e["path"] == "/rules/0/severity"),
+        problem["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["path"] == "/rules/0/severity"),
         "{problem:#}"
     );
     assert_eq!(pipeline.plan().reference, before);
@@ -815,7 +828,10 @@ async fn the_admin_route_reloads_for_admins_only_and_names_lint_errors(pool: PgP
 
     let (status, _, answer) = post_reload(&router, Some(ADMIN_KEY), draft).await;
     assert_eq!(status, 200, "{answer}");
-    assert_eq!(answer["previous"]["content_hash"], json!(before.content_hash));
+    assert_eq!(
+        answer["previous"]["content_hash"],
+        json!(before.content_hash)
+    );
     assert_eq!(answer["current"]["version"], "2026.12.0-draft-mme90");
     assert_eq!(answer["changed"], true);
     assert_eq!(pipeline.plan().reference.version, "2026.12.0-draft-mme90");
@@ -841,8 +857,14 @@ async fn the_admin_route_reloads_for_admins_only_and_names_lint_errors(pool: PgP
     assert_eq!(
         actors,
         vec![
-            ("pathway.reload_refused".to_owned(), "key:admin-console".to_owned()),
-            ("pathway.reload_refused".to_owned(), "key:admin-console".to_owned()),
+            (
+                "pathway.reload_refused".to_owned(),
+                "key:admin-console".to_owned()
+            ),
+            (
+                "pathway.reload_refused".to_owned(),
+                "key:admin-console".to_owned()
+            ),
             ("pathway.loaded".to_owned(), "key:admin-console".to_owned()),
         ]
     );

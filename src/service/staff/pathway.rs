@@ -29,11 +29,10 @@ async fn reload(
 ) -> Result<Response, Response> {
     identity.require(Role::Admin)?;
     let Some(reloader) = staff.reloader() else {
-        return Err(Problem::new(
-            ProblemKind::NotFound,
-            "this service has no pathway reload",
-        )
-        .into_response());
+        return Err(
+            Problem::new(ProblemKind::NotFound, "this service has no pathway reload")
+                .into_response(),
+        );
     };
     let source = if body.iter().all(u8::is_ascii_whitespace) {
         ReloadSource::ConfiguredFile
