@@ -472,9 +472,11 @@ async fn a_reload_under_load_loses_no_request_and_mixes_no_versions(pool: PgPool
     let b_json = draft_mme_90();
     let b = plan_of(&b_json);
     let (pipeline, reloader) = service(&pool, &spool, a.clone()).await;
-    let mut config = orderguard::service::ServiceConfig::default();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.insecure_no_auth = true;
+    let config = orderguard::service::ServiceConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        insecure_no_auth: true,
+        ..Default::default()
+    };
     let app = orderguard::service::Application::build(&config, pipeline.clone())
         .await
         .unwrap();
@@ -774,8 +776,10 @@ async fn the_admin_route_reloads_for_admins_only_and_names_lint_errors(pool: PgP
     use sha2::Digest;
     let spool = tempfile::tempdir().unwrap();
     let (pipeline, reloader) = service(&pool, &spool, Plan::builtin()).await;
-    let mut config = orderguard::service::ServiceConfig::default();
-    config.insecure_no_auth = true;
+    let mut config = orderguard::service::ServiceConfig {
+        insecure_no_auth: true,
+        ..Default::default()
+    };
     let key = |name: &str, secret: &str, role: Role| StaffApiKey {
         name: name.into(),
         sha256: hex::encode(sha2::Sha256::digest(secret.as_bytes())),
