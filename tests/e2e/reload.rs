@@ -65,8 +65,12 @@ async fn sighup_reloads_the_pathway_file_and_refuses_a_bad_one() {
     let data = tempfile::tempdir().unwrap();
     let file = data.path().join("pathway.json");
     std::fs::write(&file, serde_json::to_vec_pretty(&shipped()).unwrap()).unwrap();
-    let server =
-        Server::start_with(&db.url, data.path(), &["--pathway", file.to_str().unwrap()]).await;
+    let server = Server::start_with(
+        &db.url,
+        data.path(),
+        &["--pathway".as_ref(), file.as_os_str()],
+    )
+    .await;
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(2)
         .connect(&db.url)

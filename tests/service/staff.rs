@@ -432,6 +432,7 @@ fn decision(at: chrono::DateTime<Utc>, hook: &str, findings: &[(&str, Severity)]
                     summary: "s".into(),
                     detail: "d".into(),
                     numbers: Default::default(),
+                    labels: Default::default(),
                     suggestions: vec![],
                     citations: vec![],
                 })

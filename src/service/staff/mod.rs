@@ -282,6 +282,7 @@ pub fn staff_router<S: Clone + Send + Sync + 'static>(state: StaffState) -> Rout
     Router::new()
         .merge(reports::routes())
         .merge(pathway::routes())
+        .merge(crate::web::routes::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             record_refusals,
