@@ -22,8 +22,13 @@ pub fn to_vec(value: &Value) -> Vec<u8> {
 
 /// Hex SHA-256 of the canonical bytes (the pathway content hash).
 pub fn sha256_hex(value: &Value) -> String {
+    bytes_sha256_hex(&to_vec(value))
+}
+
+/// Hex SHA-256 of bytes already canonical (a stored pathway's content).
+pub fn bytes_sha256_hex(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(to_vec(value)))
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// Parses JSON text and returns its canonical bytes.

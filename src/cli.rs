@@ -78,6 +78,11 @@ enum Command {
         #[command(subcommand)]
         command: DemoCommand,
     },
+    /// Replay stored decisions: what a draft pathway would have said about them (what-if), or,
+    /// with --verify-determinism, that the version which decided each one reproduces it exactly
+    /// (exit 1 on any difference). Writes nothing to the decision tables; the run is recorded as
+    /// one audit event.
+    Replay(ReplayArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -124,6 +129,45 @@ struct ReportArgs {
     db: DbArgs,
 }
 
+#[derive(Debug, clap::Args)]
+struct ReplayArgs {
+    /// The draft pathway to replay under (what-if).
+    #[arg(
+        long,
+        required_unless_present = "verify_determinism",
+        conflicts_with = "verify_determinism"
+    )]
+    pathway: Option<PathBuf>,
+    /// Replay each decision under its own recorded pathway version and report any difference.
+    #[arg(long)]
+    verify_determinism: bool,
+    /// Decisions evaluated at or after this time (RFC 3339, or a date = its midnight UTC).
+    #[arg(long, value_parser = parse_time)]
+    from: Option<DateTime<Utc>>,
+    /// Decisions evaluated before this time.
+    #[arg(long, value_parser = parse_time)]
+    to: Option<DateTime<Utc>>,
+    /// Report this rule only (what-if).
+    #[arg(long, conflicts_with = "verify_determinism")]
+    rule: Option<String>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: crate::replay::output::Format,
+    /// Also write a self-contained HTML page with a before/after chart per rule (what-if).
+    #[arg(long, conflicts_with = "verify_determinism")]
+    html: Option<PathBuf>,
+    /// Also write every card change (decision id, rule, order ref, kind, severities) as CSV.
+    #[arg(long, conflicts_with = "verify_determinism")]
+    changes: Option<PathBuf>,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Who runs the replay, as recorded in the audit event (default: cli:$USER).
+    #[arg(long, env = "ORDERGUARD_ACTOR")]
+    actor: Option<String>,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum ReportFormat {
     Table,
@@ -148,6 +192,16 @@ enum DemoCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+}
+
+/// RFC 3339, or a bare date meaning its midnight UTC.
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
+        .map_err(|_| format!("{s:?}: expected an RFC 3339 time or a YYYY-MM-DD date"))
 }
 
 /// Where the audit database is: `DATABASE_URL`, else a private cluster under `--data-dir`.
@@ -242,6 +296,7 @@ pub fn main() -> ExitCode {
                     db,
                 },
         } => run_async(demo_seed(decisions, days, seed, db)),
+        Command::Replay(args) => run_async(replay(args)),
     }
 }
 
@@ -539,7 +594,11 @@ fn check(
     let now = now.or(prepared.requested_time).unwrap_or_else(Utc::now);
     let decision = crate::decide::decide(&plan, &mut prepared, now, uuid::Uuid::now_v7());
     let answer = crate::decide::render(&prepared, &decision);
-    let text = serde_json::to_string_pretty(&answer).expect("JSON values always serialize");
+    let text = String::from_utf8(crate::decide::response_bytes(
+        crate::audit::Channel::Cli,
+        &answer,
+    ))
+    .expect("JSON is UTF-8");
     if let Some(db) = audit {
         // Recorded before it is printed: the CLI keeps the service's promise too.
         let meta = crate::audit::RequestMeta {
@@ -651,17 +710,25 @@ async fn serve(
         Some(url) => crate::reports::connect_read_pool(url.expose())?,
         None => database.pool.clone(),
     };
-    let staff = crate::service::staff::StaffBackend {
-        reports,
-        audit: writer.clone(),
-    };
     let pipeline = std::sync::Arc::new(crate::pipeline::Pipeline::new(
         plan,
-        writer,
+        writer.clone(),
         database.pool.clone(),
         fhir,
     ));
+    let reloader = std::sync::Arc::new(crate::reload::Reloader::new(
+        pipeline.clone(),
+        config.pathway.clone(),
+    ));
+    let staff = crate::service::staff::StaffBackend {
+        reports,
+        audit: writer,
+        reloader: Some(reloader.clone()),
+    };
+    reloader.record_startup().await;
+    let sighup = tokio::spawn(crate::reload::watch_sighup(reloader.clone()));
     let served = crate::service::run(config, pipeline, Some(staff)).await;
+    sighup.abort();
     database.close().await;
     served.map(|()| ExitCode::SUCCESS)
 }
@@ -715,4 +782,166 @@ async fn checkpoint(out: Option<PathBuf>, db: DbArgs) -> anyhow::Result<ExitCode
         None => println!("{text}"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    use crate::replay::{self, RunOptions, Window, output};
+    use anyhow::Context;
+    use std::sync::Arc;
+    let window = Window {
+        from: args.from,
+        to: args.to,
+    };
+    if let (Some(from), Some(to)) = (window.from, window.to)
+        && from >= to
+    {
+        anyhow::bail!("--from {from} is not before --to {to}");
+    }
+    // The draft first: a pathway that fails lint is refused before any database work.
+    let draft = match &args.pathway {
+        Some(path) => match pathway::Plan::from_path(path) {
+            Ok(plan) => Some(Arc::new(plan)),
+            Err(error) => {
+                for problem in error.lint_errors() {
+                    eprintln!("{}: {problem}", path.display());
+                }
+                return Ok(ExitCode::from(2));
+            }
+        },
+        None => None,
+    };
+    let database = Database::open(&args.db).await?;
+    let options = RunOptions {
+        workers: args.jobs.unwrap_or_else(|| RunOptions::default().workers),
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        ..RunOptions::default()
+    };
+    let actor = args.actor.clone().unwrap_or_else(|| {
+        format!(
+            "cli:{}",
+            std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+        )
+    });
+    let outcome = async {
+        let (text, event, code, html, changes) = match draft {
+            Some(draft) => {
+                let job = Arc::new(replay::whatif::WhatIf {
+                    draft,
+                    rule: args.rule.clone(),
+                    collect_changes: args.changes.is_some(),
+                });
+                let (acc, stats) =
+                    replay::run(&database.pool, &window, job.clone(), &options).await?;
+                let report = job.report(window, acc, stats);
+                let mut summary = serde_json::to_value(&report)?;
+                // The event keeps the counts, not the example ids of every rule.
+                if let Some(rules) = summary.get_mut("rules").and_then(|r| r.as_array_mut()) {
+                    for rule in rules {
+                        if let Some(obj) = rule.as_object_mut() {
+                            obj.remove("examples");
+                        }
+                    }
+                }
+                let changes = args.changes.as_ref().map(|_| {
+                    let mut w = csv::Writer::from_writer(Vec::new());
+                    for c in &report.changes {
+                        let _ = w.serialize(ChangeRow::from(c));
+                    }
+                    w.into_inner().unwrap_or_default()
+                });
+                (
+                    output::what_if(&report, args.format),
+                    ("replay.what_if", summary),
+                    ExitCode::SUCCESS,
+                    args.html.as_ref().map(|_| output::what_if_html(&report)),
+                    changes,
+                )
+            }
+            None => {
+                let plans = crate::audit::known_plans(&database.pool).await?;
+                let job = Arc::new(replay::determinism::Determinism { plans });
+                let (acc, stats) = replay::run(
+                    &database.pool,
+                    &window,
+                    job.clone(),
+                    &RunOptions {
+                        label: "verifying",
+                        ..options.clone()
+                    },
+                )
+                .await?;
+                let report = job.report(window, acc, stats);
+                let mut summary = serde_json::to_value(&report)?;
+                if let Some(obj) = summary.as_object_mut() {
+                    obj.insert(
+                        "differences".into(),
+                        serde_json::json!(report.differences.iter().take(20).collect::<Vec<_>>()),
+                    );
+                }
+                let code = if report.is_clean() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                };
+                (
+                    output::determinism(&report, args.format),
+                    ("replay.verify_determinism", summary),
+                    code,
+                    None,
+                    None,
+                )
+            }
+        };
+        // Recorded before anything is written out, like every other answer orderguard gives.
+        crate::audit::record_one_event(
+            &database.pool,
+            args.db.data_dir.join("spool"),
+            crate::audit::EventRecord {
+                kind: event.0.into(),
+                actor: actor.clone(),
+                decision_id: None,
+                payload: event.1,
+            },
+        )
+        .await
+        .context("recording the replay run in the audit log")?;
+        if let (Some(path), Some(html)) = (&args.html, html) {
+            std::fs::write(path, html).with_context(|| format!("{}", path.display()))?;
+        }
+        if let (Some(path), Some(changes)) = (&args.changes, changes) {
+            std::fs::write(path, changes).with_context(|| format!("{}", path.display()))?;
+        }
+        use std::io::Write;
+        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        Ok::<_, anyhow::Error>(code)
+    }
+    .await;
+    database.close().await;
+    outcome
+}
+
+/// One line of `replay --changes FILE`.
+#[derive(serde::Serialize)]
+struct ChangeRow<'a> {
+    decision_id: uuid::Uuid,
+    evaluated_at: DateTime<Utc>,
+    rule_id: &'a str,
+    order_ref: Option<&'a str>,
+    change: crate::replay::whatif::ChangeKind,
+    old_severity: Option<&'static str>,
+    new_severity: Option<&'static str>,
+}
+
+impl<'a> From<&'a crate::replay::whatif::DecisionChange> for ChangeRow<'a> {
+    fn from(c: &'a crate::replay::whatif::DecisionChange) -> Self {
+        ChangeRow {
+            decision_id: c.decision_id,
+            evaluated_at: c.evaluated_at,
+            rule_id: &c.change.rule_id,
+            order_ref: c.change.order_ref.as_deref(),
+            change: c.change.kind,
+            old_severity: c.change.old.map(|s| s.as_str()),
+            new_severity: c.change.new.map(|s| s.as_str()),
+        }
+    }
 }

@@ -42,6 +42,14 @@ pub fn prepare(bytes: &[u8]) -> Result<Prepared, AdapterError> {
     prepare_value(value)
 }
 
+/// Reads a stored decision's input (`decisions.canonical_input`) back into what the engine
+/// evaluates. The ONE place that knows what the audit log stores as input: replay and the
+/// determinism check go through it and nothing else, so whoever changes what is stored changes
+/// this function too (INTERFACES.md, "Stored input").
+pub fn from_stored(canonical_input: &[u8]) -> Result<Prepared, AdapterError> {
+    prepare(canonical_input)
+}
+
 fn envelope(kind: InputKind, t: Translated) -> Prepared {
     Prepared {
         kind,
@@ -102,13 +110,17 @@ pub fn prepare_cds_hooks(mut request: CdsHooksRequest) -> Result<Prepared, Adapt
     })
 }
 
-/// Evaluates a prepared request under `plan` at `now`.
+/// Evaluates a prepared request under `plan` at `now`, truncated to the microsecond: the
+/// precision PostgreSQL keeps `evaluated_at` at, so that a replay at the stored time evaluates
+/// at exactly the time the decision did (and renders the same `evaluated_at`).
 pub fn decide(
     plan: &Plan,
     prepared: &mut Prepared,
     now: DateTime<Utc>,
     decision_id: Uuid,
 ) -> Decision {
+    use chrono::SubsecRound;
+    let now = now.trunc_subsecs(6);
     prepared.input.now = now;
     Decision {
         decision_id,
@@ -124,4 +136,18 @@ pub fn render(prepared: &Prepared, decision: &Decision) -> Value {
         InputKind::CdsHooks => crate::cards::render(decision, prepared.draft_orders.as_ref()),
         InputKind::Native => serde_json::to_value(decision).expect("a decision always serializes"),
     }
+}
+
+/// The answer's bytes as its channel sends them and the audit log stores them (their SHA-256 is
+/// `decisions.response_sha256`): compact JSON over HTTP, pretty-printed from the CLI. Shared by
+/// the service, the CLI and the determinism check, so a replayed answer is spelt the same way.
+pub fn response_bytes(channel: crate::audit::Channel, answer: &Value) -> Vec<u8> {
+    match channel {
+        crate::audit::Channel::Cli => serde_json::to_string_pretty(answer),
+        crate::audit::Channel::CdsHooks | crate::audit::Channel::Native => {
+            serde_json::to_string(answer)
+        }
+    }
+    .expect("JSON values always serialize")
+    .into_bytes()
 }

@@ -18,6 +18,8 @@ pub mod engine;
 pub mod pathway;
 pub mod pharmacy;
 pub mod pipeline;
+pub mod reload;
+pub mod replay;
 pub mod reports;
 pub mod service;
 pub mod terminology;

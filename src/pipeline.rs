@@ -54,6 +54,11 @@ impl Pipeline {
         &self.writer
     }
 
+    /// The audit database.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     async fn decide_and_record(
         &self,
         mut prepared: Prepared,
@@ -67,7 +72,7 @@ impl Pipeline {
         let now = chrono::SubsecRound::trunc_subsecs(now, 6);
         let decision = decide::decide(&plan, &mut prepared, now, Uuid::now_v7());
         let answer = decide::render(&prepared, &decision);
-        let response = serde_json::to_vec(&answer).map_err(|_| PipelineError::Internal)?;
+        let response = decide::response_bytes(channel, &answer);
         let meta = RequestMeta {
             channel,
             hook: prepared.hook.take(),

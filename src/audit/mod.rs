@@ -14,6 +14,7 @@ pub mod chain;
 pub mod embedded;
 pub mod records;
 pub mod spool;
+pub mod versions;
 pub mod writer;
 
 pub use chain::{
@@ -24,6 +25,7 @@ pub use records::{
     AuditRecord, Channel, EventRecord, FeedbackOutcome, FeedbackRecord, FindingRecord,
     RejectionRecord, RequestMeta,
 };
+pub use versions::{LoadTrigger, StoredVersion, known_plans, list_versions, record_version};
 pub use writer::{AuditWriter, Durability, WriterConfig, WriterHealth};
 
 use chrono::{DateTime, Utc};
@@ -109,10 +111,36 @@ pub async fn record_one(
     spool_dir: std::path::PathBuf,
     record: AuditRecord,
 ) -> Result<Durability, AuditError> {
+    with_one_writer(pool, spool_dir, |w| async move { w.record(record).await }).await
+}
+
+/// Records one event durably and stops (the CLI's `replay` records its run this way).
+pub async fn record_one_event(
+    pool: &PgPool,
+    spool_dir: std::path::PathBuf,
+    event: EventRecord,
+) -> Result<Durability, AuditError> {
+    with_one_writer(
+        pool,
+        spool_dir,
+        |w| async move { w.record_event(event).await },
+    )
+    .await
+}
+
+async fn with_one_writer<F, Fut>(
+    pool: &PgPool,
+    spool_dir: std::path::PathBuf,
+    write: F,
+) -> Result<Durability, AuditError>
+where
+    F: FnOnce(AuditWriter) -> Fut,
+    Fut: std::future::Future<Output = Result<Durability, AuditError>>,
+{
     let mut config = WriterConfig::new(spool_dir);
     config.lanes = 1;
     let writer = AuditWriter::start(pool.clone(), config).await?;
-    let result = writer.record(record).await;
+    let result = write(writer.clone()).await;
     writer.shutdown().await;
     result
 }

@@ -105,6 +105,9 @@ pub struct Plan {
     pub value_sets: Vec<ValueSet>,
     value_set_index: HashMap<String, usize>,
     pub document: PathwayDocument,
+    /// The pathway's canonical JSON bytes, the ones `reference.content_hash` is computed over:
+    /// what `pathway_versions.content` stores, so the plan can be rebuilt exactly.
+    pub content: Arc<[u8]>,
 }
 
 /// Handle to a value set inside a plan, resolved at compile time.
@@ -152,14 +155,15 @@ impl Plan {
         if !schema_errors.is_empty() {
             return Err(PathwayError::Invalid(schema_errors));
         }
-        let content_hash = crate::canonical::sha256_hex(&value);
+        let content = crate::canonical::to_vec(&value);
+        let content_hash = crate::canonical::bytes_sha256_hex(&content);
         let document: PathwayDocument = serde_json::from_value(value).map_err(|e| {
             PathwayError::Invalid(vec![LintError {
                 path: String::new(),
                 message: e.to_string(),
             }])
         })?;
-        compile(document, content_hash)
+        compile(document, content_hash, content.into())
     }
 
     pub fn value_set(&self, id: ValueSetId) -> &ValueSet {
@@ -204,7 +208,11 @@ impl CompileContext<'_> {
     }
 }
 
-fn compile(document: PathwayDocument, content_hash: String) -> Result<Plan, PathwayError> {
+fn compile(
+    document: PathwayDocument,
+    content_hash: String,
+    content: Arc<[u8]>,
+) -> Result<Plan, PathwayError> {
     let mut errors = Vec::new();
     let value_sets: Vec<ValueSet> = document
         .value_sets
@@ -319,6 +327,7 @@ fn compile(document: PathwayDocument, content_hash: String) -> Result<Plan, Path
         value_sets,
         value_set_index,
         document,
+        content,
     })
 }
 

@@ -9,4 +9,5 @@ mod cds_hooks;
 mod conformance;
 mod crash;
 mod native;
+mod reload;
 mod support;

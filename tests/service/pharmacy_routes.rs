@@ -61,6 +61,7 @@ async fn app(pool: &PgPool) -> App {
         Some(StaffBackend {
             reports: pool.clone(),
             audit: writer.clone(),
+            reloader: None,
         }),
         Arc::new(SystemClock),
     )

@@ -84,6 +84,7 @@ async fn staff_app(pool: &PgPool) -> StaffApp {
         Some(StaffBackend {
             reports: pool.clone(),
             audit: writer.clone(),
+            reloader: None,
         }),
         Arc::new(FixedClock::at(NOW)),
     )

@@ -37,6 +37,7 @@
 //! [`crate::service::startup`], and the refusal recording from [`staff_router`].
 
 mod identity;
+pub mod pathway;
 pub mod reports;
 
 use std::sync::Arc;
@@ -194,6 +195,8 @@ pub struct StaffBackend {
     /// The service's audit writer (the same one the decision pipeline uses), for the
     /// `staff.read` events and for staff actions.
     pub audit: AuditWriter,
+    /// The pathway reload behind `POST /v1/admin/pathway/reload` (absent: the route is 404).
+    pub reloader: Option<Arc<crate::reload::Reloader>>,
 }
 
 /// The state every staff route gets. Cheap to clone.
@@ -206,6 +209,7 @@ struct Inner {
     auth: StaffAuthenticator,
     reports: PgPool,
     audit: AuditWriter,
+    reloader: Option<Arc<crate::reload::Reloader>>,
 }
 
 impl StaffState {
@@ -219,6 +223,7 @@ impl StaffState {
                 auth: StaffAuthenticator::new(settings, clock)?,
                 reports: backend.reports,
                 audit: backend.audit,
+                reloader: backend.reloader,
             }),
         })
     }
@@ -231,6 +236,11 @@ impl StaffState {
     /// The audit writer, to append events (never to UPDATE anything).
     pub fn audit(&self) -> &AuditWriter {
         &self.inner.audit
+    }
+
+    /// The service's pathway reload, when it has one.
+    pub fn reloader(&self) -> Option<&Arc<crate::reload::Reloader>> {
+        self.inner.reloader.as_ref()
     }
 
     /// Records that `who` read audit data through `route`; `what` says which (report name,
@@ -271,6 +281,7 @@ impl StaffState {
 pub fn staff_router<S: Clone + Send + Sync + 'static>(state: StaffState) -> Router<S> {
     Router::new()
         .merge(reports::routes())
+        .merge(pathway::routes())
         .merge(crate::web::routes::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
