@@ -8,5 +8,7 @@ mod fhir_client;
 mod handlers;
 mod jwt;
 mod logs;
+mod pharmacy_routes;
 mod shutdown;
+mod staff;
 mod support;
