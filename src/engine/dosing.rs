@@ -3,8 +3,9 @@
 //! maximum frequency over the shortest period, an as-needed order at its maximum), and the
 //! morphine milligram equivalents (MME) of opioids with the CDC 2022 factors.
 //!
-//! Every amount carries its explanation ("800 mg × 4/day = 3200 mg/day") because a pharmacist
-//! must be able to redo the sum from the card. Whatever cannot be read is returned as
+//! Every amount can explain itself ("800 mg × 4/day = 3200 mg/day") because a pharmacist must
+//! be able to redo the sum from the card; the sentence is written only for the amounts a card
+//! shows, from the parts kept with the amount. Whatever cannot be read is returned as
 //! [`DailyDose::Unreadable`] naming the field: a dose the engine could not compute is a dose it
 //! did not check, and the card must say so rather than pass silently.
 //!
@@ -14,7 +15,7 @@
 //! mcg/h (no frequency: a patch delivers its rate whatever its change interval).
 
 use crate::domain::units::format_number;
-use crate::domain::{Dose, DoseForm, DoseUnit, Field, MedicationOrder};
+use crate::domain::{Dose, DoseForm, DoseUnit, Field, Frequency, MedicationOrder};
 use crate::terminology::{
     Component, DrugClass, DrugMatch, Ingredient, IngredientId, LimitUnit, MmeFactor, Strength,
     StrengthUnit, Terminology,
@@ -57,8 +58,201 @@ pub struct DailyAmount {
     pub ingredient: IngredientId,
     pub amount: f64,
     pub unit: DailyUnit,
+    /// How the amount was computed, kept as its parts: most amounts never reach a card, so
+    /// the sentence is written only when one does ([`DailyAmount::explanation`]).
+    how: Explanation,
+}
+
+impl DailyAmount {
     /// How the amount was computed, e.g. "800 mg × 4/day = 3200 mg/day".
-    pub explanation: String,
+    pub fn explanation(&self, t: &Terminology) -> String {
+        let e = &self.how;
+        let mut out = String::with_capacity(64);
+        e.per_admin.write(&mut out);
+        match e.schedule {
+            // A patch: its rate, whatever its change interval.
+            None => {
+                e.write_range(&mut out);
+                out.push_str(" = ");
+                out.push_str(&format_number(self.amount));
+                out.push_str(" mcg/h");
+            }
+            Some(Schedule {
+                frequency,
+                per_day,
+                as_needed,
+            }) => {
+                e.conversion
+                    .write(&mut out, &t.ingredient(self.ingredient).name);
+                e.write_range(&mut out);
+                out.push(' ');
+                if per_day < 1.0 {
+                    // Weekly, monthly, yearly: "every 7 days" reads better than "× 0.14/day".
+                    out.push_str("every ");
+                    out.push_str(&format_number(frequency.min_interval_days()));
+                    out.push_str(" days");
+                } else {
+                    out.push_str("× ");
+                    out.push_str(&frequency.describe());
+                }
+                if as_needed {
+                    out.push_str(" (as needed, counted at its maximum)");
+                }
+                out.push_str(" = ");
+                out.push_str(&format_number(self.amount));
+                out.push(' ');
+                out.push_str(self.unit.per_day_symbol());
+            }
+        }
+        out
+    }
+}
+
+/// The parts of a daily amount's explanation (all plain values: nothing is formatted until a
+/// card needs the sentence).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Explanation {
+    per_admin: How,
+    conversion: Conversion,
+    /// A dose range: its low and high values and the high end's unit.
+    range: Option<(f64, f64, DoseUnit)>,
+    /// `None` for a patch rate, which no frequency multiplies.
+    schedule: Option<Schedule>,
+}
+
+impl Explanation {
+    /// " (high end of 1–2 tablets)".
+    fn write_range(&self, out: &mut String) {
+        if let Some((low, high, unit)) = self.range {
+            out.push_str(" (high end of ");
+            out.push_str(&format_number(low));
+            out.push('–');
+            out.push_str(&format_number(high));
+            out.push(' ');
+            match unit {
+                DoseUnit::Count(form) => out.push_str(&count_word(form, high)),
+                unit => out.push_str(unit.symbol()),
+            }
+            out.push(')');
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Schedule {
+    frequency: Frequency,
+    per_day: f64,
+    as_needed: bool,
+}
+
+/// What one administration is, as the explanation names it ("2 tablets × 325 mg").
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum How {
+    /// "800 mg"
+    Mass(f64, DoseUnit),
+    /// "1000 IU"
+    InternationalUnits(f64),
+    /// "75 mcg/h"
+    Rate(f64),
+    /// "50 mL × 1 mg/mL"
+    Millilitres(f64, f64, StrengthUnit),
+    /// "2 tablets × 325 mg"
+    Count(f64, DoseForm, f64, StrengthUnit),
+    /// "1 patch × 75 mcg/h"
+    CountRate(f64, DoseForm, f64),
+    /// "1 × 1 mL × 60 mg/mL"
+    CountVolume(f64, f64, f64, StrengthUnit),
+}
+
+impl How {
+    fn write(&self, out: &mut String) {
+        let push_n = |out: &mut String, n: f64| out.push_str(&format_number(n));
+        match *self {
+            How::Mass(n, unit) => {
+                push_n(out, n);
+                out.push(' ');
+                out.push_str(unit.symbol());
+            }
+            How::InternationalUnits(n) => {
+                push_n(out, n);
+                out.push_str(" IU");
+            }
+            How::Rate(n) => {
+                push_n(out, n);
+                out.push_str(" mcg/h");
+            }
+            How::Millilitres(n, amount, unit) => {
+                push_n(out, n);
+                out.push_str(" mL × ");
+                push_n(out, amount);
+                out.push(' ');
+                out.push_str(strength_symbol(unit));
+                out.push_str("/mL");
+            }
+            How::Count(n, form, amount, unit) => {
+                push_n(out, n);
+                out.push(' ');
+                out.push_str(&count_word(form, n));
+                out.push_str(" × ");
+                push_n(out, amount);
+                out.push(' ');
+                out.push_str(strength_symbol(unit));
+            }
+            How::CountRate(n, form, micrograms) => {
+                push_n(out, n);
+                out.push(' ');
+                out.push_str(&count_word(form, n));
+                out.push_str(" × ");
+                push_n(out, micrograms);
+                out.push_str(" mcg/h");
+            }
+            How::CountVolume(n, volume, amount, unit) => {
+                push_n(out, n);
+                out.push_str(" × ");
+                push_n(out, volume);
+                out.push_str(" mL × ");
+                push_n(out, amount);
+                out.push(' ');
+                out.push_str(strength_symbol(unit));
+                out.push_str("/mL");
+            }
+        }
+    }
+}
+
+/// The conversion to the unit the ingredient is checked in, as the explanation names it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Conversion {
+    None,
+    /// " = 25 mcg × 40 IU/mcg": milligrams and IU per microgram.
+    VitaminD(f64, f64),
+    /// " calcium carbonate × 40% elemental"
+    CalciumSalt(f64),
+    /// " elemental"
+    Elemental,
+}
+
+impl Conversion {
+    fn write(&self, out: &mut String, ingredient_name: &str) {
+        match *self {
+            Conversion::None => {}
+            Conversion::VitaminD(mg, iu_per_mcg) => {
+                out.push_str(" = ");
+                out.push_str(&format_number(mg * 1000.0));
+                out.push_str(" mcg × ");
+                out.push_str(&format_number(iu_per_mcg));
+                out.push_str(" IU/mcg");
+            }
+            Conversion::CalciumSalt(fraction) => {
+                out.push(' ');
+                out.push_str(ingredient_name);
+                out.push_str(" × ");
+                out.push_str(&format_number(fraction * 100.0));
+                out.push_str("% elemental");
+            }
+            Conversion::Elemental => out.push_str(" elemental"),
+        }
+    }
 }
 
 /// The outcome for one ingredient of an order.
@@ -140,17 +334,9 @@ fn daily_dose(
     };
     let amount = dose.max();
     let (per_admin, how) = per_administration(amount.value(), amount.unit(), drug, component, t)?;
-    let range_note = match dose {
-        Dose::Range { low, high } => format!(
-            " (high end of {}–{} {})",
-            format_number(low.value()),
-            format_number(high.value()),
-            match high.unit() {
-                DoseUnit::Count(form) => count_word(form, high.value()),
-                unit => unit.symbol().to_owned(),
-            }
-        ),
-        Dose::Fixed { .. } => String::new(),
+    let range = match dose {
+        Dose::Range { low, high } => Some((low.value(), high.value(), high.unit())),
+        Dose::Fixed { .. } => None,
     };
 
     if let PerAdministration::MicrogramsPerHour(rate) = per_admin {
@@ -159,7 +345,12 @@ fn daily_dose(
             ingredient: component.ingredient,
             amount: rate,
             unit: DailyUnit::MicrogramPerHour,
-            explanation: format!("{how}{range_note} = {} mcg/h", format_number(rate)),
+            how: Explanation {
+                per_admin: how,
+                conversion: Conversion::None,
+                range,
+                schedule: None,
+            },
         });
     }
 
@@ -177,43 +368,34 @@ fn daily_dose(
     let per_day = frequency.max_per_day();
     let (value, unit, conversion) = convert(per_admin, ingredient, component)?;
     let daily = value * per_day;
-    let prn = if order.as_needed {
-        " (as needed, counted at its maximum)"
-    } else {
-        ""
-    };
     Ok(DailyAmount {
         ingredient: component.ingredient,
         amount: daily,
         unit,
-        explanation: format!(
-            "{how}{conversion}{range_note} {}{prn} = {} {}",
-            if per_day < 1.0 {
-                // Weekly, monthly, yearly: "every 7 days" reads better than "× 0.14/day".
-                format!(
-                    "every {} days",
-                    format_number(frequency.min_interval_days())
-                )
-            } else {
-                format!("× {}", frequency.describe())
-            },
-            format_number(daily),
-            unit.per_day_symbol()
-        ),
+        how: Explanation {
+            per_admin: how,
+            conversion,
+            range,
+            schedule: Some(Schedule {
+                frequency,
+                per_day,
+                as_needed: order.as_needed,
+            }),
+        },
     })
 }
 
-/// What one administration of `value` `unit` delivers of the component's ingredient, with a
-/// human description ("2 tablet × 325 mg").
+/// What one administration of `value` `unit` delivers of the component's ingredient, with the
+/// parts of its description ("2 tablets × 325 mg").
 fn per_administration(
     value: f64,
     unit: DoseUnit,
     drug: &DrugMatch,
     component: &Component,
     t: &Terminology,
-) -> Result<(PerAdministration, String), Problem> {
+) -> Result<(PerAdministration, How), Problem> {
     let ingredient = t.ingredient(component.ingredient);
-    let n = format_number(value);
+    let n = value;
     match unit {
         DoseUnit::Milligram | DoseUnit::Gram | DoseUnit::Microgram => {
             // A mass names one ingredient; in a combination it is ambiguous (10 mg of which?).
@@ -226,7 +408,7 @@ fn per_administration(
                 ));
             }
             let mg = value * unit.milligrams_per_unit().unwrap_or(1.0);
-            Ok((PerAdministration::Milligrams(mg), format!("{n} {unit}")))
+            Ok((PerAdministration::Milligrams(mg), How::Mass(n, unit)))
         }
         DoseUnit::InternationalUnit => {
             if drug.components.len() > 1 {
@@ -237,7 +419,7 @@ fn per_administration(
             }
             Ok((
                 PerAdministration::InternationalUnits(value),
-                format!("{n} IU"),
+                How::InternationalUnits(n),
             ))
         }
         DoseUnit::MicrogramPerHour => {
@@ -253,10 +435,7 @@ fn per_administration(
                     ),
                 ));
             }
-            Ok((
-                PerAdministration::MicrogramsPerHour(value),
-                format!("{n} mcg/h"),
-            ))
+            Ok((PerAdministration::MicrogramsPerHour(value), How::Rate(n)))
         }
         DoseUnit::Millilitre => match component.strength {
             Some(Strength::PerMillilitre {
@@ -265,11 +444,7 @@ fn per_administration(
                 ..
             }) => Ok((
                 strength_amount(amount * value, s_unit),
-                format!(
-                    "{n} mL × {} {}/mL",
-                    format_number(amount),
-                    strength_symbol(s_unit)
-                ),
+                How::Millilitres(n, amount, s_unit),
             )),
             _ => Err(problem(
                 "dose.unit",
@@ -279,54 +454,36 @@ fn per_administration(
                 ),
             )),
         },
-        DoseUnit::Count(form) => {
-            let form_word = count_word(form, value);
-            match component.strength {
-                Some(Strength::PerUnit {
-                    amount,
-                    unit: s_unit,
-                }) => {
-                    let per = strength_amount(amount * value, s_unit);
-                    Ok((
-                        per,
-                        format!(
-                            "{n} {form_word} × {} {}",
-                            format_number(amount),
-                            strength_symbol(s_unit)
-                        ),
-                    ))
-                }
-                Some(Strength::PerHour { micrograms }) => Ok((
-                    PerAdministration::MicrogramsPerHour(micrograms * value),
-                    format!("{n} {form_word} × {} mcg/h", format_number(micrograms)),
-                )),
-                // A prefilled syringe or a fixed-volume bag: one unit is its whole volume.
-                Some(Strength::PerMillilitre {
-                    amount,
-                    unit: s_unit,
-                    volume_ml: Some(volume),
-                }) if matches!(form, DoseForm::Each) || drug.form.is_some() => {
-                    let per = strength_amount(amount * volume * value, s_unit);
-                    Ok((
-                        per,
-                        format!(
-                            "{n} × {} mL × {} {}/mL",
-                            format_number(volume),
-                            format_number(amount),
-                            strength_symbol(s_unit)
-                        ),
-                    ))
-                }
-                _ => Err(problem(
-                    "dose.unit",
-                    format!(
-                        "a dose in {} needs the product strength, and none is known for {}",
-                        count_word(form, 2.0),
-                        ingredient.name
-                    ),
-                )),
-            }
-        }
+        DoseUnit::Count(form) => match component.strength {
+            Some(Strength::PerUnit {
+                amount,
+                unit: s_unit,
+            }) => Ok((
+                strength_amount(amount * value, s_unit),
+                How::Count(n, form, amount, s_unit),
+            )),
+            Some(Strength::PerHour { micrograms }) => Ok((
+                PerAdministration::MicrogramsPerHour(micrograms * value),
+                How::CountRate(n, form, micrograms),
+            )),
+            // A prefilled syringe or a fixed-volume bag: one unit is its whole volume.
+            Some(Strength::PerMillilitre {
+                amount,
+                unit: s_unit,
+                volume_ml: Some(volume),
+            }) if matches!(form, DoseForm::Each) || drug.form.is_some() => Ok((
+                strength_amount(amount * volume * value, s_unit),
+                How::CountVolume(n, volume, amount, s_unit),
+            )),
+            _ => Err(problem(
+                "dose.unit",
+                format!(
+                    "a dose in {} needs the product strength, and none is known for {}",
+                    count_word(form, 2.0),
+                    ingredient.name
+                ),
+            )),
+        },
     }
 }
 
@@ -360,28 +517,24 @@ fn strength_symbol(unit: StrengthUnit) -> &'static str {
     }
 }
 
-/// Converts one administration to the unit the ingredient is checked in, with a note on the
-/// conversion for the explanation (" × 40% elemental").
+/// Converts one administration to the unit the ingredient is checked in, with the conversion
+/// the explanation names (" × 40% elemental").
 fn convert(
     per_admin: PerAdministration,
     ingredient: &Ingredient,
     component: &Component,
-) -> Result<(f64, DailyUnit, String), Problem> {
+) -> Result<(f64, DailyUnit, Conversion), Problem> {
     let name = &ingredient.name;
     if let Some(iu_per_mcg) = ingredient.iu_per_microgram {
         // Vitamin D: IU, 40 IU per microgram.
         return match per_admin {
             PerAdministration::InternationalUnits(iu) => {
-                Ok((iu, DailyUnit::InternationalUnit, String::new()))
+                Ok((iu, DailyUnit::InternationalUnit, Conversion::None))
             }
             PerAdministration::Milligrams(mg) => Ok((
                 mg * 1000.0 * iu_per_mcg,
                 DailyUnit::InternationalUnit,
-                format!(
-                    " = {} mcg × {} IU/mcg",
-                    format_number(mg * 1000.0),
-                    format_number(iu_per_mcg)
-                ),
+                Conversion::VitaminD(mg, iu_per_mcg),
             )),
             PerAdministration::MicrogramsPerHour(_) => Err(problem(
                 "dose.unit",
@@ -395,9 +548,9 @@ fn convert(
                 Some(fraction) if !component.elemental => Ok((
                     mg * fraction,
                     DailyUnit::MilligramElemental,
-                    format!(" {name} × {}% elemental", format_number(fraction * 100.0)),
+                    Conversion::CalciumSalt(fraction),
                 )),
-                _ => Ok((mg, DailyUnit::MilligramElemental, " elemental".to_owned())),
+                _ => Ok((mg, DailyUnit::MilligramElemental, Conversion::Elemental)),
             },
             _ => Err(problem(
                 "dose.unit",
@@ -410,10 +563,10 @@ fn convert(
         .is_some_and(|l| l.unit == LimitUnit::InternationalUnit);
     match per_admin {
         PerAdministration::InternationalUnits(iu) if iu_limited => {
-            Ok((iu, DailyUnit::InternationalUnit, String::new()))
+            Ok((iu, DailyUnit::InternationalUnit, Conversion::None))
         }
         PerAdministration::Milligrams(mg) if !iu_limited => {
-            Ok((mg, DailyUnit::Milligram, String::new()))
+            Ok((mg, DailyUnit::Milligram, Conversion::None))
         }
         PerAdministration::Milligrams(_) => Err(problem(
             "dose.unit",
@@ -424,7 +577,7 @@ fn convert(
             format!("{name} is dosed by mass; IU do not convert to mg"),
         )),
         PerAdministration::MicrogramsPerHour(rate) => {
-            Ok((rate, DailyUnit::MicrogramPerHour, String::new()))
+            Ok((rate, DailyUnit::MicrogramPerHour, Conversion::None))
         }
     }
 }
@@ -443,11 +596,8 @@ pub fn limit_in(limit_amount: f64, limit_unit: LimitUnit, unit: DailyUnit) -> Op
 /// The MME/day of one ingredient's daily amount under the CDC 2022 factors.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mme {
-    /// MME/day and how it was computed ("60 mg/day × 1.5 = 90 MME/day").
-    Counted {
-        mme_per_day: f64,
-        explanation: String,
-    },
+    /// MME/day and the factor it was computed with ([`mme_explanation`] writes the sum out).
+    Counted { mme_per_day: f64, factor: f64 },
     /// Buprenorphine: the CDC 2022 guideline leaves it out of MME.
     NotCounted,
     /// An opioid without a CDC 2022 factor for this form (meperidine; fentanyl other than a
@@ -469,17 +619,27 @@ pub fn mme(amount: &DailyAmount, t: &Terminology) -> Mme {
         | (Some(MmeFactor::PerMicrogramPerHour(f)), DailyUnit::MicrogramPerHour) => f,
         _ => return Mme::Unknown,
     };
-    let mme_per_day = amount.amount * factor;
     Mme::Counted {
-        mme_per_day,
-        explanation: format!(
-            "{}: {} × {} = {} MME/day",
-            ingredient.name,
-            amount.explanation,
-            format_number(factor),
-            format_number(mme_per_day)
-        ),
+        mme_per_day: amount.amount * factor,
+        factor,
     }
+}
+
+/// How a counted MME/day was computed: "oxycodone: 60 mg/day × 1.5 = 90 MME/day" (with the
+/// daily amount's own explanation in the middle).
+pub fn mme_explanation(
+    amount: &DailyAmount,
+    factor: f64,
+    mme_per_day: f64,
+    t: &Terminology,
+) -> String {
+    format!(
+        "{}: {} × {} = {} MME/day",
+        t.ingredient(amount.ingredient).name,
+        amount.explanation(t),
+        format_number(factor),
+        format_number(mme_per_day)
+    )
 }
 
 #[cfg(test)]

@@ -12,7 +12,11 @@ use crate::domain::units::format_number;
 use crate::pathway::CompiledRule;
 use crate::pathway::document::ActionTarget;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
+
+/// The most suggestions a rule may have (one bit each in a finding's offer).
+pub const MAX_SUGGESTIONS: usize = 64;
 
 /// Collects the findings and missing inputs of one evaluation.
 #[derive(Default)]
@@ -58,7 +62,7 @@ impl Sink {
 #[derive(Debug, Clone)]
 pub enum Var {
     Number(f64),
-    Text(String),
+    Text(Cow<'static, str>),
 }
 
 /// The per-rule reporting handle given to [`super::rules::RuleKind::evaluate`].
@@ -75,8 +79,9 @@ pub struct FindingBuilder<'e, 'a> {
     variant: &'static str,
     severity: Option<Severity>,
     order: Option<OrderRef>,
-    vars: Vec<(String, Var)>,
-    suggestion_ids: Option<Vec<String>>,
+    vars: Vec<(&'static str, Var)>,
+    /// Which of the rule's suggestions to offer, one bit per suggestion (`None`: all).
+    offered: Option<u64>,
 }
 
 impl<'a> Emitter<'a> {
@@ -95,8 +100,8 @@ impl<'a> Emitter<'a> {
             variant: "default",
             severity: None,
             order: None,
-            vars: Vec::new(),
-            suggestion_ids: None,
+            vars: Vec::with_capacity(8),
+            offered: None,
         }
     }
 
@@ -125,19 +130,29 @@ impl FindingBuilder<'_, '_> {
         self
     }
 
-    pub fn number(mut self, name: &str, value: f64) -> Self {
-        self.vars.push((name.to_owned(), Var::Number(value)));
+    pub fn number(mut self, name: &'static str, value: f64) -> Self {
+        self.vars.push((name, Var::Number(value)));
         self
     }
 
-    pub fn text(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.vars.push((name.to_owned(), Var::Text(value.into())));
+    pub fn text(mut self, name: &'static str, value: impl Into<Cow<'static, str>>) -> Self {
+        self.vars.push((name, Var::Text(value.into())));
         self
     }
 
     /// Offers only these suggestions (by id); by default every suggestion of the rule is offered.
     pub fn suggestions(mut self, ids: &[&str]) -> Self {
-        self.suggestion_ids = Some(ids.iter().map(|s| (*s).to_owned()).collect());
+        // A pathway rule has at most MAX_SUGGESTIONS suggestions (checked when it compiles).
+        let mask = self
+            .emitter
+            .rule
+            .suggestions
+            .iter()
+            .take(MAX_SUGGESTIONS)
+            .enumerate()
+            .filter(|(_, s)| ids.contains(&s.id.as_str()))
+            .fold(0u64, |mask, (i, _)| mask | (1 << i));
+        self.offered = Some(mask);
         self
     }
 
@@ -148,7 +163,7 @@ impl FindingBuilder<'_, '_> {
             severity,
             order,
             vars,
-            suggestion_ids,
+            offered,
         } = self;
         let rule = emitter.rule;
         let facts = emitter.facts;
@@ -161,44 +176,42 @@ impl FindingBuilder<'_, '_> {
             // known; repeating them on every selection is alert fatigue.
             return;
         }
-        let message = rule
-            .messages
-            .get(variant)
-            .or_else(|| rule.messages.get("default"));
-        let (summary_t, detail_t, variant_severity) = match message {
-            Some(m) => (m.summary.as_str(), m.detail.as_str(), m.severity),
-            None => (rule.id.as_str(), rule.id.as_str(), None),
+        let key = if rule.messages.contains_key(variant) {
+            variant
+        } else {
+            "default"
         };
+        let message = rule.messages.get(key).zip(rule.templates.get(key));
+        let variant_severity = message.and_then(|(m, _)| m.severity);
         let severity = severity.or(variant_severity).unwrap_or(rule.severity);
         let mut numbers = Numbers::new();
         let mut labels = Labels::new();
         for (name, var) in &vars {
             match var {
                 Var::Number(n) => {
-                    numbers.insert(name.clone(), number_json(*n));
+                    numbers.insert((*name).to_owned(), number_json(*n));
                 }
                 Var::Text(t) if !t.is_empty() => {
-                    labels.insert(name.clone(), t.clone());
+                    labels.insert((*name).to_owned(), t.to_string());
                 }
                 Var::Text(_) => {}
             }
         }
-        let mut detail = fill(detail_t, &vars);
-        if !rule.citations.is_empty() {
-            detail.push_str("\n\nSource: ");
-            detail.push_str(&rule.citations.join("; "));
-            detail.push('.');
-        }
-        let summary = clip_summary(fill(summary_t, &vars));
+        let (summary, mut detail) = match message {
+            Some((_, (summary, detail))) => (summary.fill(&vars), detail.fill(&vars)),
+            None => (fill(&rule.id, &vars), fill(&rule.id, &vars)),
+        };
+        detail.push_str(&rule.citation_note);
+        let summary = clip_summary(summary);
         let patient = facts.input.patient.reference.as_deref();
         let suggestions = rule
             .suggestions
             .iter()
-            .filter(|s| {
-                suggestion_ids
-                    .as_ref()
-                    .is_none_or(|ids| ids.iter().any(|id| id == &s.id))
+            .enumerate()
+            .filter(|(i, _)| {
+                offered.is_none_or(|mask| *i < MAX_SUGGESTIONS && mask & (1 << i) != 0)
             })
+            .map(|(_, s)| s)
             .filter_map(|s| {
                 let actions: Vec<Action> = s
                     .actions
@@ -259,8 +272,67 @@ fn number_json(n: f64) -> Value {
     }
 }
 
+/// A message template split once, when the plan compiles, into literal text and `{name}`
+/// placeholders, so filling it per finding is copying, not scanning. Fills exactly as [`fill`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    text: String,
+    parts: Vec<Part>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Part {
+    /// `text[start..end]` as is.
+    Literal(usize, usize),
+    /// A placeholder whose name is `text[start..end]`.
+    Placeholder(usize, usize),
+}
+
+impl Template {
+    pub fn compile(template: &str) -> Template {
+        let mut parts = Vec::new();
+        let mut literal_start = 0;
+        let mut pos = 0;
+        while let Some(open) = template[pos..].find('{') {
+            let after_start = pos + open + 1;
+            let after = &template[after_start..];
+            match after.find('}') {
+                Some(close)
+                    if after[..close]
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+                {
+                    parts.push(Part::Literal(literal_start, pos + open));
+                    parts.push(Part::Placeholder(after_start, after_start + close));
+                    pos = after_start + close + 1;
+                    literal_start = pos;
+                }
+                // Not a placeholder: the `{` stays in the literal text.
+                _ => pos = after_start,
+            }
+        }
+        parts.push(Part::Literal(literal_start, template.len()));
+        parts.retain(|p| !matches!(p, Part::Literal(a, b) if a == b));
+        Template {
+            text: template.to_owned(),
+            parts,
+        }
+    }
+
+    pub fn fill(&self, vars: &[(&str, Var)]) -> String {
+        let mut out = String::with_capacity(self.text.len() + 32);
+        for part in &self.parts {
+            match *part {
+                Part::Literal(a, b) => out.push_str(&self.text[a..b]),
+                Part::Placeholder(a, b) => push_var(&mut out, &self.text[a..b], vars),
+            }
+        }
+        out
+    }
+}
+
 /// Replaces `{name}` placeholders with the finding's values.
-pub fn fill(template: &str, vars: &[(String, Var)]) -> String {
+pub fn fill(template: &str, vars: &[(&str, Var)]) -> String {
     if !template.contains('{') {
         return template.to_owned();
     }
@@ -275,16 +347,7 @@ pub fn fill(template: &str, vars: &[(String, Var)]) -> String {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '_') =>
             {
-                let name = &after[..close];
-                match vars.iter().find(|(n, _)| n == name) {
-                    Some((_, Var::Number(v))) => out.push_str(&format_number(*v)),
-                    Some((_, Var::Text(t))) => out.push_str(t),
-                    None => {
-                        out.push('{');
-                        out.push_str(name);
-                        out.push('}');
-                    }
-                }
+                push_var(&mut out, &after[..close], vars);
                 rest = &after[close + 1..];
             }
             _ => {
@@ -297,46 +360,64 @@ pub fn fill(template: &str, vars: &[(String, Var)]) -> String {
     out
 }
 
+/// Writes the value of placeholder `name`; an unknown one stays visible as `{name}`.
+fn push_var(out: &mut String, name: &str, vars: &[(&str, Var)]) {
+    match vars.iter().find(|(n, _)| *n == name) {
+        Some((_, Var::Number(v))) => out.push_str(&format_number(*v)),
+        Some((_, Var::Text(t))) => out.push_str(t),
+        None => {
+            out.push('{');
+            out.push_str(name);
+            out.push('}');
+        }
+    }
+}
+
 /// Fills a FHIR resource template: `{{patient}}` becomes the patient reference, other strings
-/// take `{name}` placeholders.
-fn fill_json(template: &Value, patient: Option<&str>, vars: &[(String, Var)]) -> Value {
-    match template {
-        Value::String(s) if s == "{{patient}}" => match patient {
-            Some(p) => Value::String(p.to_owned()),
-            None => Value::String("Patient/unknown".to_owned()),
-        },
-        Value::String(s) => {
-            whole_number_placeholder(s, vars).unwrap_or_else(|| Value::String(fill(s, vars)))
+/// take `{name}` placeholders. The template is copied whole (a structural clone, cheap) and
+/// only its strings with a placeholder are rewritten in place.
+fn fill_json(template: &Value, patient: Option<&str>, vars: &[(&str, Var)]) -> Value {
+    let mut value = template.clone();
+    fill_in_place(&mut value, patient, vars);
+    value
+}
+
+fn fill_in_place(value: &mut Value, patient: Option<&str>, vars: &[(&str, Var)]) {
+    match value {
+        Value::String(s) if s == "{{patient}}" => {
+            *s = patient.unwrap_or("Patient/unknown").to_owned();
+        }
+        Value::String(s) if s.contains('{') => {
+            *value =
+                whole_number_placeholder(s, vars).unwrap_or_else(|| Value::String(fill(s, vars)));
         }
         Value::Array(items) => {
-            Value::Array(items.iter().map(|v| fill_json(v, patient, vars)).collect())
+            for item in items {
+                fill_in_place(item, patient, vars);
+            }
         }
         Value::Object(map) => {
-            let filled: serde_json::Map<String, Value> = map
-                .iter()
-                .filter_map(|(k, v)| {
-                    // A subject template with no patient reference is left out rather than
-                    // pointing at a patient we do not know.
-                    if patient.is_none()
-                        && v.get("reference").and_then(Value::as_str) == Some("{{patient}}")
-                    {
-                        return None;
-                    }
-                    Some((k.clone(), fill_json(v, patient, vars)))
-                })
-                .collect();
-            Value::Object(filled)
+            if patient.is_none() {
+                // A subject template with no patient reference is left out rather than
+                // pointing at a patient we do not know.
+                map.retain(|_, v| {
+                    v.get("reference").and_then(Value::as_str) != Some("{{patient}}")
+                });
+            }
+            for (_, v) in map.iter_mut() {
+                fill_in_place(v, patient, vars);
+            }
         }
-        other => other.clone(),
+        _ => {}
     }
 }
 
 /// A string that is one `{name}` placeholder for a number becomes that number, so FHIR
 /// fields that must be numeric (`expectedSupplyDuration.value`) can take the rule's limit from
 /// its parameters instead of repeating it in the suggestion.
-fn whole_number_placeholder(template: &str, vars: &[(String, Var)]) -> Option<Value> {
+fn whole_number_placeholder(template: &str, vars: &[(&str, Var)]) -> Option<Value> {
     let name = template.strip_prefix('{')?.strip_suffix('}')?;
-    match vars.iter().find(|(n, _)| n == name)? {
+    match vars.iter().find(|(n, _)| *n == name)? {
         (_, Var::Number(v)) => Some(number_json(*v)),
         (_, Var::Text(_)) => None,
     }
@@ -359,8 +440,8 @@ mod tests {
     #[test]
     fn fills_placeholders_and_keeps_unknown_ones_visible() {
         let vars = vec![
-            ("hours".to_owned(), Var::Number(72.0)),
-            ("drug".to_owned(), Var::Text("oxycodone".into())),
+            ("hours", Var::Number(72.0)),
+            ("drug", Var::Text("oxycodone".into())),
         ];
         assert_eq!(
             fill("{drug}: {hours} h > {limit} h", &vars),
@@ -370,8 +451,33 @@ mod tests {
     }
 
     #[test]
+    fn compiled_templates_fill_exactly_as_fill() {
+        let vars = vec![
+            ("hours", Var::Number(72.5)),
+            ("drug", Var::Text("oxycodone".into())),
+            ("empty", Var::Text("".into())),
+        ];
+        for template in [
+            "",
+            "plain",
+            "{drug}",
+            "{drug}: {hours} h > {limit} h",
+            "no { placeholder",
+            "{ {drug} }{",
+            "}{}{hours}{empty}{a-b}{drug",
+            "ünï {drug} ≥ {hours}{",
+        ] {
+            assert_eq!(
+                Template::compile(template).fill(&vars),
+                fill(template, &vars),
+                "{template:?}"
+            );
+        }
+    }
+
+    #[test]
     fn a_lone_number_placeholder_stays_a_number_in_resources() {
-        let vars = vec![("max_days".to_owned(), Var::Number(7.0))];
+        let vars = vec![("max_days", Var::Number(7.0))];
         let template = serde_json::json!({"value": "{max_days}", "unit": "{max_days} days"});
         assert_eq!(
             fill_json(&template, None, &vars),

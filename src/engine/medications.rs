@@ -13,6 +13,9 @@ pub struct Medication<'a> {
     pub drafted: bool,
     /// The identified drug; `None` when no code or text matches the tables.
     pub drug: Option<DrugMatch>,
+    /// The drug classes of every ingredient, one bit per [`DrugClass`]: rules ask "is this an
+    /// opioid?" of every medication many times per evaluation.
+    classes: u32,
     /// Daily amounts per ingredient, computed on first use: several dose rules read them and
     /// writing out the arithmetic for cards is the costliest step of an evaluation.
     doses: OnceLock<Vec<DailyDose>>,
@@ -20,9 +23,7 @@ pub struct Medication<'a> {
 
 impl<'a> Medication<'a> {
     pub fn has_class(&self, class: DrugClass) -> bool {
-        self.drug
-            .as_ref()
-            .is_some_and(|d| d.has_class(Terminology::builtin(), class))
+        self.classes & class_bit(class) != 0
     }
 
     /// Lower-case ingredient names, in the product's order.
@@ -63,11 +64,27 @@ pub fn resolve(input: &EvaluationInput) -> Vec<Medication<'_>> {
     drafted
         .chain(active)
         .filter(|(order, _)| order.status.is_current())
-        .map(|(order, drafted)| Medication {
-            order,
-            drafted,
-            drug: terminology.identify(&order.medication),
-            doses: OnceLock::new(),
+        .map(|(order, drafted)| {
+            let drug = terminology.identify(&order.medication);
+            let classes = drug.as_ref().map_or(0, |d| {
+                d.components
+                    .iter()
+                    .flat_map(|c| terminology.ingredient(c.ingredient).classes.iter())
+                    .fold(0, |bits, class| bits | class_bit(*class))
+            });
+            Medication {
+                order,
+                drafted,
+                drug,
+                classes,
+                doses: OnceLock::new(),
+            }
         })
         .collect()
+}
+
+fn class_bit(class: DrugClass) -> u32 {
+    // OpioidAntagonist is the last variant: every class has its bit.
+    const _: () = assert!((DrugClass::OpioidAntagonist as u32) < 32);
+    1 << (class as u32)
 }

@@ -9,6 +9,7 @@ pub use document::{ActionDef, MessageDef, PathwayDocument, RuleDef, Scope, Sugge
 pub use value_set::{ValueSet, ValueSetDef};
 
 use crate::decision::{PathwayRef, Severity};
+use crate::engine::emit::Template;
 use crate::engine::rules::{self, RuleKind};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -93,6 +94,10 @@ pub struct CompiledRule {
     pub suggestions: Vec<SuggestionDef>,
     /// Citation names (resolved from keys), in the rule's order.
     pub citations: Vec<String>,
+    /// `messages` split into (summary, detail) templates once, by variant name.
+    pub templates: BTreeMap<String, (Template, Template)>,
+    /// What every finding's detail ends with: "\n\nSource: a; b." (empty without citations).
+    pub citation_note: String,
     pub kind: Box<dyn RuleKind>,
 }
 
@@ -259,6 +264,15 @@ fn compile(
                 });
             }
         }
+        if rule.suggestions.len() > crate::engine::emit::MAX_SUGGESTIONS {
+            errors.push(LintError {
+                path: format!("{rule_path}/suggestions"),
+                message: format!(
+                    "at most {} suggestions per rule",
+                    crate::engine::emit::MAX_SUGGESTIONS
+                ),
+            });
+        }
         for (i, suggestion) in rule.suggestions.iter().enumerate() {
             for (j, action) in suggestion.actions.iter().enumerate() {
                 let path = format!("{rule_path}/suggestions/{i}/actions/{j}");
@@ -298,17 +312,32 @@ fn compile(
         };
         errors.append(&mut ctx.errors);
         if let (Some(kind), true) = (kind, rule.enabled) {
+            let citations: Vec<String> = rule
+                .citations
+                .iter()
+                .filter_map(|k| document.citations.get(k).cloned())
+                .collect();
+            let citation_note = if citations.is_empty() {
+                String::new()
+            } else {
+                format!("\n\nSource: {}.", citations.join("; "))
+            };
             compiled.push(CompiledRule {
                 id: rule.id.clone(),
                 severity: rule.severity,
                 scope: rule.scope,
                 messages: rule.messages.clone(),
-                suggestions: rule.suggestions.clone(),
-                citations: rule
-                    .citations
+                templates: rule
+                    .messages
                     .iter()
-                    .filter_map(|k| document.citations.get(k).cloned())
+                    .map(|(name, m)| {
+                        let pair = (Template::compile(&m.summary), Template::compile(&m.detail));
+                        (name.clone(), pair)
+                    })
                     .collect(),
+                suggestions: rule.suggestions.clone(),
+                citations,
+                citation_note,
                 kind,
             });
         }

@@ -149,11 +149,11 @@ impl ValueSet {
         if self.phrases.is_empty() {
             return false;
         }
-        concept.texts().any(|text| {
-            let text = normalize_text(text);
+        // The concept normalizes its texts once (several sets read them per evaluation).
+        concept.normalized_texts().iter().any(|text| {
             self.phrases
                 .iter()
-                .any(|phrase| contains_words(&text, phrase))
+                .any(|phrase| contains_words(text, phrase))
         })
     }
 

@@ -77,7 +77,7 @@ fn mass_dose_times_frequency_with_its_explanation() {
     let a = amount_of(&d, "ibuprofen");
     assert_eq!(a.amount, 3200.0);
     assert_eq!(a.unit, DailyUnit::Milligram);
-    assert_eq!(a.explanation, "800 mg × 4/day = 3200 mg/day");
+    assert_eq!(a.explanation(t()), "800 mg × 4/day = 3200 mg/day");
 }
 
 #[test]
@@ -92,8 +92,11 @@ fn every_ingredient_of_a_combination_is_counted() {
     let oxy = amount_of(&d, "oxycodone");
     assert_eq!(apap.amount, 3900.0);
     assert_eq!(oxy.amount, 60.0);
-    assert_eq!(apap.explanation, "2 tablets × 325 mg × 6/day = 3900 mg/day");
-    assert_eq!(oxy.explanation, "2 tablets × 5 mg × 6/day = 60 mg/day");
+    assert_eq!(
+        apap.explanation(t()),
+        "2 tablets × 325 mg × 6/day = 3900 mg/day"
+    );
+    assert_eq!(oxy.explanation(t()), "2 tablets × 5 mg × 6/day = 60 mg/day");
 }
 
 #[test]
@@ -130,7 +133,7 @@ fn as_needed_range_is_read_at_its_ceiling() {
     let a = amount_of(&d, "oxycodone");
     assert_eq!(a.amount, 120.0);
     assert_eq!(
-        a.explanation,
+        a.explanation(t()),
         "2 tablets × 5 mg (high end of 1–2 tablets) × 12/day (as needed, counted at its maximum) = 120 mg/day"
     );
 }
@@ -144,7 +147,7 @@ fn millilitres_times_concentration() {
     );
     let a = amount_of(&d, "tramadol");
     assert_eq!(a.amount, 200.0);
-    assert_eq!(a.explanation, "50 mL × 1 mg/mL × 4/day = 200 mg/day");
+    assert_eq!(a.explanation(t()), "50 mL × 1 mg/mL × 4/day = 200 mg/day");
 }
 
 #[test]
@@ -253,7 +256,7 @@ fn calcium_salt_weight_is_converted_to_elemental() {
     assert!(close(a.amount, 1000.0), "{a:?}");
     assert_eq!(a.unit, DailyUnit::MilligramElemental);
     assert_eq!(
-        a.explanation,
+        a.explanation(t()),
         "1 tablet × 1250 mg calcium carbonate × 40% elemental × 2/day = 1000 mg/day elemental"
     );
     // A mass dose of the salt.
@@ -290,7 +293,7 @@ fn vitamin_d_in_iu_and_micrograms_and_weekly_averages() {
     let a = amount_of(&d, "ergocalciferol");
     assert!(close(a.amount, 50_000.0 / 7.0));
     assert_eq!(
-        a.explanation,
+        a.explanation(t()),
         "1 capsule × 50000 IU every 7 days = 7142.86 IU/day"
     );
 }

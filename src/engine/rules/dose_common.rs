@@ -41,26 +41,30 @@ pub(super) fn medications<'f, 'a>(facts: &'f Facts<'a>) -> &'f [Med<'a>] {
     &facts.medications
 }
 
-/// A daily total over several orders, with each term written out.
-#[derive(Debug, Clone, Default)]
-pub(super) struct Total {
+/// A daily total over several orders. The terms are kept as (order, amount) and written out
+/// only when a card shows them ([`Total::explanation`]).
+#[derive(Debug, Clone)]
+pub(super) struct Total<'m, 'a> {
     pub amount: f64,
-    pub terms: Vec<String>,
+    terms: Vec<(&'m Med<'a>, &'m DailyAmount)>,
     /// Orders of the drug whose dose could not be computed (so the total may be low).
-    pub not_computed: Vec<String>,
+    not_computed: Vec<&'m Med<'a>>,
     /// Any order of the drug at all, computed or not.
     pub orders: usize,
 }
 
-impl Total {
+impl Total<'_, '_> {
     /// "a: 800 mg × 4/day = 3200 mg/day + b (active): ... = 3200 mg/day total".
-    pub fn explanation(&self, unit: DailyUnit) -> String {
+    pub fn explanation(&self, unit: DailyUnit, t: &Terminology) -> String {
+        let term = |(med, amount): &(&Med<'_>, &DailyAmount)| {
+            format!("{}: {}", med.card_label(), amount.explanation(t))
+        };
         match self.terms.len() {
             0 => format!("no computable dose; 0 {}", unit.per_day_symbol()),
-            1 => self.terms[0].clone(),
+            1 => term(&self.terms[0]),
             _ => format!(
                 "{}; total {} {}",
-                self.terms.join(" + "),
+                self.terms.iter().map(term).collect::<Vec<_>>().join(" + "),
                 format_number(self.amount),
                 unit.per_day_symbol()
             ),
@@ -74,7 +78,11 @@ impl Total {
         } else {
             format!(
                 " Not counted, dose not computable: {}.",
-                self.not_computed.join(", ")
+                self.not_computed
+                    .iter()
+                    .map(|m| m.card_label())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         }
     }
@@ -82,13 +90,18 @@ impl Total {
 
 /// Sums the daily amounts in `unit` of every ingredient accepted by `which`, over all current
 /// medications.
-pub(super) fn total(
-    meds: &[Med<'_>],
+pub(super) fn total<'m, 'a>(
+    meds: &'m [Med<'a>],
     t: &Terminology,
     unit: DailyUnit,
     which: impl Fn(&Ingredient) -> bool,
-) -> Total {
-    let mut total = Total::default();
+) -> Total<'m, 'a> {
+    let mut total = Total {
+        amount: 0.0,
+        terms: Vec::new(),
+        not_computed: Vec::new(),
+        orders: 0,
+    };
     for med in meds {
         let mut counted = false;
         for dose in med.doses(t) {
@@ -98,18 +111,11 @@ pub(super) fn total(
             }
             counted = true;
             match dose {
-                DailyDose::Amount(DailyAmount {
-                    amount,
-                    unit: u,
-                    explanation,
-                    ..
-                }) if *u == unit => {
-                    total.amount += amount;
-                    total
-                        .terms
-                        .push(format!("{}: {explanation}", med.card_label()));
+                DailyDose::Amount(a) if a.unit == unit => {
+                    total.amount += a.amount;
+                    total.terms.push((med, a));
                 }
-                _ => total.not_computed.push(med.card_label()),
+                _ => total.not_computed.push(med),
             }
         }
         if counted {

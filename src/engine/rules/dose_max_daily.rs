@@ -131,7 +131,7 @@ impl RuleKind for DoseMaxDaily {
                 .number("limit", limit_amount)
                 .text("unit", unit.per_day_symbol())
                 .text("limit_reason", reason)
-                .text("explanation", sum.explanation(unit))
+                .text("explanation", sum.explanation(unit, t))
                 .text("not_counted", sum.not_computed_note());
             if sum.amount > self.critical_ratio * limit_amount + 1e-9 {
                 finding = finding.severity(Severity::Critical);

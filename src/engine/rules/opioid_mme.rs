@@ -7,10 +7,10 @@
 //! Opioids without a 2022 factor (meperidine, fentanyl other than patches) have an unknown
 //! MME, not zero: the card names them, and the decision records the missing factor.
 
-use super::dose_common::{DoseView, anchor, medications};
+use super::dose_common::{DoseView, Med, anchor, medications};
 use super::{RuleKind, params};
 use crate::domain::units::format_number;
-use crate::engine::dosing::{DailyDose, Mme, mme};
+use crate::engine::dosing::{DailyAmount, DailyDose, Mme, mme, mme_explanation};
 use crate::engine::{Emitter, Facts};
 use crate::pathway::CompileContext;
 use crate::terminology::{DrugClass, Terminology};
@@ -47,17 +47,62 @@ pub(super) fn compile(
     }))
 }
 
-/// Total MME/day over all current opioids, with each term and the opioids left out.
-#[derive(Debug, Default)]
-pub(super) struct MmeTotal {
+/// Total MME/day over all current opioids, with each term and the opioids left out (kept as
+/// references; written out only for a card).
+#[derive(Debug)]
+pub(super) struct MmeTotal<'m, 'a> {
     pub mme_per_day: f64,
-    pub terms: Vec<String>,
-    /// "meperidine (no CDC 2022 factor)", "oxycodone (dose not computable)".
-    pub uncounted: Vec<String>,
+    /// (order, daily amount, factor, MME/day)
+    terms: Vec<(&'m Med<'a>, &'m DailyAmount, f64, f64)>,
+    /// Orders left out and why: "(no CDC 2022 factor)", "(dose not computable)".
+    uncounted: Vec<(&'m Med<'a>, &'static str)>,
 }
 
-pub(super) fn total_mme(meds: &[super::dose_common::Med<'_>], t: &Terminology) -> MmeTotal {
-    let mut total = MmeTotal::default();
+impl MmeTotal<'_, '_> {
+    /// "oxycodone: ... = 90 MME/day + (active) morphine: ...; total 150 MME/day".
+    fn explanation(&self, t: &Terminology) -> String {
+        let term = |(m, a, factor, mme): &(&Med<'_>, &DailyAmount, f64, f64)| {
+            let explanation = mme_explanation(a, *factor, *mme, t);
+            if m.drafted {
+                explanation
+            } else {
+                format!("(active) {explanation}")
+            }
+        };
+        if self.terms.len() == 1 {
+            term(&self.terms[0])
+        } else {
+            format!(
+                "{}; total {} MME/day",
+                self.terms.iter().map(term).collect::<Vec<_>>().join(" + "),
+                format_number(self.mme_per_day)
+            )
+        }
+    }
+
+    /// " Not included, MME unknown: meperidine (no CDC 2022 factor)." or empty.
+    fn uncounted_note(&self) -> String {
+        if self.uncounted.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " Not included, MME unknown: {}.",
+                self.uncounted
+                    .iter()
+                    .map(|(m, why)| format!("{} {why}", m.card_label()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    }
+}
+
+pub(super) fn total_mme<'m, 'a>(meds: &'m [Med<'a>], t: &Terminology) -> MmeTotal<'m, 'a> {
+    let mut total = MmeTotal {
+        mme_per_day: 0.0,
+        terms: Vec::new(),
+        uncounted: Vec::new(),
+    };
     for m in meds.iter().filter(|m| m.has_class(DrugClass::Opioid)) {
         for dose in m.doses(t) {
             let ingredient = t.ingredient(dose.ingredient());
@@ -65,24 +110,16 @@ pub(super) fn total_mme(meds: &[super::dose_common::Med<'_>], t: &Terminology) -
                 DailyDose::Amount(a) => match mme(a, t) {
                     Mme::Counted {
                         mme_per_day,
-                        explanation,
+                        factor,
                     } => {
                         total.mme_per_day += mme_per_day;
-                        total.terms.push(if m.drafted {
-                            explanation
-                        } else {
-                            format!("(active) {explanation}")
-                        });
+                        total.terms.push((m, a, factor, mme_per_day));
                     }
-                    Mme::Unknown => total
-                        .uncounted
-                        .push(format!("{} (no CDC 2022 factor)", m.card_label())),
+                    Mme::Unknown => total.uncounted.push((m, "(no CDC 2022 factor)")),
                     Mme::NotCounted | Mme::NotAnOpioid => {}
                 },
                 DailyDose::Unreadable { .. } if ingredient.classes.contains(&DrugClass::Opioid) => {
-                    total
-                        .uncounted
-                        .push(format!("{} (dose not computable)", m.card_label()));
+                    total.uncounted.push((m, "(dose not computable)"));
                 }
                 DailyDose::Unreadable { .. } => {}
             }
@@ -112,23 +149,8 @@ impl RuleKind for OpioidMme {
         let naloxone_on_hand = meds
             .iter()
             .any(|m| m.has_class(DrugClass::OpioidAntagonist));
-        let uncounted = if total.uncounted.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " Not included, MME unknown: {}.",
-                total.uncounted.join(", ")
-            )
-        };
-        let explanation = if total.terms.len() == 1 {
-            total.terms[0].clone()
-        } else {
-            format!(
-                "{}; total {} MME/day",
-                total.terms.join(" + "),
-                format_number(mme_per_day)
-            )
-        };
+        let uncounted = total.uncounted_note();
+        let explanation = total.explanation(t);
         // The opioids counted, for the pharmacist queue (not in any message).
         let mut drugs: Vec<String> = meds
             .iter()

@@ -84,7 +84,7 @@ impl RuleKind for SupplementMissing {
             finding
                 .variant("below_target")
                 .number("daily_amount", sum.amount)
-                .text("explanation", sum.explanation(self.unit))
+                .text("explanation", sum.explanation(self.unit, t))
                 .text("not_counted", sum.not_computed_note())
                 .emit();
         }

@@ -86,7 +86,7 @@ impl RuleKind for SupplementUpperLimit {
                     .number("daily_amount", sum.amount)
                     .number("limit", limit)
                     .text("unit", "mg/day")
-                    .text("explanation", sum.explanation(unit))
+                    .text("explanation", sum.explanation(unit, t))
                     .text("not_counted", sum.not_computed_note())
                     .emit();
             }
@@ -103,7 +103,7 @@ impl RuleKind for SupplementUpperLimit {
                     .number("daily_amount", sum.amount)
                     .number("limit", p.vitamin_d_max_iu)
                     .text("unit", unit.per_day_symbol())
-                    .text("explanation", sum.explanation(unit))
+                    .text("explanation", sum.explanation(unit, t))
                     .text("not_counted", sum.not_computed_note());
                 if self.is_repletion(facts, meds) {
                     finding
