@@ -119,7 +119,8 @@ impl DoseUnit {
             DoseUnit::Count(DoseForm::Patch) => "patch",
             DoseUnit::Count(DoseForm::Spray) => "spray",
             DoseUnit::Count(DoseForm::Suppository) => "suppository",
-            DoseUnit::Count(DoseForm::Each) => "unit",
+            // Not "unit": that reads (and parses) as an international unit.
+            DoseUnit::Count(DoseForm::Each) => "each",
         }
     }
 }
@@ -324,6 +325,33 @@ mod tests {
             ("capsule", DoseUnit::Count(DoseForm::Capsule)),
         ] {
             assert_eq!(DoseUnit::parse(raw), Ok(unit), "{raw}");
+        }
+    }
+
+    /// Found by the units fuzz target: the symbol of `Count(Each)` was "unit", which a card
+    /// reader (and the parser) takes for an international unit.
+    #[test]
+    fn every_symbol_parses_back_to_its_own_unit() {
+        let forms = [
+            DoseForm::Tablet,
+            DoseForm::Capsule,
+            DoseForm::Patch,
+            DoseForm::Spray,
+            DoseForm::Suppository,
+            DoseForm::Each,
+        ];
+        let units = [
+            DoseUnit::Milligram,
+            DoseUnit::Gram,
+            DoseUnit::Microgram,
+            DoseUnit::InternationalUnit,
+            DoseUnit::Millilitre,
+            DoseUnit::MicrogramPerHour,
+        ]
+        .into_iter()
+        .chain(forms.map(DoseUnit::Count));
+        for unit in units {
+            assert_eq!(DoseUnit::parse(unit.symbol()), Ok(unit), "{}", unit.symbol());
         }
     }
 
