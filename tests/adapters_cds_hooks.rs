@@ -480,3 +480,38 @@ fn arb_json() -> impl Strategy<Value = Value> {
         ]
     })
 }
+
+/// Found by the bad-input corpus: a 1.5 MB `patientId` was accepted and then refused by the
+/// audit database's index, taking its batchmates down with it. Each reference the audit log
+/// indexes or keeps is bounded, at its own path; a reference at the bound is still read.
+#[test]
+fn an_overlong_reference_is_refused_at_its_path() {
+    use orderguard::adapters::cds_hooks::MAX_REFERENCE_CHARS;
+    let request = |pointer: &str, value: String| {
+        let mut r = json!({
+            "hook": "order-sign",
+            "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+            "context": {"userId": "Practitioner/1", "patientId": "1", "encounterId": "2",
+                        "draftOrders": {"resourceType": "Bundle", "entry": []}}
+        });
+        *r.pointer_mut(pointer).unwrap() = Value::String(value);
+        serde_json::to_vec(&r).unwrap()
+    };
+    for pointer in [
+        "/hookInstance",
+        "/context/userId",
+        "/context/patientId",
+        "/context/encounterId",
+    ] {
+        let at_bound = "é".repeat(MAX_REFERENCE_CHARS);
+        assert!(
+            CdsHooksRequest::parse(&request(pointer, at_bound)).is_ok(),
+            "{pointer} at the bound"
+        );
+        let over = "x".repeat(MAX_REFERENCE_CHARS + 1);
+        match CdsHooksRequest::parse(&request(pointer, over)) {
+            Err(AdapterError::Malformed { path, .. }) => assert_eq!(path, pointer),
+            other => panic!("{pointer}: {other:?}"),
+        }
+    }
+}

@@ -198,6 +198,10 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
     }
 }
 
+/// Longest `hookInstance`, `userId`, `patientId` or `encounterId` accepted (FHIR ids are at
+/// most 64 characters; a full reference URL fits easily). The native schema has the same bound.
+pub const MAX_REFERENCE_CHARS: usize = 512;
+
 impl CdsHooksRequest {
     /// Parses a request body. The fast path deserializes once; only a failing body is parsed a
     /// second time to find the JSON pointer of the offending field.
@@ -261,6 +265,23 @@ impl CdsHooksRequest {
             }
             None => Value::Null,
         };
+        // The references are kept in indexed audit columns: one too long for an index entry
+        // would make the database refuse the whole batch it is committed with.
+        for (path, value) in [
+            ("/hookInstance", Some(&hook_instance)),
+            ("/context/userId", Some(&user_id)),
+            ("/context/patientId", patient_id.as_ref()),
+            ("/context/encounterId", context.encounter_id.as_ref()),
+        ] {
+            if let Some(value) = value
+                && value.chars().count() > MAX_REFERENCE_CHARS
+            {
+                return Err(AdapterError::Malformed {
+                    path: path.to_owned(),
+                    message: format!("longer than {MAX_REFERENCE_CHARS} characters"),
+                });
+            }
+        }
         Ok(CdsHooksRequest {
             hook,
             hook_instance,
