@@ -354,6 +354,9 @@ impl CdsHooksRequest {
         let entries = bundle_entries(&self.context.draft_orders, &bundle_at)?;
         let lookup = MedicationLookup { bundle: entries };
         let entry_list_at = bundle_at.key("entry");
+        // Cards and suggestions point at an order by its reference: two drafts with one id
+        // would make every such pointer ambiguous.
+        let mut seen: std::collections::HashMap<String, usize> = Default::default();
         for (index, entry) in entries.iter().enumerate() {
             let entry_at = entry_list_at.index(index);
             let Some(resource) = fhir::as_object(entry, &entry_at).map(|e| field(e, "resource"))?
@@ -368,6 +371,12 @@ impl CdsHooksRequest {
                 continue;
             };
             let reference = order_reference(kind, resource, index, &resource_at)?;
+            if let Some(first) = seen.insert(reference.clone(), index) {
+                return Err(AdapterError::Malformed {
+                    path: resource_at.key("id").pointer(),
+                    message: format!("the same id as draft order entry {first}"),
+                });
+            }
             match kind {
                 "MedicationRequest" | "MedicationOrder" => {
                     let order = fhir::medication_order(
