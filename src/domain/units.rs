@@ -192,6 +192,10 @@ impl fmt::Display for Amount {
 
 /// Formats a number for a clinician: no trailing zeros, at most two decimals ("4.93", "3200").
 pub fn format_number(value: f64) -> String {
+    if !(value * 100.0).is_finite() {
+        // Only absurd inputs get here (1e308): say the number rather than "inf".
+        return format!("{value:e}");
+    }
     let rounded = (value * 100.0).round() / 100.0;
     if rounded.fract() == 0.0 {
         format!("{}", rounded as i64)
@@ -385,6 +389,8 @@ mod tests {
         assert_eq!(format_number(4.9281), "4.93");
         assert_eq!(format_number(49.9), "49.9");
         assert_eq!(format_number(0.075), "0.08");
+        // The bad-input corpus's 1e308 g dose was shown as "inf g".
+        assert_eq!(format_number(1e308), "1e308");
     }
 
     proptest! {
