@@ -348,13 +348,23 @@ async fn serve(
     )
     .await?;
     let fhir = crate::service::fhir_client::FhirClient::new(&config.fhir);
+    // Staff routes read audit data from a replica when one is configured, and append their own
+    // events (reads, pharmacist actions) through the same writer as the decisions.
+    let reports = match &config.reports_database_url {
+        Some(url) => crate::reports::connect_read_pool(url.expose())?,
+        None => database.pool.clone(),
+    };
+    let staff = crate::service::staff::StaffBackend {
+        reports,
+        audit: writer.clone(),
+    };
     let pipeline = std::sync::Arc::new(crate::pipeline::Pipeline::new(
         plan,
         writer,
         database.pool.clone(),
         fhir,
     ));
-    let served = crate::service::run(config, pipeline).await;
+    let served = crate::service::run(config, pipeline, Some(staff)).await;
     database.close().await;
     served.map(|()| ExitCode::SUCCESS)
 }

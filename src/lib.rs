@@ -15,5 +15,6 @@ pub mod domain;
 pub mod engine;
 pub mod pathway;
 pub mod pipeline;
+pub mod reports;
 pub mod service;
 pub mod terminology;

@@ -142,7 +142,7 @@ impl Authenticator {
     }
 }
 
-fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
@@ -219,19 +219,7 @@ impl Verifier {
         let mut issuers = HashMap::new();
         for client in &settings.trusted_clients {
             let pinned_keys = match &client.jwks_file {
-                Some(path) => {
-                    let text =
-                        std::fs::read_to_string(path).map_err(|source| AuthSetupError::Read {
-                            path: path.clone(),
-                            source,
-                        })?;
-                    let set: JwkSet =
-                        serde_json::from_str(&text).map_err(|source| AuthSetupError::Parse {
-                            path: path.clone(),
-                            source,
-                        })?;
-                    Some(Arc::new(set))
-                }
+                Some(path) => Some(Arc::new(read_jwks_file(path)?)),
                 None => None,
             };
             issuers.insert(
@@ -405,6 +393,18 @@ impl Verifier {
             .insert(jku.to_owned(), (Instant::now(), set.clone()));
         Ok(set)
     }
+}
+
+/// A JWK set pinned by configuration (a CDS Hooks client's, or the staff identity provider's).
+pub(crate) fn read_jwks_file(path: &std::path::Path) -> Result<JwkSet, AuthSetupError> {
+    let text = std::fs::read_to_string(path).map_err(|source| AuthSetupError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| AuthSetupError::Parse {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// The claims read before the signature is checked: to choose the issuer's keys and to refuse

@@ -5,7 +5,9 @@
 //! Environment variables (each overrides the file):
 //! `ORDERGUARD_LISTEN`, `DATABASE_URL`, `ORDERGUARD_PATHWAY`, `ORDERGUARD_AUDIENCE_BASE_URL`,
 //! `ORDERGUARD_MAX_BODY_BYTES`, `ORDERGUARD_MAX_JSON_DEPTH`, `ORDERGUARD_REQUEST_TIMEOUT_MS`,
-//! `ORDERGUARD_INSECURE_NO_AUTH` (`true`/`1`). Trusted clients are structured and live in the file.
+//! `ORDERGUARD_INSECURE_NO_AUTH` (`true`/`1`), `REPORTS_DATABASE_URL` (a read replica for the
+//! staff routes). Trusted clients, the staff identity provider and staff API keys are structured
+//! and live in the file.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -47,6 +49,11 @@ pub struct ServiceConfig {
     pub insecure_no_auth: bool,
     pub limits: Limits,
     pub fhir: FhirFetchSettings,
+    /// Who may read reports, the pharmacist queue and the audit export (see
+    /// [`crate::service::staff`]).
+    pub staff: StaffSettings,
+    /// Where staff routes read audit data: a read replica, when set; else the audit database.
+    pub reports_database_url: Option<DatabaseUrl>,
 }
 
 impl Default for ServiceConfig {
@@ -59,6 +66,8 @@ impl Default for ServiceConfig {
             insecure_no_auth: false,
             limits: Limits::default(),
             fhir: FhirFetchSettings::default(),
+            staff: StaffSettings::default(),
+            reports_database_url: None,
         }
     }
 }
@@ -126,6 +135,62 @@ pub struct TrustedClient {
     /// `jku` URLs this issuer may point at; a token's `jku` outside this list is not fetched.
     #[serde(default)]
     pub jku_allow: Vec<String>,
+}
+
+/// Staff access: bearer JWTs from the hospital's identity provider, and API keys (for scripts and
+/// dashboards) kept here only as SHA-256 hashes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StaffSettings {
+    pub identity_providers: Vec<IdentityProvider>,
+    pub api_keys: Vec<StaffApiKey>,
+    /// Clock skew allowed on `exp`, `nbf` and `iat` of IdP tokens.
+    pub leeway_seconds: u64,
+}
+
+impl Default for StaffSettings {
+    fn default() -> Self {
+        StaffSettings {
+            identity_providers: Vec::new(),
+            api_keys: Vec::new(),
+            leeway_seconds: 30,
+        }
+    }
+}
+
+/// The hospital identity provider whose JWTs staff present.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityProvider {
+    /// The token's `iss`, compared exactly.
+    pub issuer: String,
+    /// The IdP's public keys (JWKS), pinned by configuration.
+    pub jwks_file: PathBuf,
+    /// The claim holding the roles: an array of strings or one space-separated string. A dotted
+    /// path reaches into objects, e.g. `realm_access.roles` (Keycloak).
+    #[serde(default = "default_roles_claim")]
+    pub roles_claim: String,
+    /// When set, the token's `aud` must contain it.
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// IdP role name → orderguard role (`quality`, `pharmacist`, `admin`). Empty: the IdP uses
+    /// orderguard's names. Names that map to nothing are ignored.
+    #[serde(default)]
+    pub role_map: std::collections::BTreeMap<String, crate::service::staff::Role>,
+}
+
+fn default_roles_claim() -> String {
+    "roles".to_owned()
+}
+
+/// One API key: its name (what the audit log records as the actor, `key:<name>`), the SHA-256
+/// of the key (lowercase hex; the key itself is never stored) and its roles.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StaffApiKey {
+    pub name: String,
+    pub sha256: String,
+    pub roles: Vec<crate::service::staff::Role>,
 }
 
 /// Limits on what one request may cost.
@@ -233,6 +298,9 @@ impl ServiceConfig {
         if let Some(value) = env("ORDERGUARD_REQUEST_TIMEOUT_MS") {
             self.limits.request_timeout_ms = parsed("ORDERGUARD_REQUEST_TIMEOUT_MS", value)?;
         }
+        if let Some(value) = env("REPORTS_DATABASE_URL").filter(|v| !v.is_empty()) {
+            self.reports_database_url = Some(DatabaseUrl(value));
+        }
         if let Some(value) = env("ORDERGUARD_INSECURE_NO_AUTH") {
             self.insecure_no_auth = matches!(value.trim(), "1" | "true" | "yes");
         }
@@ -252,6 +320,7 @@ impl ServiceConfig {
         if self.limits.request_timeout_ms == 0 {
             return invalid("limits.request_timeout_ms must be positive");
         }
+        self.validate_staff()?;
         if self.insecure_no_auth {
             return Ok(());
         }
@@ -274,6 +343,49 @@ impl ServiceConfig {
                     "trusted client {} has neither jwks_file nor jku_allow",
                     client.issuer
                 )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ServiceConfig {
+    /// Staff access settings: names safe to store as actors, hashes that are hashes, no key
+    /// without a role. (`--insecure-no-auth` never opens the staff routes.)
+    fn validate_staff(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        let mut names = std::collections::BTreeSet::new();
+        for (i, key) in self.staff.api_keys.iter().enumerate() {
+            let at = format!("staff.api_keys[{i}]");
+            if key.name.is_empty()
+                || key.name.len() > 64
+                || !key
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            {
+                return invalid(format!("{at}.name must be 1-64 of A-Z a-z 0-9 . _ -"));
+            }
+            if !names.insert(key.name.as_str()) {
+                return invalid(format!("{at}.name {} is used twice", key.name));
+            }
+            if key.sha256.len() != 64 || !key.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return invalid(format!(
+                    "{at}.sha256 must be the SHA-256 of the key in hex (64 characters), see README"
+                ));
+            }
+            if key.roles.is_empty() {
+                return invalid(format!("{at}.roles is empty"));
+            }
+        }
+        for (i, idp) in self.staff.identity_providers.iter().enumerate() {
+            if idp.issuer.is_empty() {
+                return invalid(format!("staff.identity_providers[{i}].issuer is empty"));
+            }
+            if idp.roles_claim.is_empty() {
+                return invalid(format!(
+                    "staff.identity_providers[{i}].roles_claim is empty"
+                ));
             }
         }
         Ok(())
@@ -328,5 +440,31 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("ORDERGUARD_MAX_BODY_BYTES"));
+    }
+
+    #[test]
+    fn staff_keys_are_checked_for_a_hash_a_safe_name_and_a_role() {
+        let file = r#"{"insecure_no_auth": true, "staff": {
+            "identity_providers": [{"issuer": "https://login.example/", "jwks_file": "idp.json",
+                                    "roles_claim": "realm_access.roles",
+                                    "role_map": {"og-pharm": "pharmacist"}}],
+            "api_keys": [{"name": "dash-1", "roles": ["quality"],
+                          "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}]}}"#;
+        let config: ServiceConfig = serde_json::from_str(file).unwrap();
+        config.validate().unwrap();
+        assert_eq!(
+            config.staff.identity_providers[0].role_map["og-pharm"],
+            crate::service::staff::Role::Pharmacist
+        );
+        let broken = |edit: &dyn Fn(&mut StaffApiKey)| {
+            let mut c = config.clone();
+            edit(&mut c.staff.api_keys[0]);
+            c.validate().unwrap_err().to_string()
+        };
+        assert!(broken(&|k| k.sha256 = "secret-key".into()).contains("api_keys[0].sha256"));
+        assert!(broken(&|k| k.name = "a b".into()).contains("api_keys[0].name"));
+        assert!(broken(&|k| k.roles.clear()).contains("api_keys[0].roles"));
+        let unknown_role = file.replace(r#"["quality"]"#, r#"["nurse"]"#);
+        assert!(serde_json::from_str::<ServiceConfig>(&unknown_role).is_err());
     }
 }

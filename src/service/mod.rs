@@ -1,6 +1,7 @@
 //! The HTTP service CPOE systems call: CDS Hooks 2.0 (`/cds-services`), the native
 //! `/v1/validate`, and the operations endpoints (`/healthz`, `/readyz`, `/metrics`,
-//! `/openapi.json`).
+//! `/openapi.json`); and the staff routes people use ([`staff`]: reports, pharmacist queue,
+//! audit export), which read audit data through their own state, not through the pipeline.
 //!
 //! This layer knows HTTP, authentication, limits and error bodies. It does not know how a request
 //! becomes a decision: that is behind one seam, [`DecisionPipeline`], which parses (adapters),
@@ -21,6 +22,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod problem;
 mod routes;
+pub mod staff;
 pub mod startup;
 pub mod telemetry;
 
@@ -188,10 +190,16 @@ pub enum Readiness {
 }
 
 /// Serve until SIGINT / SIGTERM, then finish in-flight requests and call
-/// [`DecisionPipeline::shutdown`]. The CLI's `serve` calls this after building the pipeline.
-pub async fn run(config: ServiceConfig, pipeline: Arc<dyn DecisionPipeline>) -> anyhow::Result<()> {
+/// [`DecisionPipeline::shutdown`]. The CLI's `serve` calls this after building the pipeline and
+/// the staff backend (read pool and audit writer for the staff routes).
+pub async fn run(
+    config: ServiceConfig,
+    pipeline: Arc<dyn DecisionPipeline>,
+    staff: Option<staff::StaffBackend>,
+) -> anyhow::Result<()> {
     telemetry::init();
-    let app = Application::build(&config, pipeline).await?;
+    let app = Application::build_with_staff(&config, pipeline, staff, Arc::new(auth::SystemClock))
+        .await?;
     tracing::info!(address = %app.local_addr(), "orderguard serving");
     app.run_until(startup::shutdown_signal()).await?;
     tracing::info!("orderguard stopped");

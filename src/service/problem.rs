@@ -41,6 +41,10 @@ pub enum ProblemKind {
     UnknownCard,
     AuditUnavailable,
     NotFound,
+    /// No, or no valid, bearer token (staff routes; CDS Hooks client routes answer a bare 401).
+    Unauthenticated,
+    /// Authenticated, but without a role the route needs.
+    Forbidden,
     Internal,
 }
 
@@ -55,6 +59,8 @@ impl ProblemKind {
             ProblemKind::UnknownCard => "urn:orderguard:problem:unknown-card",
             ProblemKind::AuditUnavailable => "urn:orderguard:problem:audit-unavailable",
             ProblemKind::NotFound => "urn:orderguard:problem:not-found",
+            ProblemKind::Unauthenticated => "urn:orderguard:problem:unauthenticated",
+            ProblemKind::Forbidden => "urn:orderguard:problem:forbidden",
             ProblemKind::Internal => "urn:orderguard:problem:internal",
         }
     }
@@ -69,6 +75,8 @@ impl ProblemKind {
             ProblemKind::UnknownCard => "No decision gave this card",
             ProblemKind::AuditUnavailable => "The decision could not be recorded",
             ProblemKind::NotFound => "Not found",
+            ProblemKind::Unauthenticated => "A valid bearer token is required",
+            ProblemKind::Forbidden => "The token's roles do not allow this",
             ProblemKind::Internal => "Internal error",
         }
     }
@@ -82,6 +90,8 @@ impl ProblemKind {
             ProblemKind::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ProblemKind::PrefetchUnavailable => StatusCode::PRECONDITION_FAILED,
             ProblemKind::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ProblemKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ProblemKind::Forbidden => StatusCode::FORBIDDEN,
             ProblemKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -96,6 +106,8 @@ impl ProblemKind {
             }
             ProblemKind::PrefetchUnavailable => "incomplete",
             ProblemKind::AuditUnavailable => "transient",
+            ProblemKind::Unauthenticated => "login",
+            ProblemKind::Forbidden => "forbidden",
             ProblemKind::Internal => "exception",
         }
     }

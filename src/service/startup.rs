@@ -21,6 +21,7 @@ use crate::service::auth::{Authenticator, Clock, SystemClock, Verifier};
 use crate::service::config::ServiceConfig;
 use crate::service::problem::{Problem, ProblemKind};
 use crate::service::routes::{self, Shared};
+use crate::service::staff::{StaffBackend, StaffState, staff_router};
 use crate::service::{DecisionPipeline, discovery, openapi, telemetry};
 
 /// The router for `config`, with the system clock.
@@ -37,7 +38,21 @@ pub fn router_with_clock(
     pipeline: Arc<dyn DecisionPipeline>,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Router> {
+    router_with_staff(config, pipeline, None, clock)
+}
+
+/// The router with the staff routes (reports, pharmacist queue, audit export) when `staff` is
+/// given; without it those routes do not exist (404).
+pub fn router_with_staff(
+    config: &ServiceConfig,
+    pipeline: Arc<dyn DecisionPipeline>,
+    staff: Option<StaffBackend>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Router> {
     config.validate()?;
+    let staff = staff
+        .map(|backend| StaffState::new(&config.staff, backend, clock.clone()))
+        .transpose()?;
     let auth = if config.insecure_no_auth {
         Authenticator::Insecure
     } else {
@@ -72,8 +87,12 @@ pub fn router_with_clock(
     // Route layers see the matched route template, so metrics and log lines are labelled by
     // route, never by a raw path. The timeout is innermost so a timed-out request is still
     // counted and logged.
-    Ok(clients
-        .merge(operations)
+    let mut routes = clients.merge(operations);
+    if let Some(staff) = staff {
+        // Staff routes authenticate people (IdP JWT or API key), not EHRs: see `staff`.
+        routes = routes.merge(staff_router(staff));
+    }
+    Ok(routes
         .route_layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             config.limits.request_timeout(),
@@ -117,7 +136,18 @@ impl Application {
         pipeline: Arc<dyn DecisionPipeline>,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
-        let router = router_with_clock(config, pipeline.clone(), clock)?;
+        Self::build_with_staff(config, pipeline, None, clock).await
+    }
+
+    /// As [`Application::build_with_clock`], with the staff routes when `staff` is given
+    /// (`orderguard serve` gives it).
+    pub async fn build_with_staff(
+        config: &ServiceConfig,
+        pipeline: Arc<dyn DecisionPipeline>,
+        staff: Option<StaffBackend>,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        let router = router_with_staff(config, pipeline.clone(), staff, clock)?;
         if config.insecure_no_auth {
             tracing::warn!(
                 "INSECURE: --insecure-no-auth is set; CDS Hooks calls are accepted WITHOUT client \

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-const SPEC_ISSUER: &str = "https://fhir-ehr.example.com/";
+pub const SPEC_ISSUER: &str = "https://fhir-ehr.example.com/";
 const BASE: &str = "https://cds.example.org";
 const SPEC_PATH: &str = "/cds-services/some-service";
 /// Inside the spec token's life (iat 2011-07-21, exp 2015-01-29).
@@ -57,7 +57,7 @@ fn spec_token() -> String {
 }
 
 /// The spec's example EC private key (published in the spec, EXAMPLE ONLY) as PKCS#8 DER.
-fn spec_signing_key() -> EncodingKey {
+pub fn spec_signing_key() -> EncodingKey {
     use base64::Engine;
     let jwk = read_json(spec_file("jwk-private-EXAMPLE-ONLY.json"));
     let d = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -67,7 +67,7 @@ fn spec_signing_key() -> EncodingKey {
     EncodingKey::from_ec_der(secret.to_pkcs8_der().unwrap().as_bytes())
 }
 
-fn rsa_signing_key() -> EncodingKey {
+pub fn rsa_signing_key() -> EncodingKey {
     EncodingKey::from_rsa_der(&std::fs::read(fixture("jwt/rs384-TEST-ONLY.key.der")).unwrap())
 }
 

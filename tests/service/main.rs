@@ -9,4 +9,5 @@ mod handlers;
 mod jwt;
 mod logs;
 mod shutdown;
+mod staff;
 mod support;

@@ -1,0 +1,239 @@
+//! Reports over the audit tables for quality teams: SQL only, no HTTP. The service renders them
+//! as JSON and CSV (`/v1/reports/{name}`), the CLI as a table, CSV or JSON (`orderguard report`),
+//! and the `/reports` page as HTML tables and SVG charts.
+//!
+//! Every report has a time window (`from` inclusive, `to` exclusive, on the decision's
+//! evaluation time), filters, a sort over any of its columns and a row limit. Filter values are
+//! bound parameters (`QueryBuilder::push_bind`), never spliced into SQL; sort columns are matched
+//! against the report's own column list and only that static name is written into the SQL.
+
+mod query;
+mod sql;
+
+use chrono::NaiveDate;
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row};
+
+pub use query::{Direction, Filter, Filters, QueryError, ReportQuery, SortKey};
+
+/// The reports there are. `as_str` is the name in URLs and on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReportName {
+    /// Cards per 100 order-sign calls, by week, rule and severity.
+    AlertBurden,
+}
+
+impl ReportName {
+    pub const ALL: &'static [ReportName] = &[ReportName::AlertBurden];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportName::AlertBurden => "alert-burden",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<ReportName> {
+        Self::ALL.iter().copied().find(|r| r.as_str() == name)
+    }
+
+    /// What the report shows, for page headings and `--help`.
+    pub fn title(self) -> &'static str {
+        self.definition().title
+    }
+
+    /// The columns, in order.
+    pub fn columns(self) -> Vec<Column> {
+        self.definition()
+            .columns
+            .iter()
+            .map(|(name, kind, label)| Column {
+                name: (*name).to_owned(),
+                kind: *kind,
+                label: (*label).to_owned(),
+            })
+            .collect()
+    }
+
+    /// The filters this report applies; any other given is refused (400), not ignored.
+    pub fn filters(self) -> &'static [Filter] {
+        self.definition().filters
+    }
+
+    fn definition(self) -> &'static sql::Definition {
+        sql::definition(self)
+    }
+}
+
+impl std::fmt::Display for ReportName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a column's values are typed, for rendering and charts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnKind {
+    Text,
+    Integer,
+    /// A decimal number.
+    Number,
+    /// A percentage, 0 to 100 (not a fraction), rounded to two decimals.
+    Percent,
+    /// A calendar date, `YYYY-MM-DD`.
+    Date,
+    /// The Monday (UTC) starting an ISO week, `YYYY-MM-DD`: the x axis of a trend.
+    Week,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Column {
+    /// The name to sort and filter by; stable.
+    pub name: String,
+    pub kind: ColumnKind,
+    /// A heading for people.
+    pub label: String,
+}
+
+/// A report's result: columns, then rows with one JSON value per column (`null` when absent).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReportTable {
+    pub name: ReportName,
+    pub title: String,
+    pub columns: Vec<Column>,
+    pub rows: Vec<Vec<Value>>,
+}
+
+impl ReportTable {
+    /// The index of the column called `name`.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    /// CSV with a header row of column names (RFC 4180 quoting by the `csv` crate). Cells that
+    /// a spreadsheet would run as a formula (`=`, `+`, `-`, `@` first) are prefixed with `'`.
+    pub fn to_csv(&self) -> Result<Vec<u8>, csv::Error> {
+        let mut out = csv::Writer::from_writer(Vec::new());
+        out.write_record(self.columns.iter().map(|c| c.name.as_str()))?;
+        for row in &self.rows {
+            out.write_record(row.iter().map(|v| match v {
+                Value::Null => String::new(),
+                Value::String(s) => spreadsheet_safe(s),
+                other => other.to_string(),
+            }))?;
+        }
+        out.into_inner().map_err(|e| e.into_error().into())
+    }
+}
+
+fn spreadsheet_safe(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error("reading the audit database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// A pool on a read replica (`REPORTS_DATABASE_URL`): no migrations (a replica cannot take
+/// them; its schema follows the primary's), connected lazily, small.
+pub fn connect_read_pool(url: &str) -> Result<PgPool, sqlx::Error> {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(std::time::Duration::from_secs(2))
+        .connect_lazy(url)
+}
+
+/// Runs report `name` over `query` against `pool` (the reports read pool).
+pub async fn run(
+    pool: &PgPool,
+    name: ReportName,
+    query: &ReportQuery,
+) -> Result<ReportTable, ReportError> {
+    let definition = name.definition();
+    query.check(name)?;
+    let mut builder = sql::build(definition, query);
+    let rows = builder.build().fetch_all(pool).await?;
+    let columns = name.columns();
+    let rows = rows
+        .iter()
+        .map(|row| decode_row(row, &columns))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ReportTable {
+        name,
+        title: definition.title.to_owned(),
+        columns,
+        rows,
+    })
+}
+
+fn decode_row(row: &PgRow, columns: &[Column]) -> Result<Vec<Value>, sqlx::Error> {
+    columns
+        .iter()
+        .enumerate()
+        .map(|(i, column)| {
+            Ok(match column.kind {
+                ColumnKind::Text => row.try_get::<Option<String>, _>(i)?.map(Value::from),
+                ColumnKind::Integer => row.try_get::<Option<i64>, _>(i)?.map(Value::from),
+                ColumnKind::Number | ColumnKind::Percent => row
+                    .try_get::<Option<f64>, _>(i)?
+                    .and_then(serde_json::Number::from_f64)
+                    .map(Value::Number),
+                ColumnKind::Date | ColumnKind::Week => row
+                    .try_get::<Option<NaiveDate>, _>(i)?
+                    .map(|d| Value::String(d.to_string())),
+            }
+            .unwrap_or(Value::Null))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quotes_and_defuses_formulas() {
+        let table = ReportTable {
+            name: ReportName::AlertBurden,
+            title: String::new(),
+            columns: vec![
+                Column {
+                    name: "a".into(),
+                    kind: ColumnKind::Text,
+                    label: "A".into(),
+                },
+                Column {
+                    name: "b".into(),
+                    kind: ColumnKind::Number,
+                    label: "B".into(),
+                },
+            ],
+            rows: vec![
+                vec![Value::from("x, \"y\""), Value::from(1.5)],
+                vec![Value::from("=HYPERLINK(1)"), Value::Null],
+            ],
+        };
+        let text = String::from_utf8(table.to_csv().unwrap()).unwrap();
+        assert_eq!(text, "a,b\n\"x, \"\"y\"\"\",1.5\n'=HYPERLINK(1),\n");
+    }
+
+    #[test]
+    fn every_report_name_round_trips() {
+        for name in ReportName::ALL {
+            assert_eq!(ReportName::parse(name.as_str()), Some(*name));
+            assert!(!name.columns().is_empty());
+        }
+        assert_eq!(ReportName::parse("alert_burden"), None);
+    }
+}
