@@ -9,5 +9,6 @@ mod handlers;
 mod jwt;
 mod logs;
 mod shutdown;
+mod security;
 mod staff;
 mod support;
