@@ -148,3 +148,82 @@ fn url_encode(value: &str) -> String {
         })
         .collect()
 }
+
+/// Slow loris on a real socket: a client that trickles header lines is dropped at the header
+/// deadline, one that trickles its body is answered 503 at the request timeout and closed, and
+/// the service answers others meanwhile. (`axum::serve` had no header deadline: the header
+/// trickler held its connection for as long as it liked.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_trickling_headers_or_body_are_dropped_and_others_are_served() {
+    use orderguard::service::Application;
+    use orderguard::service::startup::HEADER_READ_TIMEOUT;
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    let mut config = crate::support::insecure_config();
+    config.limits.request_timeout_ms = 1_000;
+    let pipeline = std::sync::Arc::new(crate::support::TestPipeline::default());
+    let app = Application::build(&config, pipeline).await.unwrap();
+    let address = app.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+
+    /// Writes `head`, then `drip` every 200 ms until the server closes; how long that took and
+    /// what it answered.
+    async fn trickle(address: std::net::SocketAddr, head: &'static [u8], drip: &'static [u8]) -> (Duration, String) {
+        let started = Instant::now();
+        let mut stream = TcpStream::connect(address).await.unwrap();
+        stream.write_all(head).await.unwrap();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 1024];
+        while started.elapsed() < Duration::from_secs(30) {
+            if stream.write_all(drip).await.is_err() {
+                break;
+            }
+            match tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+        }
+        (started.elapsed(), String::from_utf8_lossy(&answer).into_owned())
+    }
+    let headers = tokio::spawn(trickle(
+        address,
+        b"POST /v1/validate HTTP/1.1\r\nHost: x\r\n",
+        b"X-Slow: 1\r\n",
+    ));
+    let body = tokio::spawn(trickle(
+        address,
+        b"POST /v1/validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{",
+        b" ",
+    ));
+    // Served meanwhile.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut plain = TcpStream::connect(address).await.unwrap();
+    plain
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut healthy = String::new();
+    plain.read_to_string(&mut healthy).await.unwrap();
+    assert!(healthy.starts_with("HTTP/1.1 200"), "{healthy}");
+
+    let (took, answer) = headers.await.unwrap();
+    assert!(
+        took >= HEADER_READ_TIMEOUT && took < HEADER_READ_TIMEOUT + Duration::from_secs(5),
+        "header trickler dropped after {took:?}: {answer:?}"
+    );
+    let (took, answer) = body.await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+    assert!(took < Duration::from_secs(5), "body trickler cut after {took:?}");
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("server stops")
+        .unwrap()
+        .unwrap();
+}
