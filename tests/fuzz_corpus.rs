@@ -115,7 +115,9 @@ fn mutate(rng: &mut Rng, seed: &[u8], other: &[u8]) -> Vec<u8> {
             5 => {
                 // Replace a run of digits (a number) with an extreme value.
                 let starts: Vec<usize> = (0..len)
-                    .filter(|&i| data[i].is_ascii_digit() && (i == 0 || !data[i - 1].is_ascii_digit()))
+                    .filter(|&i| {
+                        data[i].is_ascii_digit() && (i == 0 || !data[i - 1].is_ascii_digit())
+                    })
                     .collect();
                 if !starts.is_empty() {
                     let start = starts[rng.below(starts.len())];

@@ -355,7 +355,12 @@ mod tests {
         .into_iter()
         .chain(forms.map(DoseUnit::Count));
         for unit in units {
-            assert_eq!(DoseUnit::parse(unit.symbol()), Ok(unit), "{}", unit.symbol());
+            assert_eq!(
+                DoseUnit::parse(unit.symbol()),
+                Ok(unit),
+                "{}",
+                unit.symbol()
+            );
         }
     }
 

@@ -112,14 +112,22 @@ fn cases() -> Vec<Bad> {
         Bad {
             what: "huge string: 1.5 MB patientId",
             path: "/cds-services/vcf-order-sign",
-            body: with(good.clone(), "/context/patientId", json!("x".repeat(1_500_000))),
+            body: with(
+                good.clone(),
+                "/context/patientId",
+                json!("x".repeat(1_500_000)),
+            ),
             status: 400,
             field: Some("/context/patientId"),
         },
         Bad {
             what: "huge string: 3 MB body",
             path: "/cds-services/vcf-order-sign",
-            body: with(good.clone(), "/context/userId", json!("x".repeat(3_000_000))),
+            body: with(
+                good.clone(),
+                "/context/userId",
+                json!("x".repeat(3_000_000)),
+            ),
             status: 413,
             field: None,
         },
@@ -129,7 +137,10 @@ fn cases() -> Vec<Bad> {
             body: with(
                 good.clone(),
                 "/context/draftOrders/entry",
-                json!(vec![good["context"]["draftOrders"]["entry"][0].clone(); 5000]),
+                json!(vec![
+                    good["context"]["draftOrders"]["entry"][0].clone();
+                    5000
+                ]),
             ),
             status: 413,
             field: None,
@@ -137,7 +148,11 @@ fn cases() -> Vec<Bad> {
         Bad {
             what: "native: 1 kB patient reference",
             path: "/v1/validate",
-            body: with(native.clone(), "/patient/reference", json!("P".repeat(1000))),
+            body: with(
+                native.clone(),
+                "/patient/reference",
+                json!("P".repeat(1000)),
+            ),
             status: 400,
             field: Some("/patient/reference"),
         },
@@ -334,8 +349,8 @@ struct Unreadable {
 
 fn oxycodone_dose(value: Value, unit: &str) -> Value {
     let mut request = good_request();
-    request["context"]["draftOrders"]["entry"][0]["resource"]["dosageInstruction"][0]
-        ["doseAndRate"]["doseQuantity"] = json!({"value": value, "unit": unit});
+    request["context"]["draftOrders"]["entry"][0]["resource"]["dosageInstruction"][0]["doseAndRate"]
+        ["doseQuantity"] = json!({"value": value, "unit": unit});
     request
 }
 
@@ -448,7 +463,11 @@ async fn valid_requests_with_unreadable_content_are_answered_with_what_could_not
         if let Some(rule) = case.not_rule {
             assert!(!rules.iter().any(|r| r == rule), "{}: {rules:?}", case.what);
         }
-        assert!(!text.contains("inf ") && !text.contains("NaN"), "{}: {text}", case.what);
+        assert!(
+            !text.contains("inf ") && !text.contains("NaN"),
+            "{}: {text}",
+            case.what
+        );
         if let Some((column, name)) = case.stored {
             let (missing, unrecognized): (Value, Value) = sqlx::query_as(
                 "SELECT missing_inputs, unrecognized FROM decisions ORDER BY recorded_at DESC, batch_pos DESC LIMIT 1",

@@ -8,7 +8,7 @@ mod fhir_client;
 mod handlers;
 mod jwt;
 mod logs;
-mod shutdown;
 mod security;
+mod shutdown;
 mod staff;
 mod support;

@@ -28,11 +28,23 @@ async fn every_staff_route_refuses_no_token_and_the_wrong_role(pool: PgPool) {
     let routes = staff_routes();
     for (route, wrong_key) in &routes {
         let none = staff.get(route, None).await;
-        assert_eq!(none.status, StatusCode::UNAUTHORIZED, "{route} without a token");
+        assert_eq!(
+            none.status,
+            StatusCode::UNAUTHORIZED,
+            "{route} without a token"
+        );
         let bad = staff.get(route, Some("ogk_not_a_key_at_all")).await;
-        assert_eq!(bad.status, StatusCode::UNAUTHORIZED, "{route} with an unknown key");
+        assert_eq!(
+            bad.status,
+            StatusCode::UNAUTHORIZED,
+            "{route} with an unknown key"
+        );
         let wrong = staff.get(route, Some(wrong_key)).await;
-        assert_eq!(wrong.status, StatusCode::FORBIDDEN, "{route} with the wrong role");
+        assert_eq!(
+            wrong.status,
+            StatusCode::FORBIDDEN,
+            "{route} with the wrong role"
+        );
         for answer in [&none, &bad, &wrong] {
             assert_eq!(
                 answer.content_type.as_deref(),
@@ -79,7 +91,10 @@ async fn every_report_filter_and_sort_is_inert_against_sql_injection(pool: PgPoo
     let record = decision(at, "order-sign", &[("VCF-BEDREST", Severity::Warning)]);
     staff.writer.record(record).await.unwrap();
     for name in ReportName::ALL {
-        let all = format!("/v1/reports/{}?from=2026-01-01&to=2026-12-31", name.as_str());
+        let all = format!(
+            "/v1/reports/{}?from=2026-01-01&to=2026-12-31",
+            name.as_str()
+        );
         let rows = staff.get(&all, Some(QUALITY_KEY)).await.json()["rows"].clone();
         assert!(
             rows.as_array().is_some_and(|r| !r.is_empty()),
@@ -109,7 +124,10 @@ async fn every_report_filter_and_sort_is_inert_against_sql_injection(pool: PgPoo
                     StatusCode::BAD_REQUEST => {
                         assert!(answer.json().to_string().contains(filter.param()), "{path}")
                     }
-                    other => panic!("{path}: {other} {:?}", String::from_utf8_lossy(&answer.bytes)),
+                    other => panic!(
+                        "{path}: {other} {:?}",
+                        String::from_utf8_lossy(&answer.bytes)
+                    ),
                 }
                 assert!(
                     started.elapsed() < std::time::Duration::from_secs(4),
@@ -173,7 +191,11 @@ async fn clients_trickling_headers_or_body_are_dropped_and_others_are_served() {
 
     /// Writes `head`, then `drip` every 200 ms until the server closes; how long that took and
     /// what it answered.
-    async fn trickle(address: std::net::SocketAddr, head: &'static [u8], drip: &'static [u8]) -> (Duration, String) {
+    async fn trickle(
+        address: std::net::SocketAddr,
+        head: &'static [u8],
+        drip: &'static [u8],
+    ) -> (Duration, String) {
         let started = Instant::now();
         let mut stream = TcpStream::connect(address).await.unwrap();
         stream.write_all(head).await.unwrap();
@@ -189,7 +211,10 @@ async fn clients_trickling_headers_or_body_are_dropped_and_others_are_served() {
                 Err(_) => {}
             }
         }
-        (started.elapsed(), String::from_utf8_lossy(&answer).into_owned())
+        (
+            started.elapsed(),
+            String::from_utf8_lossy(&answer).into_owned(),
+        )
     }
     let headers = tokio::spawn(trickle(
         address,
@@ -219,7 +244,10 @@ async fn clients_trickling_headers_or_body_are_dropped_and_others_are_served() {
     );
     let (took, answer) = body.await.unwrap();
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
-    assert!(took < Duration::from_secs(5), "body trickler cut after {took:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "body trickler cut after {took:?}"
+    );
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(5), server)
         .await

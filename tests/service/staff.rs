@@ -412,7 +412,11 @@ async fn bad_report_parameters_are_400_naming_the_parameter(pool: PgPool) {
 }
 
 /// One order-sign decision at `at` with findings `(rule, severity)`.
-pub(crate) fn decision(at: chrono::DateTime<Utc>, hook: &str, findings: &[(&str, Severity)]) -> AuditRecord {
+pub(crate) fn decision(
+    at: chrono::DateTime<Utc>,
+    hook: &str,
+    findings: &[(&str, Severity)],
+) -> AuditRecord {
     let decision = Decision {
         decision_id: Uuid::now_v7(),
         pathway: PathwayRef {
