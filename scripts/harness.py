@@ -290,19 +290,34 @@ class Client:
 
     def __init__(self, port, signer):
         self.port, self.signer, self.conn = port, signer, None
+        self.last_used = 0.0
 
     def post(self, path, body, base_url, timeout=15):
-        if self.conn is None:
-            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         token = self.signer.token(base_url + path)
         data = json.dumps(body).encode()
-        try:
-            self.conn.request("POST", path, body=data, headers={
-                "content-type": "application/json", "authorization": f"Bearer {token}"})
-            r = self.conn.getresponse()
-            payload = r.read()
-            return r.status, payload, token
-        except (OSError, http.client.HTTPException):
-            self.conn.close()
-            self.conn = None
-            raise
+        # The server closes a kept-alive connection after 10 s without a request (its header
+        # deadline). A send on such a connection fails before the server read anything: retry
+        # once on a fresh connection, as HTTP client pools do.
+        for attempt in (1, 2):
+            # Only a connection idle past the server's deadline is retried: an error on a busy
+            # one (a killed server) is the client's to see, and must not be hidden by a retry.
+            stale = self.conn is not None and time.monotonic() - self.last_used > 9
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+            try:
+                self.conn.request("POST", path, body=data, headers={
+                    "content-type": "application/json", "authorization": f"Bearer {token}"})
+                r = self.conn.getresponse()
+                payload = r.read()
+                self.last_used = time.monotonic()
+                return r.status, payload, token
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.conn.close()
+                self.conn = None
+                if not stale or attempt == 2:
+                    raise
+                token = self.signer.token(base_url + path)  # a jti is used once
+            except (OSError, http.client.HTTPException):
+                self.conn.close()
+                self.conn = None
+                raise
