@@ -110,6 +110,15 @@ async fn fill(w: &AuditWriter, sequential: usize, together: usize) -> Vec<Uuid> 
     ids
 }
 
+/// How many of `ids` are stored in `decisions`.
+async fn stored_count(pool: &PgPool, ids: &[Uuid]) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM decisions WHERE decision_id = ANY($1)")
+        .bind(ids)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
 async fn verify(pool: &PgPool) -> VerifyReport {
     audit::verify(pool, None, false).await.expect("verify runs")
 }
@@ -437,12 +446,7 @@ async fn the_database_refuses_update_delete_and_truncate_even_for_the_owner(pool
         .await
         .unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
-    let stored: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM decisions WHERE decision_id = ANY($1)")
-            .bind(&ids)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let stored = stored_count(&pool, &ids).await;
     assert_eq!(stored, 2);
 }
 
@@ -596,12 +600,7 @@ async fn a_record_too_large_for_its_index_is_refused_and_the_writer_goes_on(pool
     assert_eq!(w.health().spool_bytes, 0, "nothing spooled");
     let ids = fill(&w, 3, 5).await;
     w.shutdown().await;
-    let stored: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM decisions WHERE decision_id = ANY($1)")
-            .bind(&ids)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let stored = stored_count(&pool, &ids).await;
     assert_eq!(stored, 8);
     assert!(verify(&pool).await.is_clean());
 }
