@@ -38,6 +38,7 @@ fn record() -> AuditRecord {
                 summary: "Opioid dose above 90 MME/day".into(),
                 detail: String::new(),
                 numbers: BTreeMap::from([("mme_per_day".to_owned(), json!(120.5))]),
+                labels: Default::default(),
                 suggestions: vec![],
                 citations: vec![],
             }],

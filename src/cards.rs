@@ -225,6 +225,7 @@ mod tests {
             summary: "Opioid for 14 days".into(),
             detail: "Limit to 7 days.".into(),
             numbers: Default::default(),
+            labels: Default::default(),
             suggestions,
             citations: vec![],
         }

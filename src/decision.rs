@@ -67,6 +67,9 @@ pub struct Suggestion {
 /// The numbers behind a finding ("daily_dose_mg": 3200, "limit_mg": 3000), keyed by name.
 pub type Numbers = BTreeMap<String, serde_json::Value>;
 
+/// The text values behind a finding ("ingredient": "acetaminophen", "unit": "mg/day").
+pub type Labels = BTreeMap<String, String>;
+
 /// One thing the pathway has to say about the proposed orders.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
@@ -82,6 +85,11 @@ pub struct Finding {
     pub detail: String,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub numbers: Numbers,
+    /// The text values the finding's messages were filled with (`ingredient`, `unit`,
+    /// `regimen`, ...): what a pharmacist needs beside the numbers to read them. Kept in the
+    /// audit log (`findings.labels`); not part of the wire decision, whose schema is closed.
+    #[serde(skip)]
+    pub labels: Labels,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub suggestions: Vec<Suggestion>,
     /// Sources by name, e.g. "CDC Clinical Practice Guideline for Prescribing Opioids, 2022".

@@ -6,6 +6,7 @@
 
 pub mod adapters;
 pub mod audit;
+pub mod audit_export;
 pub mod canonical;
 pub mod cards;
 pub mod cli;
@@ -14,7 +15,9 @@ pub mod decision;
 pub mod domain;
 pub mod engine;
 pub mod pathway;
+pub mod pharmacy;
 pub mod pipeline;
 pub mod reports;
 pub mod service;
 pub mod terminology;
+pub mod web;

@@ -224,6 +224,7 @@ fn a_serialized_decision_follows_the_decision_schema() {
                         ("limit".to_string(), json!(90)),
                     ]
                     .into(),
+                    labels: Default::default(),
                     suggestions: vec![Suggestion {
                         id: "reduce".into(),
                         label: "Reduce to 10 mg every 6 hours".into(),
@@ -255,6 +256,7 @@ fn a_serialized_decision_follows_the_decision_schema() {
                     summary: "Bed rest beyond 3 days".into(),
                     detail: "-".into(),
                     numbers: Default::default(),
+                    labels: Default::default(),
                     suggestions: vec![],
                     citations: vec![],
                 },

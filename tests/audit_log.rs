@@ -39,6 +39,7 @@ fn decision(findings: usize) -> Decision {
                 ("tiny".to_owned(), json!(1e-7)),
                 ("whole_float".to_owned(), json!(3200.0)),
             ]),
+            labels: Default::default(),
             suggestions: vec![],
             citations: vec![],
         })

@@ -528,7 +528,7 @@ async fn load_rows(
 
     let finding_rows = sqlx::query(
         "SELECT f.decision_id, f.finding_index, f.rule_id, f.severity, f.order_ref, f.card_uuid, \
-                f.numbers \
+                f.numbers, f.labels \
          FROM findings f JOIN decisions d \
            ON d.decision_id = f.decision_id AND d.evaluated_at = f.evaluated_at \
          WHERE d.chain_id = $1 AND d.batch_seq BETWEEN $2 AND $3 \
@@ -552,6 +552,7 @@ async fn load_rows(
                 order_ref: r.try_get("order_ref").map_err(db)?,
                 card_uuid: r.try_get("card_uuid").map_err(db)?,
                 numbers: json_or_null(r, "numbers").map_err(db)?,
+                labels: json_or_null(r, "labels").map_err(db)?,
             });
     }
 

@@ -76,6 +76,14 @@ pub struct FindingRecord {
     pub card_uuid: Option<Uuid>,
     /// The numbers behind the finding, a JSON object.
     pub numbers: Value,
+    /// The text values behind it (drug, unit, regimen), a JSON object of strings
+    /// (`findings.labels`, added by migration 20261201000002; empty for older rows).
+    #[serde(default = "empty_object")]
+    pub labels: Value,
+}
+
+fn empty_object() -> Value {
+    json!({})
 }
 
 /// Everything the audit log keeps about one decision.
@@ -121,6 +129,7 @@ impl AuditRecord {
                 order_ref: finding.order_ref.as_ref().map(|r| r.0.clone()),
                 card_uuid: Some(decision.card_uuid(index)),
                 numbers: serde_json::to_value(&finding.numbers).unwrap_or_else(|_| json!({})),
+                labels: serde_json::to_value(&finding.labels).unwrap_or_else(|_| json!({})),
             })
             .collect();
         AuditRecord {
@@ -247,6 +256,9 @@ impl Entry {
                     other => json!({ "value": other }),
                 };
             }
+            if !finding.labels.is_object() {
+                finding.labels = json!({});
+            }
         }
         for list in [&mut record.unrecognized, &mut record.missing_inputs] {
             if !list.is_array() {
@@ -336,6 +348,7 @@ impl Entry {
                         order_ref: f.order_ref.clone(),
                         card_uuid: f.card_uuid,
                         numbers: f.numbers.clone(),
+                        labels: f.labels.clone(),
                     })
                     .collect(),
                 finding_count: r.findings.len() as i32,
@@ -398,6 +411,7 @@ pub(crate) struct FindingImage {
     pub order_ref: Option<String>,
     pub card_uuid: Option<Uuid>,
     pub numbers: Value,
+    pub labels: Value,
 }
 
 /// Columns of one `decisions` row with its findings, as hashed. The byte columns enter the
@@ -443,14 +457,20 @@ impl DecisionImage {
             .findings
             .iter()
             .map(|f| {
-                json!({
+                let mut finding = json!({
                     "finding_index": f.finding_index,
                     "rule_id": f.rule_id,
                     "severity": f.severity,
                     "order_ref": f.order_ref,
                     "card_uuid": f.card_uuid,
                     "numbers": f.numbers,
-                })
+                });
+                // Rows from before the labels column have `{}` there and were hashed without
+                // the member; any non-empty labels are covered by the hash.
+                if f.labels.as_object().is_none_or(|l| !l.is_empty()) {
+                    finding["labels"] = f.labels.clone();
+                }
+                finding
             })
             .collect();
         let mut value = json!({

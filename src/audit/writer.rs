@@ -711,15 +711,16 @@ async fn insert_rows(
                     f.order_ref.push(finding.order_ref.clone());
                     f.card_uuid.push(finding.card_uuid);
                     f.numbers.push(Json(finding.numbers.clone()));
+                    f.labels.push(Json(finding.labels.clone()));
                 }
             }
         }
         if !f.decision_id.is_empty() {
             sqlx::query(
                 "INSERT INTO findings (decision_id, evaluated_at, finding_index, rule_id, \
-                    severity, order_ref, card_uuid, numbers) \
+                    severity, order_ref, card_uuid, numbers, labels) \
                  SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::int4[], $4::text[], \
-                    $5::text[], $6::text[], $7::uuid[], $8::jsonb[])",
+                    $5::text[], $6::text[], $7::uuid[], $8::jsonb[], $9::jsonb[])",
             )
             .bind(&f.decision_id)
             .bind(&f.evaluated_at)
@@ -729,6 +730,7 @@ async fn insert_rows(
             .bind(&f.order_ref)
             .bind(&f.card_uuid)
             .bind(&f.numbers)
+            .bind(&f.labels)
             .execute(&mut **tx)
             .await?;
         }
@@ -942,6 +944,7 @@ struct FindingColumns {
     order_ref: Vec<Option<String>>,
     card_uuid: Vec<Option<Uuid>>,
     numbers: Vec<Json<Value>>,
+    labels: Vec<Json<Value>>,
 }
 
 #[derive(Default)]

@@ -5,7 +5,7 @@
 
 use super::facts::Facts;
 use crate::decision::{
-    Action, ActionKind, Evaluation, Finding, MissingInput, Numbers, Severity, Suggestion,
+    Action, ActionKind, Evaluation, Finding, Labels, MissingInput, Numbers, Severity, Suggestion,
 };
 use crate::domain::OrderRef;
 use crate::domain::units::format_number;
@@ -171,9 +171,16 @@ impl FindingBuilder<'_, '_> {
         };
         let severity = severity.or(variant_severity).unwrap_or(rule.severity);
         let mut numbers = Numbers::new();
+        let mut labels = Labels::new();
         for (name, var) in &vars {
-            if let Var::Number(n) = var {
-                numbers.insert(name.clone(), number_json(*n));
+            match var {
+                Var::Number(n) => {
+                    numbers.insert(name.clone(), number_json(*n));
+                }
+                Var::Text(t) if !t.is_empty() => {
+                    labels.insert(name.clone(), t.clone());
+                }
+                Var::Text(_) => {}
             }
         }
         let mut detail = fill(detail_t, &vars);
@@ -233,6 +240,7 @@ impl FindingBuilder<'_, '_> {
             summary,
             detail,
             numbers,
+            labels,
             suggestions,
             citations: rule.citations.clone(),
         });

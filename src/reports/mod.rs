@@ -16,7 +16,7 @@ use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
-pub use query::{Direction, Filter, Filters, QueryError, ReportQuery, SortKey};
+pub use query::{Direction, Filter, Filters, QueryError, ReportQuery, SortKey, parse_time};
 
 /// The reports there are. `as_str` is the name in URLs and on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

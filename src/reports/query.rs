@@ -87,7 +87,7 @@ impl Filters {
         }
     }
 
-    fn slot(&mut self, filter: Filter) -> &mut Option<String> {
+    pub fn slot(&mut self, filter: Filter) -> &mut Option<String> {
         match filter {
             Filter::Rule => &mut self.rule,
             Filter::Severity => &mut self.severity,
@@ -284,7 +284,8 @@ impl ReportQuery {
     }
 }
 
-fn parse_time(param: &str, value: &str, end_of_day: bool) -> Result<DateTime<Utc>, QueryError> {
+/// RFC 3339, or a date: the start of that day, or with `end_of_day` the start of the next (UTC).
+pub fn parse_time(param: &str, value: &str, end_of_day: bool) -> Result<DateTime<Utc>, QueryError> {
     if let Ok(time) = DateTime::parse_from_rfc3339(value) {
         return Ok(time.with_timezone(&Utc));
     }

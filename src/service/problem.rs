@@ -45,6 +45,8 @@ pub enum ProblemKind {
     Unauthenticated,
     /// Authenticated, but without a role the route needs.
     Forbidden,
+    /// The request conflicts with the current state (a dosing alert's status).
+    Conflict,
     Internal,
 }
 
@@ -61,6 +63,7 @@ impl ProblemKind {
             ProblemKind::NotFound => "urn:orderguard:problem:not-found",
             ProblemKind::Unauthenticated => "urn:orderguard:problem:unauthenticated",
             ProblemKind::Forbidden => "urn:orderguard:problem:forbidden",
+            ProblemKind::Conflict => "urn:orderguard:problem:conflict",
             ProblemKind::Internal => "urn:orderguard:problem:internal",
         }
     }
@@ -77,6 +80,7 @@ impl ProblemKind {
             ProblemKind::NotFound => "Not found",
             ProblemKind::Unauthenticated => "A valid bearer token is required",
             ProblemKind::Forbidden => "The token's roles do not allow this",
+            ProblemKind::Conflict => "The request conflicts with the current state",
             ProblemKind::Internal => "Internal error",
         }
     }
@@ -92,6 +96,7 @@ impl ProblemKind {
             ProblemKind::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ProblemKind::Unauthenticated => StatusCode::UNAUTHORIZED,
             ProblemKind::Forbidden => StatusCode::FORBIDDEN,
+            ProblemKind::Conflict => StatusCode::CONFLICT,
             ProblemKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -108,6 +113,7 @@ impl ProblemKind {
             ProblemKind::AuditUnavailable => "transient",
             ProblemKind::Unauthenticated => "login",
             ProblemKind::Forbidden => "forbidden",
+            ProblemKind::Conflict => "conflict",
             ProblemKind::Internal => "exception",
         }
     }

@@ -3,6 +3,8 @@
 //! postgres://postgres@127.0.0.1:5432/postgres) and a data folder of its own.
 
 mod bad_input;
+mod browser;
+mod cdp;
 mod cds_hooks;
 mod conformance;
 mod crash;

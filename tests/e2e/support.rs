@@ -146,6 +146,15 @@ pub struct Server {
 impl Server {
     /// `orderguard serve --insecure-no-auth` on `database_url` and `data_dir`, ready.
     pub async fn start(database_url: &str, data_dir: &Path) -> Server {
+        Server::start_with(database_url, data_dir, &[]).await
+    }
+
+    /// As [`Server::start`], with more arguments for `serve` (e.g. `--config FILE`).
+    pub async fn start_with(
+        database_url: &str,
+        data_dir: &Path,
+        extra: &[&std::ffi::OsStr],
+    ) -> Server {
         let port = free_port();
         let log = data_dir.join(format!("serve-{port}.log"));
         let log_file = std::fs::File::create(&log).expect("log file");
@@ -154,6 +163,7 @@ impl Server {
             .arg(format!("127.0.0.1:{port}"))
             .arg("--data-dir")
             .arg(data_dir)
+            .args(extra)
             .env("DATABASE_URL", database_url)
             .env_remove("ORDERGUARD_LISTEN")
             .env("RUST_LOG", "warn")
@@ -325,12 +335,25 @@ impl Http {
     }
 
     async fn send(&self, method: Method, url: &str, body: Bytes) -> Result<Answer, String> {
-        let request = Request::builder()
+        self.send_with(method, url, body, &[]).await
+    }
+
+    /// A request with extra headers (e.g. `authorization` for the staff routes).
+    pub async fn send_with(
+        &self,
+        method: Method,
+        url: &str,
+        body: Bytes,
+        headers: &[(&str, &str)],
+    ) -> Result<Answer, String> {
+        let mut request = Request::builder()
             .method(method)
             .uri(url)
-            .header("content-type", "application/json")
-            .body(Full::new(body))
-            .map_err(|e| e.to_string())?;
+            .header("content-type", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
         let response = tokio::time::timeout(Duration::from_secs(20), self.client.request(request))
             .await
             .map_err(|_| "timed out".to_owned())?

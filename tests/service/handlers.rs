@@ -382,6 +382,7 @@ async fn metrics_count_requests_per_route_and_findings_per_rule() {
             summary: "s".into(),
             detail: "d".into(),
             numbers: Default::default(),
+            labels: Default::default(),
             suggestions: vec![],
             citations: vec![],
         }],

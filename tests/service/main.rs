@@ -8,6 +8,7 @@ mod fhir_client;
 mod handlers;
 mod jwt;
 mod logs;
+mod pharmacy_routes;
 mod security;
 mod shutdown;
 mod staff;

@@ -15,11 +15,43 @@ use orderguard::decision::Severity;
 /// catalog of the code ([`ReportName::ALL`]); routes of other staff modules are listed here as
 /// they land (the pharmacist queue takes the quality key as its wrong role).
 fn staff_routes() -> Vec<(String, &'static str)> {
+    use orderguard::web::routes::{
+        ALERTS_ROUTE, AUDIT_EVENTS_ROUTE, PHARMACY_ROUTE, REPORTS_PAGE_ROUTE,
+    };
     let mut routes = vec![("/v1/reports".to_owned(), PHARMACIST_KEY)];
     for name in ReportName::ALL {
         routes.push((format!("/v1/reports/{}", name.as_str()), PHARMACIST_KEY));
     }
+    routes.extend([
+        (ALERTS_ROUTE.to_owned(), QUALITY_KEY),
+        (PHARMACY_ROUTE.to_owned(), QUALITY_KEY),
+        (REPORTS_PAGE_ROUTE.to_owned(), PHARMACIST_KEY),
+        (AUDIT_EVENTS_ROUTE.to_owned(), PHARMACIST_KEY),
+    ]);
     routes
+}
+
+/// The one staff route that takes a body: a pharmacist's action on an alert.
+async fn post_action(
+    staff: &crate::staff::StaffApp,
+    token: Option<&str>,
+) -> crate::support::Answer {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    let path = orderguard::web::routes::ACTION_ROUTE
+        .replace("{id}", "0190f000-0000-7000-8000-000000000000");
+    let mut request = Request::post(path).header(header::CONTENT_TYPE, "application/json");
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    staff
+        .app
+        .send(
+            request
+                .body(Body::from(r#"{"action":"acknowledge"}"#))
+                .unwrap(),
+        )
+        .await
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -53,8 +85,20 @@ async fn every_staff_route_refuses_no_token_and_the_wrong_role(pool: PgPool) {
             );
         }
     }
-    // Recorded: three refusals per route (through the writer; wait for them).
-    let expected = 3 * routes.len() as i64;
+    let none = post_action(&staff, None).await;
+    assert_eq!(
+        none.status,
+        StatusCode::UNAUTHORIZED,
+        "POST action without a token"
+    );
+    let wrong = post_action(&staff, Some(QUALITY_KEY)).await;
+    assert_eq!(
+        wrong.status,
+        StatusCode::FORBIDDEN,
+        "POST action with the wrong role"
+    );
+    // Recorded: three refusals per GET route and two for the action (through the writer).
+    let expected = 3 * routes.len() as i64 + 2;
     let mut recorded = 0;
     for _ in 0..100 {
         recorded = sqlx::query_scalar::<_, i64>(

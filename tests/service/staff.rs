@@ -65,7 +65,7 @@ fn staff_config() -> ServiceConfig {
 }
 
 pub(crate) struct StaffApp {
-    app: TestApp,
+    pub(crate) app: TestApp,
     pub(crate) writer: AuditWriter,
     _spool: tempfile::TempDir,
 }
@@ -435,6 +435,7 @@ pub(crate) fn decision(
                     summary: "s".into(),
                     detail: "d".into(),
                     numbers: Default::default(),
+                    labels: Default::default(),
                     suggestions: vec![],
                     citations: vec![],
                 })

@@ -129,9 +129,17 @@ impl RuleKind for OpioidMme {
                 format_number(mme_per_day)
             )
         };
+        // The opioids counted, for the pharmacist queue (not in any message).
+        let mut drugs: Vec<String> = meds
+            .iter()
+            .filter(|m| m.has_class(DrugClass::Opioid))
+            .map(|m| m.card_label())
+            .collect();
+        drugs.dedup();
         let finding = out
             .finding()
             .order(order)
+            .text("drug", drugs.join(", "))
             .number("mme_per_day", mme_per_day)
             .number("threshold", self.min)
             .text("explanation", explanation)

@@ -271,6 +271,7 @@ impl StaffState {
 pub fn staff_router<S: Clone + Send + Sync + 'static>(state: StaffState) -> Router<S> {
     Router::new()
         .merge(reports::routes())
+        .merge(crate::web::routes::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             record_refusals,
