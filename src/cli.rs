@@ -698,11 +698,15 @@ async fn serve(
     };
     let plan = load_plan(config.pathway.as_deref()).map_err(anyhow::Error::msg)?;
     let database = Database::open(&db).await?;
-    let writer = crate::audit::AuditWriter::start(
-        database.pool.clone(),
-        crate::audit::WriterConfig::new(db.data_dir.join("spool")),
-    )
-    .await?;
+    let mut writer_config = crate::audit::WriterConfig::new(db.data_dir.join("spool"));
+    // The spool's cap (default 1 GiB): past it, with PostgreSQL away, decisions are 503.
+    if let Ok(cap) = std::env::var("ORDERGUARD_SPOOL_CAP_BYTES") {
+        use anyhow::Context;
+        writer_config.spool_cap_bytes = cap
+            .parse()
+            .context("ORDERGUARD_SPOOL_CAP_BYTES: a number of bytes")?;
+    }
+    let writer = crate::audit::AuditWriter::start(database.pool.clone(), writer_config).await?;
     let fhir = crate::service::fhir_client::FhirClient::new(&config.fhir);
     // Staff routes read audit data from a replica when one is configured, and append their own
     // events (reads, pharmacist actions) through the same writer as the decisions.

@@ -480,3 +480,68 @@ fn arb_json() -> impl Strategy<Value = Value> {
         ]
     })
 }
+
+/// Found by the bad-input corpus: a 1.5 MB `patientId` was accepted and then refused by the
+/// audit database's index, taking its batchmates down with it. Each reference the audit log
+/// indexes or keeps is bounded, at its own path; a reference at the bound is still read.
+#[test]
+fn an_overlong_reference_is_refused_at_its_path() {
+    use orderguard::adapters::cds_hooks::MAX_REFERENCE_CHARS;
+    let request = |pointer: &str, value: String| {
+        let mut r = json!({
+            "hook": "order-sign",
+            "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+            "context": {"userId": "Practitioner/1", "patientId": "1", "encounterId": "2",
+                        "draftOrders": {"resourceType": "Bundle", "entry": []}}
+        });
+        *r.pointer_mut(pointer).unwrap() = Value::String(value);
+        serde_json::to_vec(&r).unwrap()
+    };
+    for pointer in [
+        "/hookInstance",
+        "/context/userId",
+        "/context/patientId",
+        "/context/encounterId",
+    ] {
+        let at_bound = "é".repeat(MAX_REFERENCE_CHARS);
+        assert!(
+            CdsHooksRequest::parse(&request(pointer, at_bound)).is_ok(),
+            "{pointer} at the bound"
+        );
+        let over = "x".repeat(MAX_REFERENCE_CHARS + 1);
+        match CdsHooksRequest::parse(&request(pointer, over)) {
+            Err(AdapterError::Malformed { path, .. }) => assert_eq!(path, pointer),
+            other => panic!("{pointer}: {other:?}"),
+        }
+    }
+}
+
+/// Found by the bad-input corpus: two draft orders with one id were both read; a card's
+/// suggestion (update / delete by id) could not say which it meant.
+#[test]
+fn duplicate_draft_order_ids_are_refused_at_the_second() {
+    let order = json!({"resource": {"resourceType": "MedicationRequest", "id": "oxy",
+        "status": "draft", "intent": "order",
+        "medicationCodeableConcept": {"text": "oxycodone 5 mg tablet"}}});
+    let service = json!({"resource": {"resourceType": "ServiceRequest", "id": "oxy",
+        "status": "draft", "intent": "order", "code": {"text": "bed rest"}}});
+    let request = |entries: Vec<Value>| {
+        serde_json::to_vec(&json!({
+            "hook": "order-sign",
+            "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+            "context": {"userId": "Practitioner/1", "patientId": "1",
+                        "draftOrders": {"resourceType": "Bundle", "entry": entries}}
+        }))
+        .unwrap()
+    };
+    // The same id on two resource types is two references.
+    let fine = CdsHooksRequest::parse(&request(vec![order.clone(), service])).unwrap();
+    assert_eq!(fine.to_domain().unwrap().orders.medications.len(), 1);
+    let twice = CdsHooksRequest::parse(&request(vec![order.clone(), order])).unwrap();
+    match twice.to_domain() {
+        Err(AdapterError::Malformed { path, .. }) => {
+            assert_eq!(path, "/context/draftOrders/entry/1/resource/id")
+        }
+        other => panic!("{other:?}"),
+    }
+}

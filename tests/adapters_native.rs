@@ -344,3 +344,21 @@ fn messages_are_in_the_clients_terms() {
         "{missing:?}"
     );
 }
+
+/// Found by the bad-input corpus: two orders with one id were both read, and a finding's
+/// `order_ref` could not say which one it meant. The second is refused at its own path.
+#[test]
+fn duplicate_order_ids_are_refused_at_the_second() {
+    let mut set: Value = serde_json::from_slice(&fixture("valid-vcf-full.json")).unwrap();
+    let copy = set["medications"][0].clone();
+    set["medications"].as_array_mut().unwrap().push(copy);
+    set["services"][0]["id"] = set["medications"][1]["id"].clone();
+    let order_set = NativeOrderSet::from_value(set).unwrap();
+    match order_set.to_domain() {
+        Err(AdapterError::Invalid { errors }) => {
+            let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+            assert_eq!(paths, ["/medications/2/id", "/services/0/id"], "{errors:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -111,6 +111,15 @@ async fn fill(w: &AuditWriter, sequential: usize, together: usize) -> Vec<Uuid> 
     ids
 }
 
+/// How many of `ids` are stored in `decisions`.
+async fn stored_count(pool: &PgPool, ids: &[Uuid]) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM decisions WHERE decision_id = ANY($1)")
+        .bind(ids)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
 async fn verify(pool: &PgPool) -> VerifyReport {
     audit::verify(pool, None, false).await.expect("verify runs")
 }
@@ -438,12 +447,7 @@ async fn the_database_refuses_update_delete_and_truncate_even_for_the_owner(pool
         .await
         .unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
-    let stored: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM decisions WHERE decision_id = ANY($1)")
-            .bind(&ids)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let stored = stored_count(&pool, &ids).await;
     assert_eq!(stored, 2);
 }
 
@@ -775,5 +779,32 @@ async fn a_recorded_decision_replays_exactly_from_the_database(pool: PgPool) {
         "{stored_len} bytes stored of a {} byte request",
         compact.len()
     );
+
+/// Found by the bad-input corpus (docs/reliability.md): a 1.5 MB patient reference is too large
+/// for its index entry (SQLSTATE 54000). It used to count as an outage: the record was spooled,
+/// and the spool's replay retried it forever, answering 503 for every later decision of that
+/// lane. It is refused now, alone, and the writer goes on committing.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_record_too_large_for_its_index_is_refused_and_the_writer_goes_on(pool: PgPool) {
+    let spool = tempfile::tempdir().unwrap();
+    let w = writer(&pool, "index-limit", &spool).await;
+    let mut huge = record(1);
+    // Random-looking text, so that compression does not rescue it.
+    huge.patient_ref = Some(
+        (0..400_000u32)
+            .map(|i| char::from(b'a' + (i.wrapping_mul(2_654_435_761) >> 27) as u8 % 26))
+            .collect(),
+    );
+    let refused = w.record(huge).await;
+    assert!(
+        matches!(refused, Err(audit::AuditError::Refused(_))),
+        "{refused:?}"
+    );
+    assert!(!w.health().spooling, "a refused record is not an outage");
+    assert_eq!(w.health().spool_bytes, 0, "nothing spooled");
+    let ids = fill(&w, 3, 5).await;
+    w.shutdown().await;
+    let stored = stored_count(&pool, &ids).await;
+    assert_eq!(stored, 8);
     assert!(verify(&pool).await.is_clean());
 }

@@ -198,6 +198,10 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
     }
 }
 
+/// Longest `hookInstance`, `userId`, `patientId` or `encounterId` accepted (FHIR ids are at
+/// most 64 characters; a full reference URL fits easily). The native schema has the same bound.
+pub const MAX_REFERENCE_CHARS: usize = 512;
+
 impl CdsHooksRequest {
     /// Parses a request body. The fast path deserializes once; only a failing body is parsed a
     /// second time to find the JSON pointer of the offending field.
@@ -350,6 +354,23 @@ impl CdsHooksRequest {
             }
             None => Value::Null,
         };
+        // The references are kept in indexed audit columns: one too long for an index entry
+        // would make the database refuse the whole batch it is committed with.
+        for (path, value) in [
+            ("/hookInstance", Some(&hook_instance)),
+            ("/context/userId", Some(&user_id)),
+            ("/context/patientId", patient_id.as_ref()),
+            ("/context/encounterId", context.encounter_id.as_ref()),
+        ] {
+            if let Some(value) = value
+                && value.chars().count() > MAX_REFERENCE_CHARS
+            {
+                return Err(AdapterError::Malformed {
+                    path: path.to_owned(),
+                    message: format!("longer than {MAX_REFERENCE_CHARS} characters"),
+                });
+            }
+        }
         Ok(CdsHooksRequest {
             hook,
             hook_instance,
@@ -422,6 +443,9 @@ impl CdsHooksRequest {
         let entries = bundle_entries(&self.context.draft_orders, &bundle_at)?;
         let lookup = MedicationLookup { bundle: entries };
         let entry_list_at = bundle_at.key("entry");
+        // Cards and suggestions point at an order by its reference: two drafts with one id
+        // would make every such pointer ambiguous.
+        let mut seen: std::collections::HashMap<String, usize> = Default::default();
         for (index, entry) in entries.iter().enumerate() {
             let entry_at = entry_list_at.index(index);
             let Some(resource) = fhir::as_object(entry, &entry_at).map(|e| field(e, "resource"))?
@@ -436,6 +460,12 @@ impl CdsHooksRequest {
                 continue;
             };
             let reference = order_reference(kind, resource, index, &resource_at)?;
+            if let Some(first) = seen.insert(reference.clone(), index) {
+                return Err(AdapterError::Malformed {
+                    path: resource_at.key("id").pointer(),
+                    message: format!("the same id as draft order entry {first}"),
+                });
+            }
             match kind {
                 "MedicationRequest" | "MedicationOrder" => {
                     let order = fhir::medication_order(

@@ -276,7 +276,37 @@ impl NativeOrderSet {
         })
     }
 
+    /// Findings and `focus` name an order by its id: two orders with one id would make every
+    /// such reference ambiguous.
+    fn unique_order_ids(&self) -> Result<(), AdapterError> {
+        let ids = (self.medications.iter().enumerate())
+            .map(|(i, m)| (format!("/medications/{i}/id"), m.id.as_str()))
+            .chain(
+                (self.services.iter().enumerate())
+                    .map(|(i, s)| (format!("/services/{i}/id"), s.id.as_str())),
+            );
+        let mut seen: std::collections::HashMap<&str, String> = Default::default();
+        let errors: Vec<FieldError> = ids
+            .filter_map(|(path, id)| match seen.get(id) {
+                Some(first) => Some(FieldError {
+                    message: format!("the same id as {first}"),
+                    path,
+                }),
+                None => {
+                    seen.insert(id, path);
+                    None
+                }
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(AdapterError::Invalid { errors })
+        }
+    }
+
     pub fn to_domain(&self) -> Result<Translated, AdapterError> {
+        self.unique_order_ids()?;
         let mut notes = Vec::new();
         let patient = &self.patient;
         let mut absent = BTreeSet::new();

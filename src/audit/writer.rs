@@ -311,10 +311,12 @@ fn is_transient(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
-            // Only data exceptions (22) and constraint violations (23) are the record's fault;
-            // anything else (connection loss, shutdown, a schema not migrated yet, a revoked
-            // grant) may heal, and spooling keeps the record meanwhile.
-            !(code.starts_with("22") || code.starts_with("23"))
+            // Only data exceptions (22), constraint violations (23) and program limits (54: a
+            // value too large for its index entry) are the record's fault; anything else
+            // (connection loss, shutdown, a schema not migrated yet, a revoked grant) may heal,
+            // and spooling keeps the record meanwhile. Spooling a refused record would block
+            // the spool's replay behind it.
+            !(code.starts_with("22") || code.starts_with("23") || code.starts_with("54"))
         }
         _ => true,
     }

@@ -119,7 +119,8 @@ impl DoseUnit {
             DoseUnit::Count(DoseForm::Patch) => "patch",
             DoseUnit::Count(DoseForm::Spray) => "spray",
             DoseUnit::Count(DoseForm::Suppository) => "suppository",
-            DoseUnit::Count(DoseForm::Each) => "unit",
+            // Not "unit": that reads (and parses) as an international unit.
+            DoseUnit::Count(DoseForm::Each) => "each",
         }
     }
 }
@@ -191,6 +192,10 @@ impl fmt::Display for Amount {
 
 /// Formats a number for a clinician: no trailing zeros, at most two decimals ("4.93", "3200").
 pub fn format_number(value: f64) -> String {
+    if !(value * 100.0).is_finite() {
+        // Only absurd inputs get here (1e308): say the number rather than "inf".
+        return format!("{value:e}");
+    }
     let rounded = (value * 100.0).round() / 100.0;
     if rounded.fract() == 0.0 {
         format!("{}", rounded as i64)
@@ -327,6 +332,38 @@ mod tests {
         }
     }
 
+    /// Found by the units fuzz target: the symbol of `Count(Each)` was "unit", which a card
+    /// reader (and the parser) takes for an international unit.
+    #[test]
+    fn every_symbol_parses_back_to_its_own_unit() {
+        let forms = [
+            DoseForm::Tablet,
+            DoseForm::Capsule,
+            DoseForm::Patch,
+            DoseForm::Spray,
+            DoseForm::Suppository,
+            DoseForm::Each,
+        ];
+        let units = [
+            DoseUnit::Milligram,
+            DoseUnit::Gram,
+            DoseUnit::Microgram,
+            DoseUnit::InternationalUnit,
+            DoseUnit::Millilitre,
+            DoseUnit::MicrogramPerHour,
+        ]
+        .into_iter()
+        .chain(forms.map(DoseUnit::Count));
+        for unit in units {
+            assert_eq!(
+                DoseUnit::parse(unit.symbol()),
+                Ok(unit),
+                "{}",
+                unit.symbol()
+            );
+        }
+    }
+
     #[test]
     fn refuses_unknown_units_and_bad_values() {
         assert!(DoseUnit::parse("furlong").is_err());
@@ -357,6 +394,8 @@ mod tests {
         assert_eq!(format_number(4.9281), "4.93");
         assert_eq!(format_number(49.9), "49.9");
         assert_eq!(format_number(0.075), "0.08");
+        // The bad-input corpus's 1e308 g dose was shown as "inf g".
+        assert_eq!(format_number(1e308), "1e308");
     }
 
     proptest! {

@@ -255,6 +255,9 @@ impl Conversion {
     }
 }
 
+/// Largest daily amount (mg, IU or mcg/h) the arithmetic accepts; sums and MME stay finite.
+const MAX_DAILY_AMOUNT: f64 = 1e15;
+
 /// The outcome for one ingredient of an order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DailyDose {
@@ -368,6 +371,14 @@ fn daily_dose(
     let per_day = frequency.max_per_day();
     let (value, unit, conversion) = convert(per_admin, ingredient, component)?;
     let daily = value * per_day;
+    // Past this no arithmetic on the amount means anything (1e308 g a day is "inf mg"): the
+    // dose is unreadable, not a number to put on a card.
+    if !(daily.is_finite() && daily <= MAX_DAILY_AMOUNT) {
+        return Err(problem(
+            "dose",
+            "the daily amount is too large to be a dose (over 10^15 a day)",
+        ));
+    }
     Ok(DailyAmount {
         ingredient: component.ingredient,
         amount: daily,

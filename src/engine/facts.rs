@@ -190,7 +190,14 @@ impl<'a> Facts<'a> {
         if vcf.is_empty() {
             return None;
         }
-        let date = vcf.iter().filter_map(|d| d.onset_or_recorded()).max();
+        // A fracture dated after the evaluation time or before the patient's birth is a date
+        // nobody can count days from: unknown, so the rules that need it say so.
+        let birth = input.patient.birth_date;
+        let date = vcf
+            .iter()
+            .filter_map(|d| d.onset_or_recorded())
+            .filter(|t| *t <= input.now && birth.is_none_or(|b| t.date_naive() >= b))
+            .max();
         let etiology = if any_in(sets::VCF_MALIGNANT) || any_in(sets::ACTIVE_CANCER) {
             Etiology::Malignant
         } else {

@@ -115,6 +115,10 @@ pub fn router_with_staff(
         ])))
 }
 
+/// Longest a client may take to send a request's headers, counted from the start of the
+/// connection (or of the next request on a kept-alive one).
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A bound, not yet serving application.
 pub struct Application {
     listener: TcpListener,
@@ -170,15 +174,47 @@ impl Application {
 
     /// Serve until `shutdown` completes; then stop accepting, let in-flight requests finish, and
     /// call the pipeline's shutdown hook (audit flush).
+    ///
+    /// Each connection is HTTP/1.1 with a deadline on reading a request's headers
+    /// ([`HEADER_READ_TIMEOUT`]): a client that trickles its headers (slow loris) is dropped.
+    /// A trickled body is cut by the request timeout, which covers reading the body.
+    /// (`axum::serve` sets no header deadline: such a client held its connection forever.)
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        use hyper_util::rt::{TokioIo, TokioTimer};
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let service = hyper_util::service::TowerToHyperService::new(self.router);
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let stream = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(error) => {
+                        // Out of file descriptors and the like: back off, keep serving.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service.clone());
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                // A dropped or timed-out client is not an error of the service.
+                let _ = connection.await;
+            });
+        }
+        drop(self.listener);
+        graceful.shutdown().await;
         self.pipeline.shutdown().await;
-        served
+        Ok(())
     }
 }
 

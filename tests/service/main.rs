@@ -9,6 +9,7 @@ mod handlers;
 mod jwt;
 mod logs;
 mod pharmacy_routes;
+mod security;
 mod shutdown;
 mod staff;
 mod support;

@@ -24,8 +24,8 @@ use crate::support::*;
 
 const NOW: u64 = 1_790_000_000;
 const RSA_IDP: &str = "https://login.hospital.example/realms/staff";
-const QUALITY_KEY: &str = "ogk_quality_0f6c2d1e8b7a4c3d9e5f";
-const PHARMACIST_KEY: &str = "ogk_pharmacy_7a1b2c3d4e5f60718293";
+pub(crate) const QUALITY_KEY: &str = "ogk_quality_0f6c2d1e8b7a4c3d9e5f";
+pub(crate) const PHARMACIST_KEY: &str = "ogk_pharmacy_7a1b2c3d4e5f60718293";
 
 fn sha256_hex(s: &str) -> String {
     hex::encode(sha2::Sha256::digest(s.as_bytes()))
@@ -64,13 +64,13 @@ fn staff_config() -> ServiceConfig {
     config
 }
 
-struct StaffApp {
-    app: TestApp,
-    writer: AuditWriter,
+pub(crate) struct StaffApp {
+    pub(crate) app: TestApp,
+    pub(crate) writer: AuditWriter,
     _spool: tempfile::TempDir,
 }
 
-async fn staff_app(pool: &PgPool) -> StaffApp {
+pub(crate) async fn staff_app(pool: &PgPool) -> StaffApp {
     let spool = tempfile::tempdir().unwrap();
     let mut writer_config = WriterConfig::new(spool.path().to_owned());
     writer_config.lanes = 1;
@@ -97,7 +97,7 @@ async fn staff_app(pool: &PgPool) -> StaffApp {
 }
 
 impl StaffApp {
-    async fn get(&self, path: &str, token: Option<&str>) -> Answer {
+    pub(crate) async fn get(&self, path: &str, token: Option<&str>) -> Answer {
         let mut request = Request::get(path);
         if let Some(token) = token {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
@@ -105,7 +105,7 @@ impl StaffApp {
         self.app.send(request.body(Body::empty()).unwrap()).await
     }
 
-    async fn finish(self, pool: &PgPool) {
+    pub(crate) async fn finish(self, pool: &PgPool) {
         self.writer.shutdown().await;
         let report = audit::verify(pool, None, false).await.unwrap();
         assert!(report.is_clean(), "{report}");
@@ -413,7 +413,11 @@ async fn bad_report_parameters_are_400_naming_the_parameter(pool: PgPool) {
 }
 
 /// One order-sign decision at `at` with findings `(rule, severity)`.
-fn decision(at: chrono::DateTime<Utc>, hook: &str, findings: &[(&str, Severity)]) -> AuditRecord {
+pub(crate) fn decision(
+    at: chrono::DateTime<Utc>,
+    hook: &str,
+    findings: &[(&str, Severity)],
+) -> AuditRecord {
     let decision = Decision {
         decision_id: Uuid::now_v7(),
         pathway: PathwayRef {

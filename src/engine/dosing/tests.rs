@@ -631,3 +631,23 @@ proptest! {
         prop_assert!(close(a, b));
     }
 }
+
+/// Found by the bad-input corpus: 1e308 g every 4 hours was summed to "inf MME/day" on a card.
+/// A daily amount past 10^15 is unreadable; one just under it is still computed.
+#[test]
+fn an_absurd_daily_amount_is_unreadable_not_infinite() {
+    let d = doses(
+        "oxycodone 5 mg tablet",
+        fixed(1e308, DoseUnit::Gram),
+        every(4.0, PeriodUnit::Hour),
+    );
+    let (field, reason) = unreadable(&d);
+    assert_eq!(field, "dose");
+    assert!(reason.contains("too large"), "{reason}");
+    let d = doses(
+        "oxycodone 5 mg tablet",
+        fixed(1e14, DoseUnit::Milligram),
+        per_day(1),
+    );
+    assert_eq!(amount_of(&d, "oxycodone").amount, 1e14);
+}

@@ -56,7 +56,26 @@ impl RuleKind for FractureDateRequired {
 #[cfg(test)]
 mod tests {
     use crate::domain::codes::system;
-    use crate::engine::rules::testing::{Case, service_order, vcf_patient_date_unknown};
+    use crate::engine::rules::testing::{
+        Case, service_order, vcf_patient_aged, vcf_patient_date_unknown,
+    };
+
+    /// Found by the bad-input corpus: a fracture dated in the future (or before birth) was
+    /// counted from as if it were real (negative days since the fracture). It is unknown now,
+    /// so an augmentation order asks for the date.
+    #[test]
+    fn a_fracture_dated_in_the_future_or_before_birth_is_unknown() {
+        let kp = service_order("ServiceRequest/kp", system::CPT, "22513", "Kyphoplasty");
+        // 10 days ago: a known date, no NODATE card (the timing rule speaks instead).
+        Case::new(vcf_patient_aged(70, 10))
+            .service(kp.clone())
+            .expect_severity("VCF-AUGMENT-NODATE", None);
+        for implausible in [-30, 71 * 366] {
+            Case::new(vcf_patient_aged(70, implausible))
+                .service(kp.clone())
+                .expect_severity("VCF-AUGMENT-NODATE", Some("warning"));
+        }
+    }
 
     #[test]
     fn vertebroplasty_without_a_fracture_date() {
