@@ -111,15 +111,6 @@ async fn fill(w: &AuditWriter, sequential: usize, together: usize) -> Vec<Uuid> 
     ids
 }
 
-/// How many of `ids` are stored in `decisions`.
-async fn stored_count(pool: &PgPool, ids: &[Uuid]) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM decisions WHERE decision_id = ANY($1)")
-        .bind(ids)
-        .fetch_one(pool)
-        .await
-        .unwrap()
-}
-
 async fn verify(pool: &PgPool) -> VerifyReport {
     audit::verify(pool, None, false).await.expect("verify runs")
 }
@@ -142,6 +133,15 @@ async fn tamper(pool: &PgPool, statements: &[&'static str], id: Uuid) {
 fn single_break(report: &VerifyReport) -> &audit::Break {
     assert!(!report.is_clean(), "tampering went unnoticed:\n{report}");
     &report.breaks[0]
+}
+
+/// How many of `ids` are stored in `decisions`.
+async fn stored_count(pool: &PgPool, ids: &[Uuid]) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM decisions WHERE decision_id = ANY($1)")
+        .bind(ids)
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -447,7 +447,12 @@ async fn the_database_refuses_update_delete_and_truncate_even_for_the_owner(pool
         .await
         .unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
-    let stored = stored_count(&pool, &ids).await;
+    let stored: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM decisions WHERE decision_id = ANY($1)")
+            .bind(&ids)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(stored, 2);
 }
 
@@ -779,6 +784,8 @@ async fn a_recorded_decision_replays_exactly_from_the_database(pool: PgPool) {
         "{stored_len} bytes stored of a {} byte request",
         compact.len()
     );
+    assert!(verify(&pool).await.is_clean());
+}
 
 /// Found by the bad-input corpus (docs/reliability.md): a 1.5 MB patient reference is too large
 /// for its index entry (SQLSTATE 54000). It used to count as an outage: the record was spooled,
