@@ -9,6 +9,7 @@ use orderguard::reports::ReportName;
 use sqlx::PgPool;
 
 use crate::staff::{PHARMACIST_KEY, QUALITY_KEY, decision, staff_app};
+use orderguard::audit::{FeedbackOutcome, FeedbackRecord};
 use orderguard::decision::Severity;
 
 /// Every staff route with a token that lacks its role. The reports are enumerated from the
@@ -132,8 +133,49 @@ async fn every_report_filter_and_sort_is_inert_against_sql_injection(pool: PgPoo
     let at = chrono::DateTime::parse_from_rfc3339("2026-06-02T10:00:00Z")
         .unwrap()
         .to_utc();
-    let record = decision(at, "order-sign", &[("VCF-BEDREST", Severity::Warning)]);
+    // Findings, numbers, a missing input and feedback of each kind, so that every report has
+    // at least one row to leak.
+    let mut record = decision(
+        at,
+        "order-sign",
+        &[
+            ("VCF-BEDREST", Severity::Warning),
+            ("VCF-AUGMENT-TIMING", Severity::Warning),
+            ("DOSE-MME-50", Severity::Warning),
+        ],
+    );
+    record.findings[2].numbers = serde_json::json!({"mme_per_day": 60, "threshold": 50});
+    record.missing_inputs = serde_json::json!([{"input": "egfr", "rules": ["DOSE-RENAL"]}]);
+    let cards: Vec<_> = record.findings.iter().map(|f| f.card_uuid).collect();
+    let decision_id = record.decision_id;
     staff.writer.record(record).await.unwrap();
+    for (card, outcome, reason) in [
+        (
+            cards[0],
+            FeedbackOutcome::Overridden,
+            Some("patient-declined"),
+        ),
+        (cards[1], FeedbackOutcome::Accepted, None),
+    ] {
+        staff
+            .writer
+            .record_feedback(FeedbackRecord {
+                card_uuid: card.expect("a card uuid"),
+                decision_id: Some(decision_id),
+                outcome,
+                accepted_suggestions: if reason.is_none() {
+                    vec!["0".into()]
+                } else {
+                    vec![]
+                },
+                override_reason_code: reason.map(Into::into),
+                override_comment: None,
+                outcome_at: at + chrono::Duration::minutes(1),
+                client_id: None,
+            })
+            .await
+            .unwrap();
+    }
     for name in ReportName::ALL {
         let all = format!(
             "/v1/reports/{}?from=2026-01-01&to=2026-12-31",
