@@ -85,6 +85,9 @@ struct Shared {
 
 type Ack = oneshot::Sender<Result<Durability, AuditError>>;
 
+// Nearly every message is a Record and Shutdown is sent once per lane: boxing the record to
+// shrink the enum would cost an allocation per decision and save nothing.
+#[allow(clippy::large_enum_variant)]
 enum Msg {
     /// With its digests, computed in the submitting task (many run at once; the lane is one).
     Record(Entry, Digests, Ack),
