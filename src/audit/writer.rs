@@ -634,7 +634,8 @@ impl WriterTask {
             row_hashes.push(row_hash(&image).to_vec());
         }
         let hash = batch_hash(&head.hash, &self.chain_id, seq, committed_at, &row_hashes);
-        sqlx::query(
+        d.bind_params(
+            sqlx::query(
             "WITH d AS (INSERT INTO decisions (decision_id, evaluated_at, recorded_at, channel, \
                 hook, hook_instance, client_id, user_ref, patient_ref, encounter_ref, pathway_id, \
                 pathway_version, pathway_hash, canonical_input, input_sha256, response, \
@@ -663,30 +664,9 @@ impl WriterTask {
              INSERT INTO audit_batches \
              (chain_id, seq, prev_hash, batch_hash, row_count, row_hashes, committed_at) \
              VALUES ($21, $22, $32, $33, $34, $35, $3)",
+        ),
+            committed_at, &self.chain_id, seq,
         )
-        .bind(&d.decision_id)
-        .bind(&d.evaluated_at)
-        .bind(committed_at)
-        .bind(&d.channel)
-        .bind(&d.hook)
-        .bind(&d.hook_instance)
-        .bind(&d.client_id)
-        .bind(&d.user_ref)
-        .bind(&d.patient_ref)
-        .bind(&d.encounter_ref)
-        .bind(&d.pathway_id)
-        .bind(&d.pathway_version)
-        .bind(&d.pathway_hash)
-        .bind(&d.canonical_input)
-        .bind(&d.input_sha256)
-        .bind(&d.response)
-        .bind(&d.response_sha256)
-        .bind(&d.unrecognized)
-        .bind(&d.missing_inputs)
-        .bind(&d.finding_count)
-        .bind(&self.chain_id)
-        .bind(seq)
-        .bind(&d.pos)
         .bind(&f.decision_id)
         .bind(&f.evaluated_at)
         .bind(&f.finding_index)
@@ -802,7 +782,8 @@ async fn insert_rows(
         }
     }
     if !d.pos.is_empty() {
-        let rows = sqlx::query(
+        let rows = d.bind_params(
+            sqlx::query(
             "INSERT INTO decisions (decision_id, evaluated_at, recorded_at, channel, hook, \
                 hook_instance, client_id, user_ref, patient_ref, encounter_ref, pathway_id, \
                 pathway_version, pathway_hash, canonical_input, input_sha256, response, \
@@ -822,30 +803,9 @@ async fn insert_rows(
                 response, response_sha256, unrecognized, missing_inputs, finding_count, pos) \
              ON CONFLICT (decision_id, evaluated_at) DO NOTHING \
              RETURNING batch_pos",
+        ),
+            recorded_at, chain_id, seq,
         )
-        .bind(&d.decision_id)
-        .bind(&d.evaluated_at)
-        .bind(recorded_at)
-        .bind(&d.channel)
-        .bind(&d.hook)
-        .bind(&d.hook_instance)
-        .bind(&d.client_id)
-        .bind(&d.user_ref)
-        .bind(&d.patient_ref)
-        .bind(&d.encounter_ref)
-        .bind(&d.pathway_id)
-        .bind(&d.pathway_version)
-        .bind(&d.pathway_hash)
-        .bind(&d.canonical_input)
-        .bind(&d.input_sha256)
-        .bind(&d.response)
-        .bind(&d.response_sha256)
-        .bind(&d.unrecognized)
-        .bind(&d.missing_inputs)
-        .bind(&d.finding_count)
-        .bind(chain_id)
-        .bind(seq)
-        .bind(&d.pos)
         .fetch_all(&mut **tx)
         .await?;
         let mut new_decisions = BTreeSet::new();
@@ -1027,6 +987,8 @@ async fn insert_rows(
 
 type Time = chrono::DateTime<Utc>;
 
+type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
+
 #[derive(Default)]
 struct DecisionColumns {
     pos: Vec<i32>,
@@ -1052,6 +1014,42 @@ struct DecisionColumns {
 }
 
 impl DecisionColumns {
+    /// Binds `$1`..`$23` of both decision inserts (the one-statement batch and the fallback):
+    /// the columns in table order, with `$3` the recorded time and `$21`..`$23` the chain
+    /// position.
+    fn bind_params<'q>(
+        &'q self,
+        query: PgQuery<'q>,
+        recorded_at: Time,
+        chain_id: &'q str,
+        seq: i64,
+    ) -> PgQuery<'q> {
+        query
+            .bind(&self.decision_id)
+            .bind(&self.evaluated_at)
+            .bind(recorded_at)
+            .bind(&self.channel)
+            .bind(&self.hook)
+            .bind(&self.hook_instance)
+            .bind(&self.client_id)
+            .bind(&self.user_ref)
+            .bind(&self.patient_ref)
+            .bind(&self.encounter_ref)
+            .bind(&self.pathway_id)
+            .bind(&self.pathway_version)
+            .bind(&self.pathway_hash)
+            .bind(&self.canonical_input)
+            .bind(&self.input_sha256)
+            .bind(&self.response)
+            .bind(&self.response_sha256)
+            .bind(&self.unrecognized)
+            .bind(&self.missing_inputs)
+            .bind(&self.finding_count)
+            .bind(chain_id)
+            .bind(seq)
+            .bind(&self.pos)
+    }
+
     fn push(&mut self, pos: i32, r: &AuditRecord, digests: &Digests) {
         let m = r;
         self.pos.push(pos);
