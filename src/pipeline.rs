@@ -67,9 +67,6 @@ impl Pipeline {
         client: &ClientIdentity,
     ) -> Result<Value, PipelineError> {
         let plan = self.plan();
-        // The audit log keeps microseconds: deciding at exactly the stored time is what lets a
-        // replay reproduce the answer byte for byte (the native decision carries the time).
-        let now = chrono::SubsecRound::trunc_subsecs(now, 6);
         let decision = decide::decide(&plan, &mut prepared, now, Uuid::now_v7());
         let answer = decide::render(&prepared, &decision);
         let response = decide::response_bytes(channel, &answer);
