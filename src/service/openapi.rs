@@ -1,9 +1,13 @@
 //! The OpenAPI description served at `/openapi.json` (no Swagger UI: nothing to download or
-//! serve beyond the document).
+//! serve beyond the document): the CDS Hooks, native and operations routes, and the staff routes
+//! (reports, pharmacist queue, audit export, pathway reload) with their bearer-token scheme.
 
-use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 
 use crate::service::routes;
+use crate::service::staff;
+use crate::web::routes as web;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -12,7 +16,9 @@ use crate::service::routes;
         description = "Clinical decision support for vertebral compression fracture order sets: \
                        CDS Hooks 2.0 services, a native validation endpoint, and operations endpoints. \
                        Errors are application/problem+json (RFC 9457) with `errors: [{path, message}]`; \
-                       on CDS Hooks routes the problem also carries an `operationOutcome`."
+                       on CDS Hooks routes the problem also carries an `operationOutcome`. \
+                       Staff routes take a bearer token: the identity provider's JWT with a roles \
+                       claim, or an API key."
     ),
     paths(
         routes::discovery,
@@ -23,10 +29,37 @@ use crate::service::routes;
         routes::readyz,
         routes::metrics_text,
         routes::openapi,
+        staff::reports::catalog,
+        staff::reports::report,
+        staff::pathway::reload,
+        web::list_alerts,
+        web::act,
+        web::pharmacy_html,
+        web::reports_html,
+        web::audit_events,
     ),
-    components(schemas(crate::service::problem::FieldError))
+    components(schemas(crate::service::problem::FieldError)),
+    modifiers(&StaffBearer)
 )]
 struct ApiDoc;
+
+/// The `bearer` security scheme the staff routes name.
+struct StaffBearer;
+
+impl Modify for StaffBearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT (roles claim) or API key")
+                    .build(),
+            ),
+        );
+    }
+}
 
 /// The OpenAPI document.
 pub fn document() -> utoipa::openapi::OpenApi {

@@ -201,7 +201,19 @@ async fn read_queue(
     Ok((alerts, query, form))
 }
 
-async fn list_alerts(
+/// The pharmacist queue: every DOSE-* finding, newest first, with its status.
+#[utoipa::path(get, path = "/v1/dosing-alerts", tag = "pharmacy", security(("bearer" = [])),
+    params(("status" = Option<String>, Query, description = "open, acknowledged, escalated or resolved"),
+           ("rule" = Option<String>, Query, description = "A DOSE-* rule id"),
+           ("from" = Option<String>, Query, description = "RFC 3339 or a date"),
+           ("to" = Option<String>, Query, description = "RFC 3339 or a date"),
+           ("patient" = Option<String>, Query, description = "A patient reference"),
+           ("limit" = Option<u32>, Query, description = "At most this many alerts (default 100)")),
+    responses((status = 200, description = "The alerts with their numbers, limits and status", content_type = "application/json"),
+              (status = 400, description = "A filter is not valid; `errors` name it", content_type = "application/problem+json"),
+              (status = 401, description = "No valid staff token", content_type = "application/problem+json"),
+              (status = 403, description = "The token lacks the role", content_type = "application/problem+json")))]
+pub(crate) async fn list_alerts(
     State(staff): State<StaffState>,
     identity: StaffIdentity,
     uri: Uri,
@@ -215,7 +227,19 @@ async fn list_alerts(
     .into_response())
 }
 
-async fn pharmacy_html(
+/// The pharmacist queue as a page.
+#[utoipa::path(get, path = "/pharmacy", tag = "pharmacy", security(("bearer" = [])),
+    params(("status" = Option<String>, Query, description = "open, acknowledged, escalated or resolved"),
+           ("rule" = Option<String>, Query, description = "A DOSE-* rule id"),
+           ("from" = Option<String>, Query, description = "RFC 3339 or a date"),
+           ("to" = Option<String>, Query, description = "RFC 3339 or a date"),
+           ("patient" = Option<String>, Query, description = "A patient reference"),
+           ("limit" = Option<u32>, Query, description = "At most this many alerts (default 100)")),
+    responses((status = 200, description = "The queue page", content_type = "text/html"),
+              (status = 400, description = "A filter is not valid", content_type = "application/problem+json"),
+              (status = 401, description = "No valid staff token", content_type = "application/problem+json"),
+              (status = 403, description = "The token lacks the role", content_type = "application/problem+json")))]
+pub(crate) async fn pharmacy_html(
     State(staff): State<StaffState>,
     identity: StaffIdentity,
     uri: Uri,
@@ -236,7 +260,18 @@ struct ActionBody {
     note: Option<String>,
 }
 
-async fn act(
+/// Acknowledge, escalate or resolve a dosing alert, with a note (appended as an audit event).
+#[utoipa::path(post, path = "/v1/dosing-alerts/{id}/actions", tag = "pharmacy", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The alert id from the queue")),
+    request_body(content = Object, content_type = "application/json", description = "`{\"action\": \"acknowledge\"|\"escalate\"|\"resolve\", \"note\": ...}`"),
+    responses((status = 201, description = "The action recorded, with the alert's new status", content_type = "application/json"),
+              (status = 400, description = "The body is not valid; `errors` name the field", content_type = "application/problem+json"),
+              (status = 401, description = "No valid staff token", content_type = "application/problem+json"),
+              (status = 403, description = "The token lacks the role", content_type = "application/problem+json"),
+              (status = 404, description = "No such alert", content_type = "application/problem+json"),
+              (status = 409, description = "The action does not apply to the alert's status", content_type = "application/problem+json"),
+              (status = 503, description = "The action could not be recorded; it was not taken", content_type = "application/problem+json")))]
+pub(crate) async fn act(
     State(staff): State<StaffState>,
     identity: StaffIdentity,
     Path(id): Path<String>,
@@ -331,7 +366,15 @@ async fn act(
     }
 }
 
-async fn reports_html(
+/// Every report as tables and server-drawn SVG charts.
+#[utoipa::path(get, path = "/reports", tag = "reports", security(("bearer" = [])),
+    params(("from" = Option<String>, Query, description = "RFC 3339 or a date"),
+           ("to" = Option<String>, Query, description = "RFC 3339 or a date")),
+    responses((status = 200, description = "The reports page", content_type = "text/html"),
+              (status = 400, description = "A filter is not valid", content_type = "application/problem+json"),
+              (status = 401, description = "No valid staff token", content_type = "application/problem+json"),
+              (status = 403, description = "The token lacks the role", content_type = "application/problem+json")))]
+pub(crate) async fn reports_html(
     State(staff): State<StaffState>,
     identity: StaffIdentity,
     uri: Uri,
@@ -428,7 +471,18 @@ async fn reports_html(
     )))
 }
 
-async fn audit_events(
+/// The audit log as a FHIR R4 Bundle of AuditEvent (role quality or admin).
+#[utoipa::path(get, path = "/v1/audit-events", tag = "audit", security(("bearer" = [])),
+    params(("patient" = Option<String>, Query, description = "A patient reference"),
+           ("from" = Option<String>, Query, description = "RFC 3339 or a date"),
+           ("to" = Option<String>, Query, description = "RFC 3339 or a date"),
+           ("_count" = Option<i64>, Query, description = "Entries per page"),
+           ("_offset" = Option<i64>, Query, description = "Entries to skip")),
+    responses((status = 200, description = "A searchset Bundle of AuditEvent", content_type = "application/fhir+json"),
+              (status = 400, description = "A parameter is not valid; `errors` name it", content_type = "application/problem+json"),
+              (status = 401, description = "No valid staff token", content_type = "application/problem+json"),
+              (status = 403, description = "The token lacks the role", content_type = "application/problem+json")))]
+pub(crate) async fn audit_events(
     State(staff): State<StaffState>,
     identity: StaffIdentity,
     uri: Uri,

@@ -420,9 +420,22 @@ async fn the_openapi_document_describes_every_route() {
         "/readyz",
         "/metrics",
         "/openapi.json",
+        "/v1/reports",
+        "/v1/reports/{name}",
+        "/v1/admin/pathway/reload",
+        "/v1/dosing-alerts",
+        "/v1/dosing-alerts/{id}/actions",
+        "/pharmacy",
+        "/reports",
+        "/v1/audit-events",
     ] {
         assert!(body["paths"][path].is_object(), "{path} missing");
     }
+    // The staff routes name the bearer scheme, and the document defines it.
+    assert_eq!(body["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    let reload = &body["paths"]["/v1/admin/pathway/reload"]["post"];
+    assert!(reload["security"][0]["bearer"].is_array(), "{reload}");
+    assert!(reload["responses"]["403"].is_object());
 }
 
 #[tokio::test]

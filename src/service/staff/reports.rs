@@ -25,7 +25,11 @@ pub fn routes() -> Router<StaffState> {
 pub const REPORT_ROLES: &[Role] = &[Role::Quality];
 
 /// The reports, with their columns and filters (no audit data: not recorded as a read).
-async fn catalog(identity: StaffIdentity) -> Result<Response, Response> {
+#[utoipa::path(get, path = "/v1/reports", tag = "reports", security(("bearer" = [])),
+    responses((status = 200, description = "The reports: name, title, columns and filters", content_type = "application/json"),
+              (status = 401, description = "No valid staff token", content_type = "application/problem+json"),
+              (status = 403, description = "The token lacks the role", content_type = "application/problem+json")))]
+pub(crate) async fn catalog(identity: StaffIdentity) -> Result<Response, Response> {
     identity.require_any(REPORT_ROLES)?;
     let reports: Vec<Value> = ReportName::ALL
         .iter()
@@ -76,7 +80,18 @@ fn invalid(param: &str, message: &str) -> Problem {
     .with_errors(vec![FieldError::new(param, message)])
 }
 
-async fn report(
+/// One report over a time window (role quality); the read is recorded before it is answered.
+#[utoipa::path(get, path = "/v1/reports/{name}", tag = "reports", security(("bearer" = [])),
+    params(("name" = String, Path, description = "A report name from `/v1/reports`"),
+           ("from" = Option<String>, Query, description = "Window start: RFC 3339 or a date"),
+           ("to" = Option<String>, Query, description = "Window end: RFC 3339 or a date (the end of that day)"),
+           ("format" = Option<String>, Query, description = "`json` (default) or `csv`")),
+    responses((status = 200, description = "The rows (JSON or CSV); every column sortable with `sort`", content_type = "application/json"),
+              (status = 400, description = "A parameter is not valid; `errors` name it", content_type = "application/problem+json"),
+              (status = 401, description = "No valid staff token", content_type = "application/problem+json"),
+              (status = 403, description = "The token lacks the role", content_type = "application/problem+json"),
+              (status = 404, description = "No such report", content_type = "application/problem+json")))]
+pub(crate) async fn report(
     State(staff): State<StaffState>,
     identity: StaffIdentity,
     Path(name): Path<String>,
