@@ -85,11 +85,8 @@ impl Reloader {
     /// it lands, so the version is known by the time the spooled decisions are.
     pub async fn record_startup(self: &Arc<Self>) {
         let plan = self.pipeline.plan();
-        if self
-            .record(&plan, LoadTrigger::Startup, "startup")
-            .await
-            .is_ok()
-        {
+        if let Ok(load_id) = self.record(&plan, LoadTrigger::Startup, "startup").await {
+            self.startup_event(&plan, load_id).await;
             return;
         }
         tracing::warn!("pathway version not recorded at start (database away); retrying");
@@ -97,15 +94,27 @@ impl Reloader {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-                if this
-                    .record(&plan, LoadTrigger::Startup, "startup")
-                    .await
-                    .is_ok()
-                {
+                if let Ok(load_id) = this.record(&plan, LoadTrigger::Startup, "startup").await {
+                    this.startup_event(&plan, load_id).await;
                     return;
                 }
             }
         });
+    }
+
+    /// The chained `pathway.loaded` event of the start, once its version row has landed.
+    async fn startup_event(&self, plan: &Plan, load_id: Uuid) {
+        self.event(
+            "pathway.loaded",
+            "startup",
+            json!({
+                "trigger": LoadTrigger::Startup.as_str(),
+                "load_id": load_id,
+                "previous": null,
+                "current": plan.reference,
+            }),
+        )
+        .await;
     }
 
     async fn record(

@@ -605,7 +605,8 @@ async fn a_reload_under_load_loses_no_request_and_mixes_no_versions(pool: PgPool
             "SELECT count(*) FROM audit_events WHERE kind = 'pathway.loaded'"
         )
         .await as usize,
-        reloads
+        reloads + 1,
+        "one event for the start, one per reload"
     );
     assert_eq!(
         count(&pool, "SELECT count(*) FROM pathway_versions").await as usize,
@@ -861,6 +862,7 @@ async fn the_admin_route_reloads_for_admins_only_and_names_lint_errors(pool: PgP
     assert_eq!(
         actors,
         vec![
+            ("pathway.loaded".to_owned(), "startup".to_owned()),
             (
                 "pathway.reload_refused".to_owned(),
                 "key:admin-console".to_owned()
