@@ -25,13 +25,17 @@ TARGET=${CARGO_TARGET_DIR:-target}
 cargo build --release --quiet --example bench_audit
 BIN="$TARGET/release/examples/bench_audit"
 
-dbs=()
-cleanup() { for db in "${dbs[@]}"; do psql -q "$BASE_URL" -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true; done; }
+# fresh_db runs in a command substitution (a subshell), so the databases are found by their
+# name prefix at exit rather than remembered in a variable.
+PREFIX="orderguard_bench_$$_"
+cleanup() {
+    psql -Atq "$BASE_URL" -c "SELECT datname FROM pg_database WHERE starts_with(datname, '$PREFIX')" 2>/dev/null |
+        while read -r db; do psql -q "$BASE_URL" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; done
+}
 trap cleanup EXIT
 fresh_db() {
-    local db="orderguard_bench_$$_$1"
+    local db="$PREFIX$1"
     psql -q "$BASE_URL" -c "CREATE DATABASE $db" >/dev/null
-    dbs+=("$db")
     echo "$SERVER/$db"
 }
 
