@@ -201,14 +201,29 @@ async fn read_queue(
     Ok((alerts, query, form))
 }
 
+/// The queue's filters as OpenAPI parameters. [`alert_query`] reads them from the URL by hand
+/// (blank values are absent, each name at most once), so this type only describes them.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct QueueParams {
+    /// open, acknowledged, escalated or resolved
+    status: Option<String>,
+    /// A DOSE-* rule id
+    rule: Option<String>,
+    /// RFC 3339 or a date
+    from: Option<String>,
+    /// RFC 3339 or a date (the end of that day)
+    to: Option<String>,
+    /// A patient reference
+    patient: Option<String>,
+    /// At most this many alerts (default 100)
+    limit: Option<u32>,
+}
+
 /// The pharmacist queue: every DOSE-* finding, newest first, with its status.
 #[utoipa::path(get, path = "/v1/dosing-alerts", tag = "pharmacy", security(("bearer" = [])),
-    params(("status" = Option<String>, Query, description = "open, acknowledged, escalated or resolved"),
-           ("rule" = Option<String>, Query, description = "A DOSE-* rule id"),
-           ("from" = Option<String>, Query, description = "RFC 3339 or a date"),
-           ("to" = Option<String>, Query, description = "RFC 3339 or a date"),
-           ("patient" = Option<String>, Query, description = "A patient reference"),
-           ("limit" = Option<u32>, Query, description = "At most this many alerts (default 100)")),
+    params(QueueParams),
     responses((status = 200, description = "The alerts with their numbers, limits and status", content_type = "application/json"),
               (status = 400, description = "A filter is not valid; `errors` name it", content_type = "application/problem+json"),
               (status = 401, description = "No valid staff token", content_type = "application/problem+json"),
@@ -229,12 +244,7 @@ pub(crate) async fn list_alerts(
 
 /// The pharmacist queue as a page.
 #[utoipa::path(get, path = "/pharmacy", tag = "pharmacy", security(("bearer" = [])),
-    params(("status" = Option<String>, Query, description = "open, acknowledged, escalated or resolved"),
-           ("rule" = Option<String>, Query, description = "A DOSE-* rule id"),
-           ("from" = Option<String>, Query, description = "RFC 3339 or a date"),
-           ("to" = Option<String>, Query, description = "RFC 3339 or a date"),
-           ("patient" = Option<String>, Query, description = "A patient reference"),
-           ("limit" = Option<u32>, Query, description = "At most this many alerts (default 100)")),
+    params(QueueParams),
     responses((status = 200, description = "The queue page", content_type = "text/html"),
               (status = 400, description = "A filter is not valid", content_type = "application/problem+json"),
               (status = 401, description = "No valid staff token", content_type = "application/problem+json"),

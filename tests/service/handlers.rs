@@ -436,6 +436,13 @@ async fn the_openapi_document_describes_every_route() {
     let reload = &body["paths"]["/v1/admin/pathway/reload"]["post"];
     assert!(reload["security"][0]["bearer"].is_array(), "{reload}");
     assert!(reload["responses"]["403"].is_object());
+    let queue: Vec<&str> = body["paths"]["/v1/dosing-alerts"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(queue, ["status", "rule", "from", "to", "patient", "limit"]);
 }
 
 #[tokio::test]
