@@ -432,7 +432,10 @@ async fn the_openapi_document_describes_every_route() {
         assert!(body["paths"][path].is_object(), "{path} missing");
     }
     // The staff routes name the bearer scheme, and the document defines it.
-    assert_eq!(body["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(
+        body["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
     let reload = &body["paths"]["/v1/admin/pathway/reload"]["post"];
     assert!(reload["security"][0]["bearer"].is_array(), "{reload}");
     assert!(reload["responses"]["403"].is_object());
