@@ -85,8 +85,7 @@ impl Reloader {
     /// it lands, so the version is known by the time the spooled decisions are.
     pub async fn record_startup(self: &Arc<Self>) {
         let plan = self.pipeline.plan();
-        if let Ok(load_id) = self.record(&plan, LoadTrigger::Startup, "startup").await {
-            self.startup_event(&plan, load_id).await;
+        if self.record_start(&plan).await {
             return;
         }
         tracing::warn!("pathway version not recorded at start (database away); retrying");
@@ -94,16 +93,19 @@ impl Reloader {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-                if let Ok(load_id) = this.record(&plan, LoadTrigger::Startup, "startup").await {
-                    this.startup_event(&plan, load_id).await;
+                if this.record_start(&plan).await {
                     return;
                 }
             }
         });
     }
 
-    /// The chained `pathway.loaded` event of the start, once its version row has landed.
-    async fn startup_event(&self, plan: &Plan, load_id: Uuid) {
+    /// The start's version row, then its chained `pathway.loaded` event; false while the row
+    /// cannot be written.
+    async fn record_start(&self, plan: &Plan) -> bool {
+        let Ok(load_id) = self.record(plan, LoadTrigger::Startup, "startup").await else {
+            return false;
+        };
         self.event(
             "pathway.loaded",
             "startup",
@@ -115,6 +117,7 @@ impl Reloader {
             }),
         )
         .await;
+        true
     }
 
     async fn record(
