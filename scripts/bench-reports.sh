@@ -95,7 +95,10 @@ if [ -z "${SKIP_SEED:-}" ]; then
         done
         quiet_wait
         npsql "$URL" -c "DO \$\$ DECLARE r record; BEGIN
-              FOR r IN SELECT def FROM bench_indexes LOOP EXECUTE r.def; END LOOP;
+              -- pg_get_indexdef gives a partitioned index as ON ONLY (no partitions): drop it.
+              FOR r IN SELECT replace(def, ' ON ONLY ', ' ON ') AS def FROM bench_indexes LOOP
+                EXECUTE r.def;
+              END LOOP;
             END \$\$; DROP TABLE bench_indexes;"
         echo "indexes rebuilt at $(date -u +%H:%M:%S)"
         npsql "$URL" -c "DROP TABLE bench_base_decisions, bench_base_findings, bench_base_feedback"
