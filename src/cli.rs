@@ -122,6 +122,10 @@ struct ReportArgs {
     /// Print the query time and row count to standard error (benchmarks).
     #[arg(long)]
     timing: bool,
+    /// Read the audit tables only, not the daily rollups (`db refresh-rollups`); same numbers,
+    /// slower over long windows.
+    #[arg(long)]
+    raw: bool,
     /// Read from a replica instead of the audit database.
     #[arg(long, env = "REPORTS_DATABASE_URL", hide_env_values = true)]
     reports_database_url: Option<String>,
@@ -222,6 +226,16 @@ enum DbCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Fold the report rollups: every closed day (older than --settle-minutes) not folded yet,
+    /// and folded days whose decisions changed or whose cards were answered since the last run.
+    /// Run it every few minutes (a timer); reports read raw rows for days not folded.
+    RefreshRollups {
+        /// A day is folded once it ended this many minutes ago.
+        #[arg(long, default_value_t = 60)]
+        settle_minutes: u64,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -275,6 +289,26 @@ pub fn main() -> ExitCode {
             let database = Database::open(&db).await?;
             eprintln!("migrations applied");
             database.close().await;
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Db {
+            command: DbCommand::RefreshRollups { settle_minutes, db },
+        } => run_async(async move {
+            let database = Database::open(&db).await?;
+            let started = std::time::Instant::now();
+            let folded = crate::reports::refresh(
+                &database.pool,
+                std::time::Duration::from_secs(settle_minutes * 60),
+                // Feedback received before the previous run's snapshot but committed after it.
+                std::time::Duration::from_secs(600),
+            )
+            .await;
+            database.close().await;
+            eprintln!(
+                "report rollups: {} days folded in {:.1} s",
+                folded?,
+                started.elapsed().as_secs_f64()
+            );
             Ok(ExitCode::SUCCESS)
         }),
         Command::Audit {
@@ -346,7 +380,12 @@ async fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
         None => database.pool.clone(),
     };
     let started = std::time::Instant::now();
-    let table = crate::reports::run(&read_pool, name, &query).await;
+    let source = if args.raw {
+        crate::reports::Source::Raw
+    } else {
+        crate::reports::Source::Auto
+    };
+    let table = crate::reports::run_from(&read_pool, name, &query, source).await;
     let elapsed = started.elapsed();
     let table = match table {
         Ok(table) => table,

@@ -8,6 +8,7 @@
 //! against the report's own column list and only that static name is written into the SQL.
 
 mod query;
+mod rollup;
 mod sql;
 
 use chrono::NaiveDate;
@@ -17,6 +18,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
 pub use query::{Direction, Filter, Filters, QueryError, ReportQuery, SortKey, parse_time};
+pub use rollup::refresh;
 
 /// The reports there are. `as_str` is the name in URLs and on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -192,15 +194,41 @@ pub fn connect_read_pool(url: &str) -> Result<PgPool, sqlx::Error> {
         .connect_lazy(url)
 }
 
-/// Runs report `name` over `query` against `pool` (the reports read pool).
+/// Where a report's numbers are read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The daily rollups for the window's folded days and raw rows for the rest, when the
+    /// rollup keeps every filter given; else raw. The service, the CLI and the page use this.
+    Auto,
+    /// The audit tables only (tests compare the two; `orderguard report --raw`).
+    Raw,
+}
+
+/// Runs report `name` over `query` against `pool` (the reports read pool), rollup-backed where
+/// it can be ([`Source::Auto`]).
 pub async fn run(
     pool: &PgPool,
     name: ReportName,
     query: &ReportQuery,
 ) -> Result<ReportTable, ReportError> {
+    run_from(pool, name, query, Source::Auto).await
+}
+
+/// [`run`], reading from `source`.
+pub async fn run_from(
+    pool: &PgPool,
+    name: ReportName,
+    query: &ReportQuery,
+    source: Source,
+) -> Result<ReportTable, ReportError> {
     let definition = name.definition();
     query.check(name)?;
-    let mut builder = sql::build(definition, query);
+    let mut builder = if source == Source::Auto && rollup::serves(name, query) {
+        let span = rollup::span(pool, query).await?;
+        sql::build_with(definition, query, |qb| rollup::body(name, qb, query, &span))
+    } else {
+        sql::build(definition, query)
+    };
     let rows = builder.build().fetch_all(pool).await?;
     let columns = name.columns();
     let rows = rows

@@ -268,8 +268,17 @@ pub(super) fn definition(name: ReportName) -> &'static Definition {
 /// definition's own static names (the query's are only compared to them); every column follows
 /// as a tie-break so the order is total.
 pub(super) fn build(definition: &Definition, query: &ReportQuery) -> Builder {
+    build_with(definition, query, |qb| (definition.body)(qb, query))
+}
+
+/// [`build`] around another body with the same columns (the rollup's, src/reports/rollup.rs).
+pub(super) fn build_with(
+    definition: &Definition,
+    query: &ReportQuery,
+    body: impl FnOnce(&mut Builder),
+) -> Builder {
     let mut qb = Builder::new("SELECT * FROM (");
-    (definition.body)(&mut qb, query);
+    body(&mut qb);
     // The body's columns are named here, by position, from the definition.
     let names: Vec<String> = definition
         .columns

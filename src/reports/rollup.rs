@@ -1,0 +1,320 @@
+//! Rollup-backed report SQL: the same reports as [`super::sql`], read from the daily rollup
+//! tables for the folded days of the window and from the same rows computed raw for the rest
+//! (migrations/20261202000001_report_rollups.sql: each table `T` is filled by the function
+//! `T_rows(lo, hi)`, which the live tail reads too, so both give the same numbers).
+//!
+//! A report is read this way only when every filter it is given is one the rollup keeps
+//! ([`serves`]); otherwise (an encounter, or a prescriber on a card report) the raw SQL answers,
+//! and such filters are selective enough for the raw SQL to be fast.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::{PgPool, Postgres, QueryBuilder, Row};
+
+use super::ReportName;
+use super::query::{Filter, ReportQuery};
+
+type Builder = QueryBuilder<Postgres>;
+
+/// The folded part of a window: rollup rows for `[lo, hi)`, raw rows around it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Span {
+    pub lo: DateTime<Utc>,
+    pub hi: DateTime<Utc>,
+}
+
+impl Span {
+    fn lo_day(&self) -> NaiveDate {
+        self.lo.date_naive()
+    }
+
+    fn hi_day(&self) -> NaiveDate {
+        self.hi.date_naive()
+    }
+}
+
+/// The filters the rollup can apply for `name`; `None`: the report is always read raw.
+fn rollup_filters(name: ReportName) -> Option<&'static [Filter]> {
+    use Filter::*;
+    Some(match name {
+        ReportName::AlertBurden | ReportName::OverrideByRule | ReportName::SuggestionAcceptance => {
+            &[Rule, Severity, PathwayVersion]
+        }
+        ReportName::OverrideByReason => &[Rule, Severity, Reason, PathwayVersion],
+        ReportName::ByPrescriber | ReportName::VcfAdherence | ReportName::Mme => {
+            &[User, PathwayVersion]
+        }
+        ReportName::Augmentation => &[PathwayVersion],
+        ReportName::MissingInputs => &[Rule, User, PathwayVersion],
+        // One row per encounter: a rollup by encounter would be as long as the decisions.
+        ReportName::ByEncounter => return None,
+    })
+}
+
+/// Whether the rollup can answer `query` for `name`.
+pub(super) fn serves(name: ReportName, query: &ReportQuery) -> bool {
+    rollup_filters(name)
+        .is_some_and(|allowed| query.filters.set().all(|(f, _)| allowed.contains(&f)))
+}
+
+/// The folded span of `query`'s window (`report_rollup_span`).
+pub(super) async fn span(pool: &PgPool, query: &ReportQuery) -> Result<Span, sqlx::Error> {
+    let row = sqlx::query("SELECT lo, hi FROM report_rollup_span($1, $2)")
+        .bind(query.from)
+        .bind(query.to)
+        .fetch_one(pool)
+        .await?;
+    Ok(Span {
+        lo: row.try_get("lo")?,
+        hi: row.try_get("hi")?,
+    })
+}
+
+/// Folds what needs folding (`report_rollup_refresh`): days that ended more than `settle` ago,
+/// days whose decisions changed, days with cards answered since the last refresh (looking
+/// `in_flight` further back, for feedback committed after that refresh's snapshot). Returns the
+/// number of days folded.
+pub async fn refresh(
+    pool: &PgPool,
+    settle: std::time::Duration,
+    in_flight: std::time::Duration,
+) -> Result<i32, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut *tx)
+        .await?;
+    let folded: i32 = sqlx::query_scalar(
+        "SELECT report_rollup_refresh(make_interval(secs => $1), make_interval(secs => $2))",
+    )
+    .bind(settle.as_secs_f64())
+    .bind(in_flight.as_secs_f64())
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(folded)
+}
+
+/// `(SELECT * FROM <table> for the folded days UNION ALL <table>_rows for the rest)`. `table`
+/// is one of this module's static names.
+fn source(qb: &mut Builder, table: &'static str, span: &Span, query: &ReportQuery) {
+    qb.push(format_args!("(SELECT * FROM {table} WHERE day >= "))
+        .push_bind(span.lo_day())
+        .push(" AND day < ")
+        .push_bind(span.hi_day())
+        .push(format_args!(" UNION ALL SELECT * FROM {table}_rows("))
+        .push_bind(query.from)
+        .push(", ")
+        .push_bind(span.lo)
+        .push(format_args!(") UNION ALL SELECT * FROM {table}_rows("))
+        .push_bind(span.hi)
+        .push(", ")
+        .push_bind(query.to)
+        .push("))");
+}
+
+/// `AND s.<column> = <value>` for each set filter among `filters` that the table has.
+fn conditions(qb: &mut Builder, query: &ReportQuery, filters: &[Filter]) {
+    for filter in filters {
+        let Some(value) = query.filters.get(*filter) else {
+            continue;
+        };
+        let column = match filter {
+            Filter::Rule => "rule_id",
+            Filter::Severity => "severity",
+            Filter::User => "user_ref",
+            Filter::PathwayVersion => "pathway_version",
+            Filter::Reason => "reason",
+            // Never set here: `serves` refused them.
+            Filter::Encounter | Filter::Unit => continue,
+        };
+        qb.push(format_args!(" AND s.{column} = "))
+            .push_bind(value.to_owned());
+    }
+}
+
+const WEEK: &str = "date_trunc('week', s.day::timestamp)::date";
+
+/// `weekly(week, calls)`: order-sign calls per week (decision filters: user, version).
+fn weekly_calls(qb: &mut Builder, span: &Span, query: &ReportQuery) {
+    qb.push(format_args!(
+        "weekly AS (SELECT {WEEK} AS week, sum(s.decisions) AS calls FROM "
+    ));
+    source(qb, "report_decision_days", span, query);
+    qb.push(" s WHERE s.hook = 'order-sign'");
+    conditions(qb, query, &[Filter::User, Filter::PathwayVersion]);
+    qb.push(" GROUP BY 1)");
+}
+
+/// Per rule: cards, answered, accepted, overridden, took (a suggestion accepted).
+fn per_rule_answers(qb: &mut Builder, query: &ReportQuery, span: &Span) {
+    qb.push(
+        "SELECT s.rule_id, sum(s.cards) AS cards, \
+                coalesce(sum(s.cards) FILTER (WHERE s.outcome IS NOT NULL), 0) AS answered, \
+                coalesce(sum(s.cards) FILTER (WHERE s.outcome = 'accepted'), 0) AS accepted, \
+                coalesce(sum(s.cards) FILTER (WHERE s.outcome = 'overridden'), 0) AS overridden, \
+                coalesce(sum(s.cards) FILTER (WHERE s.took_suggestion), 0) AS took FROM ",
+    );
+    source(qb, "report_card_days", span, query);
+    qb.push(" s WHERE true");
+    conditions(qb, query, CARD_FILTERS);
+    qb.push(" GROUP BY s.rule_id");
+}
+
+const CARD_FILTERS: &[Filter] = &[
+    Filter::Rule,
+    Filter::Severity,
+    Filter::Reason,
+    Filter::PathwayVersion,
+];
+
+/// The rollup body of `name` (only called when [`serves`] holds).
+pub(super) fn body(name: ReportName, qb: &mut Builder, query: &ReportQuery, span: &Span) {
+    match name {
+        ReportName::AlertBurden => {
+            qb.push("WITH ");
+            weekly_calls(qb, span, query);
+            qb.push(format_args!(
+                ", cards AS (SELECT {WEEK} AS week, s.rule_id, s.severity, sum(s.cards) AS cards \
+                 FROM "
+            ));
+            source(qb, "report_card_days", span, query);
+            qb.push(" s WHERE s.hook = 'order-sign'");
+            conditions(qb, query, CARD_FILTERS);
+            qb.push(
+                " GROUP BY 1, 2, 3) \
+                 SELECT c.week, c.rule_id, c.severity, c.cards::int8, w.calls::int8, \
+                        round(100.0 * c.cards / w.calls, 2)::float8 \
+                 FROM cards c JOIN weekly w ON w.week = c.week",
+            );
+        }
+        ReportName::OverrideByRule => {
+            qb.push(
+                "SELECT rule_id, cards::int8, answered::int8, accepted::int8, overridden::int8, \
+                        round(100.0 * overridden / NULLIF(answered, 0), 2)::float8 FROM (",
+            );
+            per_rule_answers(qb, query, span);
+            qb.push(") t");
+        }
+        ReportName::SuggestionAcceptance => {
+            qb.push(
+                "SELECT rule_id, cards::int8, answered::int8, took::int8, \
+                        round(100.0 * took / NULLIF(answered, 0), 2)::float8 FROM (",
+            );
+            per_rule_answers(qb, query, span);
+            qb.push(") t");
+        }
+        ReportName::OverrideByReason => {
+            qb.push(
+                "SELECT rule_id, coalesce(reason, '(no reason given)'), overrides::int8, \
+                        round(100.0 * overrides / sum(overrides) OVER (PARTITION BY rule_id), 2)::float8 \
+                 FROM (SELECT s.rule_id, s.reason, sum(s.cards) AS overrides FROM ",
+            );
+            source(qb, "report_card_days", span, query);
+            qb.push(" s WHERE s.outcome = 'overridden'");
+            conditions(qb, query, CARD_FILTERS);
+            qb.push(" GROUP BY s.rule_id, s.reason) t");
+        }
+        ReportName::ByPrescriber => {
+            qb.push(
+                "SELECT coalesce(user_ref, '(not carried)'), decisions::int8, cards::int8, \
+                        round(100.0 * cards / decisions, 2)::float8, answered::int8, \
+                        overridden::int8, \
+                        round(100.0 * overridden / NULLIF(answered, 0), 2)::float8, \
+                        critical::int8 \
+                 FROM (SELECT s.user_ref, sum(s.decisions) AS decisions, sum(s.cards) AS cards, \
+                        sum(s.answered) AS answered, sum(s.overridden) AS overridden, \
+                        sum(s.critical) AS critical FROM ",
+            );
+            source(qb, "report_decision_days", span, query);
+            qb.push(" s WHERE true");
+            conditions(qb, query, &[Filter::User, Filter::PathwayVersion]);
+            qb.push(" GROUP BY s.user_ref) t");
+        }
+        ReportName::VcfAdherence => {
+            qb.push("WITH ");
+            weekly_calls(qb, span, query);
+            qb.push(format_args!(
+                ", flagged AS (SELECT {WEEK} AS week, \
+                        sum(s.calls) FILTER (WHERE s.antiop) AS antiop, \
+                        sum(s.calls) FILTER (WHERE s.calcium) AS calcium, \
+                        sum(s.calls) FILTER (WHERE s.vitamin_d) AS vitamin_d FROM "
+            ));
+            source(qb, "report_vcf_days", span, query);
+            qb.push(" s WHERE true");
+            conditions(qb, query, &[Filter::User, Filter::PathwayVersion]);
+            qb.push(" GROUP BY 1) SELECT w.week, w.calls::int8");
+            for column in ["antiop", "calcium", "vitamin_d"] {
+                qb.push(format_args!(", coalesce(f.{column}, 0)::int8"));
+            }
+            for column in ["antiop", "calcium", "vitamin_d"] {
+                qb.push(format_args!(
+                    ", round(100.0 * coalesce(f.{column}, 0) / w.calls, 2)::float8"
+                ));
+            }
+            qb.push(" FROM weekly w LEFT JOIN flagged f ON f.week = w.week");
+        }
+        ReportName::Augmentation => {
+            qb.push(
+                "SELECT week, cards::int8, answered::int8, overridden::int8, accepted::int8, \
+                        round(100.0 * overridden / NULLIF(answered, 0), 2)::float8, \
+                        report_percentile_cont(0.5, vals, counts) \
+                 FROM (SELECT ",
+            );
+            qb.push(format_args!(
+                "{WEEK} AS week, sum(s.cards) AS cards, \
+                        coalesce(sum(s.cards) FILTER (WHERE s.outcome IS NOT NULL), 0) AS answered, \
+                        coalesce(sum(s.cards) FILTER (WHERE s.outcome = 'overridden'), 0) AS overridden, \
+                        coalesce(sum(s.cards) FILTER (WHERE s.outcome = 'accepted'), 0) AS accepted, \
+                        array_agg(s.fracture_days) AS vals, array_agg(s.cards) AS counts FROM "
+            ));
+            source(qb, "report_card_days", span, query);
+            qb.push(" s WHERE s.rule_id = 'VCF-AUGMENT-TIMING'");
+            conditions(qb, query, &[Filter::PathwayVersion]);
+            qb.push(" GROUP BY 1) t");
+        }
+        ReportName::Mme => {
+            qb.push("WITH ");
+            weekly_calls(qb, span, query);
+            qb.push(format_args!(
+                ", m AS (SELECT {WEEK} AS week, \
+                        sum(s.calls) FILTER (WHERE s.mme >= 50) AS c50, \
+                        sum(s.calls) FILTER (WHERE s.mme >= 90) AS c90, \
+                        array_agg(s.mme) AS vals, array_agg(s.calls) AS counts, \
+                        max(s.mme) AS mme_max FROM "
+            ));
+            source(qb, "report_mme_days", span, query);
+            qb.push(" s WHERE true");
+            conditions(qb, query, &[Filter::User, Filter::PathwayVersion]);
+            qb.push(
+                " GROUP BY 1) \
+                 SELECT w.week, w.calls::int8, coalesce(m.c50, 0)::int8, coalesce(m.c90, 0)::int8, \
+                        round(100.0 * coalesce(m.c50, 0) / w.calls, 2)::float8, \
+                        round(100.0 * coalesce(m.c90, 0) / w.calls, 2)::float8, \
+                        report_percentile_cont(0.5, m.vals, m.counts), \
+                        report_percentile_cont(0.9, m.vals, m.counts), m.mme_max \
+                 FROM weekly w LEFT JOIN m ON m.week = w.week",
+            );
+        }
+        ReportName::MissingInputs => {
+            qb.push("WITH m AS (SELECT s.input, s.rules, s.decisions FROM ");
+            source(qb, "report_missing_days", span, query);
+            qb.push(" s WHERE true");
+            conditions(qb, query, &[Filter::User, Filter::PathwayVersion]);
+            if let Some(rule) = &query.filters.rule {
+                qb.push(" AND s.rules ? ").push_bind(rule.clone());
+            }
+            qb.push("), total AS (SELECT sum(s.decisions) AS n FROM ");
+            source(qb, "report_decision_days", span, query);
+            qb.push(" s WHERE true");
+            conditions(qb, query, &[Filter::User, Filter::PathwayVersion]);
+            qb.push(
+                "), r AS (SELECT input, string_agg(DISTINCT rule, ', ' ORDER BY rule) AS rules \
+                 FROM m, jsonb_array_elements_text(m.rules) rule GROUP BY input) \
+                 SELECT m.input, r.rules, sum(m.decisions)::int8, \
+                        round(100.0 * sum(m.decisions) \
+                              / NULLIF((SELECT n FROM total), 0), 2)::float8 \
+                 FROM m LEFT JOIN r ON r.input = m.input GROUP BY m.input, r.rules",
+            );
+        }
+        ReportName::ByEncounter => unreachable!("by-encounter is always read raw"),
+    }
+}

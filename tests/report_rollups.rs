@@ -1,0 +1,204 @@
+//! The rollup-backed reports give exactly the numbers of the raw report SQL: decisions seeded
+//! through the real engine and audit writer (`demo seed`) into a real PostgreSQL, the rollups
+//! folded (`db refresh-rollups`), then every report compared with its raw computation over
+//! day-aligned and ragged windows and with each filter the rollup serves; again after late
+//! feedback and a late decision (a spool replay) on folded days.
+
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use orderguard::audit::{AuditWriter, FeedbackOutcome, FeedbackRecord};
+use orderguard::reports::{self, ReportName, ReportQuery, Source};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+async fn seed(pool: &PgPool, now: DateTime<Utc>) -> (AuditWriter, tempfile::TempDir) {
+    let spool = tempfile::tempdir().unwrap();
+    let writer = AuditWriter::start(
+        pool.clone(),
+        orderguard::demo::writer_config(spool.path().to_owned()),
+    )
+    .await
+    .unwrap();
+    let mut options = orderguard::demo::SeedOptions::new(1200, 40, now);
+    // Few prescribers and encounters, so that per-prescriber rows add several decisions up.
+    options.prescribers = 8;
+    options.encounters = 200;
+    orderguard::demo::seed(
+        orderguard::pathway::Plan::builtin(),
+        &writer,
+        &options,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    (writer, spool)
+}
+
+/// Every report, over each window and filter given, Auto (rollup) against Raw.
+async fn compare_all(pool: &PgPool, now: DateTime<Utc>) -> usize {
+    let day = now.duration_trunc(Duration::days(1)).unwrap();
+    let windows: Vec<(DateTime<Utc>, DateTime<Utc>)> = vec![
+        // The default: the last 30 days up to now (folded days, then today raw).
+        (now - Duration::days(30), now),
+        // Whole days, all folded.
+        (day - Duration::days(41), day - Duration::days(1)),
+        // Ragged ends: partial first and last days read raw.
+        (
+            day - Duration::days(20) + Duration::hours(9),
+            day - Duration::days(3) + Duration::minutes(13 * 60 + 7),
+        ),
+        // Inside one day.
+        (
+            day - Duration::days(5) + Duration::hours(8),
+            day - Duration::days(5) + Duration::hours(15),
+        ),
+    ];
+    let user = first(pool, "SELECT user_ref FROM decisions ORDER BY 1 LIMIT 1").await;
+    let rule = first(
+        pool,
+        "SELECT rule_id FROM findings GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
+    )
+    .await;
+    let missing_rule = first(
+        pool,
+        "SELECT r FROM decisions, jsonb_array_elements(missing_inputs) e, \
+         jsonb_array_elements_text(e->'rules') r GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
+    )
+    .await;
+    let reason = first(
+        pool,
+        "SELECT override_reason_code FROM feedback WHERE override_reason_code IS NOT NULL \
+         GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
+    )
+    .await;
+    let version = first(pool, "SELECT pathway_version FROM decisions LIMIT 1").await;
+    let mut compared = 0;
+    for name in ReportName::ALL {
+        let mut filter_sets: Vec<Vec<(&str, String)>> = vec![vec![]];
+        for (param, value) in [
+            ("rule", &rule),
+            ("severity", &"warning".to_owned()),
+            ("user", &user),
+            ("pathway_version", &version),
+            ("reason", &reason),
+        ] {
+            let filter = reports::Filter::ALL
+                .iter()
+                .find(|f| f.param() == param)
+                .unwrap();
+            if name.filters().contains(filter) {
+                let value = if *name == ReportName::MissingInputs && param == "rule" {
+                    missing_rule.clone()
+                } else {
+                    value.clone()
+                };
+                filter_sets.push(vec![(param, value)]);
+            }
+        }
+        for (from, to) in &windows {
+            for filters in &filter_sets {
+                let mut query = ReportQuery::last_days(now);
+                query.from = *from;
+                query.to = *to;
+                query.limit = ReportQuery::MAX_LIMIT;
+                for (param, value) in filters {
+                    let filter = reports::Filter::ALL
+                        .iter()
+                        .find(|f| f.param() == *param)
+                        .unwrap();
+                    *query.filters.slot(*filter) = Some(value.clone());
+                }
+                let rollup = reports::run_from(pool, *name, &query, Source::Auto)
+                    .await
+                    .unwrap();
+                let raw = reports::run_from(pool, *name, &query, Source::Raw)
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    rollup.rows, raw.rows,
+                    "{name} from {from} to {to} with {filters:?}: rollup (left) and raw differ"
+                );
+                compared += usize::from(!raw.rows.is_empty());
+            }
+        }
+    }
+    compared
+}
+
+async fn first(pool: &PgPool, sql: &'static str) -> String {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
+
+async fn refresh(pool: &PgPool) -> i32 {
+    reports::refresh(pool, std::time::Duration::ZERO, std::time::Duration::ZERO)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn rollup_backed_reports_equal_the_raw_computation(pool: PgPool) {
+    let now = Utc::now();
+    let (writer, _spool) = seed(&pool, now).await;
+
+    // Nothing folded yet: every report reads the raw rows through the rollup functions.
+    assert!(compare_all(&pool, now).await > 40);
+
+    // Fold every closed day; today stays raw.
+    let folded = refresh(&pool).await;
+    assert!(folded >= 30, "folded {folded} days");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM report_card_days")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(rows > 0);
+    assert_eq!(refresh(&pool).await, 0, "nothing changed, nothing to fold");
+    assert!(compare_all(&pool, now).await > 40);
+
+    // Late feedback on a folded day: a card of ten days ago overridden now (its latest answer).
+    let (card, decision_id, evaluated_at): (Uuid, Uuid, DateTime<Utc>) = sqlx::query_as(
+        "SELECT card_uuid, decision_id, evaluated_at FROM findings \
+         WHERE card_uuid IS NOT NULL AND severity = 'warning' AND evaluated_at < now() - interval '10 days' \
+         ORDER BY evaluated_at DESC LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    writer
+        .record_feedback(FeedbackRecord {
+            card_uuid: card,
+            decision_id: Some(decision_id),
+            outcome: FeedbackOutcome::Overridden,
+            accepted_suggestions: vec![],
+            override_reason_code: Some("patient-declined".into()),
+            override_comment: None,
+            outcome_at: Utc::now(),
+            client_id: None,
+        })
+        .await
+        .unwrap();
+    // A late decision on a folded day (as a spool replay after an outage writes it).
+    let spool = tempfile::tempdir().unwrap();
+    let late_writer = AuditWriter::start(
+        pool.clone(),
+        orderguard::demo::writer_config(spool.path().to_owned()),
+    )
+    .await
+    .unwrap();
+    let mut options = orderguard::demo::SeedOptions::new(3, 1, evaluated_at);
+    options.seed = 7;
+    orderguard::demo::seed(
+        orderguard::pathway::Plan::builtin(),
+        &late_writer,
+        &options,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    late_writer.shutdown().await;
+    writer.shutdown().await;
+    let refolded = refresh(&pool).await;
+    assert!(
+        (1..=3).contains(&refolded),
+        "the late rows' days are refolded: {refolded}"
+    );
+    assert!(compare_all(&pool, now).await > 40);
+}
