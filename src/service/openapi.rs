@@ -3,6 +3,7 @@
 //! (reports, pharmacist queue, audit export, pathway reload) with their bearer-token scheme.
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, RefOr, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi};
 
 use crate::service::routes;
@@ -43,7 +44,8 @@ use crate::web::routes as web;
 )]
 struct ApiDoc;
 
-/// The `bearer` security scheme the staff routes name.
+/// The `bearer` security scheme the staff routes name, and the two refusals every one of them
+/// can answer (an operation that names a security requirement is a staff route).
 struct StaffBearer;
 
 impl Modify for StaffBearer {
@@ -58,6 +60,29 @@ impl Modify for StaffBearer {
                     .build(),
             ),
         );
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+                if operation.security.is_none() {
+                    continue;
+                }
+                for (status, description) in [
+                    ("401", "No valid staff token"),
+                    ("403", "The token lacks the role"),
+                ] {
+                    let refusal = ResponseBuilder::new()
+                        .description(description)
+                        .content(
+                            "application/problem+json",
+                            Content::new(None::<RefOr<Schema>>),
+                        )
+                        .build();
+                    operation
+                        .responses
+                        .responses
+                        .insert(status.into(), refusal.into());
+                }
+            }
+        }
     }
 }
 

@@ -225,9 +225,7 @@ struct QueueParams {
 #[utoipa::path(get, path = "/v1/dosing-alerts", tag = "pharmacy", security(("bearer" = [])),
     params(QueueParams),
     responses((status = 200, description = "The alerts with their numbers, limits and status", content_type = "application/json"),
-              (status = 400, description = "A filter is not valid; `errors` name it", content_type = "application/problem+json"),
-              (status = 401, description = "No valid staff token", content_type = "application/problem+json"),
-              (status = 403, description = "The token lacks the role", content_type = "application/problem+json")))]
+              (status = 400, description = "A filter is not valid; `errors` name it", content_type = "application/problem+json")))]
 pub(crate) async fn list_alerts(
     State(staff): State<StaffState>,
     identity: StaffIdentity,
@@ -246,9 +244,7 @@ pub(crate) async fn list_alerts(
 #[utoipa::path(get, path = "/pharmacy", tag = "pharmacy", security(("bearer" = [])),
     params(QueueParams),
     responses((status = 200, description = "The queue page", content_type = "text/html"),
-              (status = 400, description = "A filter is not valid", content_type = "application/problem+json"),
-              (status = 401, description = "No valid staff token", content_type = "application/problem+json"),
-              (status = 403, description = "The token lacks the role", content_type = "application/problem+json")))]
+              (status = 400, description = "A filter is not valid", content_type = "application/problem+json")))]
 pub(crate) async fn pharmacy_html(
     State(staff): State<StaffState>,
     identity: StaffIdentity,
@@ -276,8 +272,6 @@ struct ActionBody {
     request_body(content = Object, content_type = "application/json", description = "`{\"action\": \"acknowledge\"|\"escalate\"|\"resolve\", \"note\": ...}`"),
     responses((status = 201, description = "The action recorded, with the alert's new status", content_type = "application/json"),
               (status = 400, description = "The body is not valid; `errors` name the field", content_type = "application/problem+json"),
-              (status = 401, description = "No valid staff token", content_type = "application/problem+json"),
-              (status = 403, description = "The token lacks the role", content_type = "application/problem+json"),
               (status = 404, description = "No such alert", content_type = "application/problem+json"),
               (status = 409, description = "The action does not apply to the alert's status", content_type = "application/problem+json"),
               (status = 503, description = "The action could not be recorded; it was not taken", content_type = "application/problem+json")))]
@@ -381,9 +375,7 @@ pub(crate) async fn act(
     params(("from" = Option<String>, Query, description = "RFC 3339 or a date"),
            ("to" = Option<String>, Query, description = "RFC 3339 or a date")),
     responses((status = 200, description = "The reports page", content_type = "text/html"),
-              (status = 400, description = "A filter is not valid", content_type = "application/problem+json"),
-              (status = 401, description = "No valid staff token", content_type = "application/problem+json"),
-              (status = 403, description = "The token lacks the role", content_type = "application/problem+json")))]
+              (status = 400, description = "A filter is not valid", content_type = "application/problem+json")))]
 pub(crate) async fn reports_html(
     State(staff): State<StaffState>,
     identity: StaffIdentity,
@@ -489,9 +481,7 @@ pub(crate) async fn reports_html(
            ("_count" = Option<i64>, Query, description = "Entries per page"),
            ("_offset" = Option<i64>, Query, description = "Entries to skip")),
     responses((status = 200, description = "A searchset Bundle of AuditEvent", content_type = "application/fhir+json"),
-              (status = 400, description = "A parameter is not valid; `errors` name it", content_type = "application/problem+json"),
-              (status = 401, description = "No valid staff token", content_type = "application/problem+json"),
-              (status = 403, description = "The token lacks the role", content_type = "application/problem+json")))]
+              (status = 400, description = "A parameter is not valid; `errors` name it", content_type = "application/problem+json")))]
 pub(crate) async fn audit_events(
     State(staff): State<StaffState>,
     identity: StaffIdentity,

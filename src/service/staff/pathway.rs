@@ -27,8 +27,6 @@ pub fn routes() -> Router<StaffState> {
     request_body(content = Object, content_type = "application/json", description = "A pathway document; an empty body re-reads the configured file"),
     responses((status = 200, description = "The previous and the current pathway versions", content_type = "application/json"),
               (status = 400, description = "The pathway fails lint; `errors` give each JSON path", content_type = "application/problem+json"),
-              (status = 401, description = "No valid staff token", content_type = "application/problem+json"),
-              (status = 403, description = "The token lacks the role", content_type = "application/problem+json"),
               (status = 404, description = "This service has no pathway reload", content_type = "application/problem+json")))]
 pub(crate) async fn reload(
     State(staff): State<StaffState>,

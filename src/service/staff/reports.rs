@@ -26,9 +26,7 @@ pub const REPORT_ROLES: &[Role] = &[Role::Quality];
 
 /// The reports, with their columns and filters (no audit data: not recorded as a read).
 #[utoipa::path(get, path = "/v1/reports", tag = "reports", security(("bearer" = [])),
-    responses((status = 200, description = "The reports: name, title, columns and filters", content_type = "application/json"),
-              (status = 401, description = "No valid staff token", content_type = "application/problem+json"),
-              (status = 403, description = "The token lacks the role", content_type = "application/problem+json")))]
+    responses((status = 200, description = "The reports: name, title, columns and filters", content_type = "application/json")))]
 pub(crate) async fn catalog(identity: StaffIdentity) -> Result<Response, Response> {
     identity.require_any(REPORT_ROLES)?;
     let reports: Vec<Value> = ReportName::ALL
@@ -88,8 +86,6 @@ fn invalid(param: &str, message: &str) -> Problem {
            ("format" = Option<String>, Query, description = "`json` (default) or `csv`")),
     responses((status = 200, description = "The rows (JSON or CSV); every column sortable with `sort`", content_type = "application/json"),
               (status = 400, description = "A parameter is not valid; `errors` name it", content_type = "application/problem+json"),
-              (status = 401, description = "No valid staff token", content_type = "application/problem+json"),
-              (status = 403, description = "The token lacks the role", content_type = "application/problem+json"),
               (status = 404, description = "No such report", content_type = "application/problem+json")))]
 pub(crate) async fn report(
     State(staff): State<StaffState>,
