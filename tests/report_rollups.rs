@@ -4,20 +4,17 @@
 //! day-aligned and ragged windows and with each filter the rollup serves; again after late
 //! feedback and a late decision (a spool replay) on folded days.
 
+#[path = "common/demo.rs"]
+mod demo_support;
 use chrono::{DateTime, Duration, DurationRound, Utc};
+use demo_support::demo_writer;
 use orderguard::audit::{AuditWriter, FeedbackOutcome, FeedbackRecord};
 use orderguard::reports::{self, ReportName, ReportQuery, Source};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 async fn seed(pool: &PgPool, now: DateTime<Utc>) -> (AuditWriter, tempfile::TempDir) {
-    let spool = tempfile::tempdir().unwrap();
-    let writer = AuditWriter::start(
-        pool.clone(),
-        orderguard::demo::writer_config(spool.path().to_owned()),
-    )
-    .await
-    .unwrap();
+    let (writer, spool) = demo_writer(pool).await;
     let mut options = orderguard::demo::SeedOptions::new(1200, 40, now);
     // Few prescribers and encounters, so that per-prescriber rows add several decisions up.
     options.prescribers = 8;
@@ -176,13 +173,7 @@ async fn rollup_backed_reports_equal_the_raw_computation(pool: PgPool) {
         .await
         .unwrap();
     // A late decision on a folded day (as a spool replay after an outage writes it).
-    let spool = tempfile::tempdir().unwrap();
-    let late_writer = AuditWriter::start(
-        pool.clone(),
-        orderguard::demo::writer_config(spool.path().to_owned()),
-    )
-    .await
-    .unwrap();
+    let (late_writer, _late_spool) = demo_writer(&pool).await;
     let mut options = orderguard::demo::SeedOptions::new(3, 1, evaluated_at);
     options.seed = 7;
     orderguard::demo::seed(

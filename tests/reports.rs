@@ -2,6 +2,9 @@
 //! writer into a real PostgreSQL; every filter of every report fed SQL-injection strings; and
 //! `demo seed` writing decisions that verify.
 
+#[path = "common/demo.rs"]
+mod demo_support;
+use demo_support::demo_writer;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
@@ -531,13 +534,7 @@ async fn injection_strings_in_every_filter_are_plain_values(pool: PgPool) {
 
 #[sqlx::test(migrations = "./migrations")]
 async fn demo_seed_writes_real_decisions_with_feedback_that_verify(pool: PgPool) {
-    let spool = tempfile::tempdir().unwrap();
-    let writer = AuditWriter::start(
-        pool.clone(),
-        orderguard::demo::writer_config(spool.path().to_owned()),
-    )
-    .await
-    .unwrap();
+    let (writer, _spool) = demo_writer(&pool).await;
     let now: DateTime<Utc> = "2026-11-20T12:00:00Z".parse().unwrap();
     let options = orderguard::demo::SeedOptions::new(300, 30, now);
     let counted = std::sync::atomic::AtomicU64::new(0);
