@@ -10,7 +10,8 @@
 #   10 million decisions: scripts/bench-reports.sh 20000 499
 # Env: RAW=1 times the raw SQL (`report --raw`, no rollups); PROFILE (cargo profile, default release; dev = the debug build, report timings are
 # PostgreSQL's), DATABASE_URL (a superuser URL; default the local test server), KEEP=1 keeps the
-# database (its name is printed) to re-run the timings with SKIP_SEED=1 DB=<name>.
+# database (its name is printed) to re-run the timings with SKIP_SEED=1 DB=<name>; SEED_ONLY=1
+# seeds, keeps the database and stops (no rollup refresh, no timings).
 # Everything runs under nice 19, the PostgreSQL backends that seed included (renice), and waits
 # while /work/wt/QUIET exists (another benchmark is being timed on this machine).
 set -euo pipefail
@@ -51,7 +52,7 @@ npsql() { nice -n 19 psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 cleanup() {
     kill "$RENICER" 2>/dev/null || true
     rm -rf "$DATA"
-    if [ -z "${KEEP:-}" ] && [ -z "${SKIP_SEED:-}" ]; then
+    if [ -z "${KEEP:-}" ] && [ -z "${SKIP_SEED:-}" ] && [ -z "${SEED_ONLY:-}" ]; then
         psql -q "$BASE_URL" -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true
     fi
 }
@@ -107,6 +108,10 @@ if [ -z "${SKIP_SEED:-}" ]; then
     fi
     quiet_wait
     npsql "$URL" -c "VACUUM ANALYZE" >/dev/null
+fi
+if [ -n "${SEED_ONLY:-}" ]; then
+    echo "seeded; rollups not refreshed (SEED_ONLY); kept database $DB"
+    exit 0
 fi
 if [ -z "${SKIP_SEED:-}" ] || [ -n "${REFRESH:-}" ]; then
     # The rollups a deployed timer keeps current (`db refresh-rollups`, src/reports/rollup.rs).

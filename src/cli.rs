@@ -296,13 +296,29 @@ pub fn main() -> ExitCode {
         } => run_async(async move {
             let database = Database::open(&db).await?;
             let started = std::time::Instant::now();
-            let folded = crate::reports::refresh(
+            let bar = indicatif::ProgressBar::new(0);
+            if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+            }
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{elapsed_precise} [{bar:40}] {pos}/{len} days folded (eta {eta})",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            );
+            let folded = crate::reports::refresh_with_progress(
                 &database.pool,
                 std::time::Duration::from_secs(settle_minutes * 60),
                 // Feedback received before the previous run's snapshot but committed after it.
                 std::time::Duration::from_secs(600),
+                |done, total| {
+                    bar.set_length(total.max(0) as u64);
+                    bar.set_position(done.max(0) as u64);
+                },
             )
             .await;
+            bar.finish_and_clear();
             database.close().await;
             eprintln!(
                 "report rollups: {} days folded in {:.1} s",

@@ -50,6 +50,11 @@ async fn compare_all(pool: &PgPool, now: DateTime<Utc>) -> usize {
         ),
     ];
     let user = first(pool, "SELECT user_ref FROM decisions ORDER BY 1 LIMIT 1").await;
+    let encounter = first(
+        pool,
+        "SELECT encounter_ref FROM decisions GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1",
+    )
+    .await;
     let rule = first(
         pool,
         "SELECT rule_id FROM findings GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
@@ -75,6 +80,7 @@ async fn compare_all(pool: &PgPool, now: DateTime<Utc>) -> usize {
             ("rule", &rule),
             ("severity", &"warning".to_owned()),
             ("user", &user),
+            ("encounter", &encounter),
             ("pathway_version", &version),
             ("reason", &reason),
         ] {
@@ -125,7 +131,7 @@ async fn first(pool: &PgPool, sql: &'static str) -> String {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
 
-async fn refresh(pool: &PgPool) -> i32 {
+async fn refresh(pool: &PgPool) -> i64 {
     reports::refresh(pool, std::time::Duration::ZERO, std::time::Duration::ZERO)
         .await
         .unwrap()

@@ -1,11 +1,12 @@
 //! Rollup-backed report SQL: the same reports as [`super::sql`], read from the daily rollup
 //! tables for the folded days of the window and from the same rows computed raw for the rest
-//! (migrations/20261202000001_report_rollups.sql: each table `T` is filled by the function
-//! `T_rows(lo, hi)`, which the live tail reads too, so both give the same numbers).
+//! (migrations/20261202000001_report_rollups.sql and 20261202000002_report_rollup_fold.sql:
+//! each table `T` is filled by the function `T_rows(lo, hi)`, which the live tail reads too, so
+//! both give the same numbers).
 //!
 //! A report is read this way only when every filter it is given is one the rollup keeps
-//! ([`serves`]); otherwise (an encounter, or a prescriber on a card report) the raw SQL answers,
-//! and such filters are selective enough for the raw SQL to be fast.
+//! ([`serves`]); otherwise (a prescriber or encounter on a card report, a unit) the raw SQL
+//! answers, and such filters are selective enough for the raw SQL to be fast.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{PgPool, Postgres, QueryBuilder, Row};
@@ -32,10 +33,10 @@ impl Span {
     }
 }
 
-/// The filters the rollup can apply for `name`; `None`: the report is always read raw.
-fn rollup_filters(name: ReportName) -> Option<&'static [Filter]> {
+/// The filters the rollup can apply for `name`.
+fn rollup_filters(name: ReportName) -> &'static [Filter] {
     use Filter::*;
-    Some(match name {
+    match name {
         ReportName::AlertBurden | ReportName::OverrideByRule | ReportName::SuggestionAcceptance => {
             &[Rule, Severity, PathwayVersion]
         }
@@ -43,17 +44,16 @@ fn rollup_filters(name: ReportName) -> Option<&'static [Filter]> {
         ReportName::ByPrescriber | ReportName::VcfAdherence | ReportName::Mme => {
             &[User, PathwayVersion]
         }
+        ReportName::ByEncounter => &[Encounter, PathwayVersion],
         ReportName::Augmentation => &[PathwayVersion],
         ReportName::MissingInputs => &[Rule, User, PathwayVersion],
-        // One row per encounter: a rollup by encounter would be as long as the decisions.
-        ReportName::ByEncounter => return None,
-    })
+    }
 }
 
 /// Whether the rollup can answer `query` for `name`.
 pub(super) fn serves(name: ReportName, query: &ReportQuery) -> bool {
-    rollup_filters(name)
-        .is_some_and(|allowed| query.filters.set().all(|(f, _)| allowed.contains(&f)))
+    let allowed = rollup_filters(name);
+    query.filters.set().all(|(f, _)| allowed.contains(&f))
 }
 
 /// The folded span of `query`'s window (`report_rollup_span`).
@@ -69,7 +69,11 @@ pub(super) async fn span(pool: &PgPool, query: &ReportQuery) -> Result<Span, sql
     })
 }
 
-/// Folds what needs folding (`report_rollup_refresh`): days that ended more than `settle` ago,
+/// Days folded per transaction: a year's backfill commits as it goes (a failure loses at most
+/// one chunk), and each transaction's snapshot and temporary memory stay small.
+const FOLD_CHUNK_DAYS: i64 = 7;
+
+/// Folds what needs folding (`report_rollup_stale`): days that ended more than `settle` ago,
 /// days whose decisions changed, days with cards answered since the last refresh (looking
 /// `in_flight` further back, for feedback committed after that refresh's snapshot). Returns the
 /// number of days folded.
@@ -77,19 +81,90 @@ pub async fn refresh(
     pool: &PgPool,
     settle: std::time::Duration,
     in_flight: std::time::Duration,
-) -> Result<i32, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+) -> Result<i64, sqlx::Error> {
+    refresh_with_progress(pool, settle, in_flight, |_, _| {}).await
+}
+
+/// [`refresh`], calling `progress(folded, to_fold)` (days) after each committed chunk.
+///
+/// Refreshers take turns on a session advisory lock held on one connection for the whole run.
+/// The stale days are read in one REPEATABLE READ snapshot; each chunk is folded in its own
+/// REPEATABLE READ transaction, which records its days' decision counts from the rows it folded,
+/// so a decision committed between two chunks makes its day stale for the next refresh. The
+/// feedback watermark moves to the time of the first snapshot only once every chunk committed.
+pub async fn refresh_with_progress(
+    pool: &PgPool,
+    settle: std::time::Duration,
+    in_flight: std::time::Duration,
+    mut progress: impl FnMut(i64, i64),
+) -> Result<i64, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    sqlx::query("SELECT pg_advisory_lock(hashtext('orderguard.report_rollup'))")
+        .execute(&mut *conn)
+        .await?;
+    let result = fold_stale(&mut conn, settle, in_flight, &mut progress).await;
+    if result.is_ok() {
+        sqlx::query("SELECT pg_advisory_unlock(hashtext('orderguard.report_rollup'))")
+            .execute(&mut *conn)
+            .await?;
+    } else {
+        // The session may still hold the lock (or an open transaction): close it, not pool it.
+        drop(conn.detach());
+    }
+    result
+}
+
+async fn fold_stale(
+    conn: &mut sqlx::PgConnection,
+    settle: std::time::Duration,
+    in_flight: std::time::Duration,
+    progress: &mut impl FnMut(i64, i64),
+) -> Result<i64, sqlx::Error> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         .execute(&mut *tx)
         .await?;
-    let folded: i32 = sqlx::query_scalar(
-        "SELECT report_rollup_refresh(make_interval(secs => $1), make_interval(secs => $2))",
+    let seen: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&mut *tx)
+        .await?;
+    let runs: Vec<(NaiveDate, NaiveDate)> = sqlx::query_as(
+        "SELECT first_day, end_day FROM report_rollup_stale(\
+         make_interval(secs => $1), make_interval(secs => $2))",
     )
     .bind(settle.as_secs_f64())
     .bind(in_flight.as_secs_f64())
-    .fetch_one(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
+
+    let to_fold: i64 = runs.iter().map(|(a, b)| (*b - *a).num_days()).sum();
+    let mut folded = 0;
+    for (first, end) in runs {
+        let mut from = first;
+        while from < end {
+            let to = (from + chrono::Duration::days(FOLD_CHUNK_DAYS)).min(end);
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("SELECT report_rollup_fold($1, $2)")
+                .bind(from)
+                .bind(to)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            folded += (to - from).num_days();
+            progress(folded, to_fold);
+            from = to;
+        }
+    }
+    sqlx::query(
+        "INSERT INTO report_rollup_state (only_row, feedback_seen_until) VALUES (true, $1) \
+         ON CONFLICT (only_row) DO UPDATE SET feedback_seen_until = EXCLUDED.feedback_seen_until",
+    )
+    .bind(seen)
+    .execute(&mut *conn)
+    .await?;
     Ok(folded)
 }
 
@@ -121,10 +196,11 @@ fn conditions(qb: &mut Builder, query: &ReportQuery, filters: &[Filter]) {
             Filter::Rule => "rule_id",
             Filter::Severity => "severity",
             Filter::User => "user_ref",
+            Filter::Encounter => "encounter_ref",
             Filter::PathwayVersion => "pathway_version",
             Filter::Reason => "reason",
             // Never set here: `serves` refused them.
-            Filter::Encounter | Filter::Unit => continue,
+            Filter::Unit => continue,
         };
         qb.push(format_args!(" AND s.{column} = "))
             .push_bind(value.to_owned());
@@ -157,6 +233,31 @@ fn per_rule_answers(qb: &mut Builder, query: &ReportQuery, span: &Span) {
     qb.push(" s WHERE true");
     conditions(qb, query, CARD_FILTERS);
     qb.push(" GROUP BY s.rule_id");
+}
+
+/// One row per prescriber or encounter (`dimension`: rollup table and column) of the rollup
+/// that keeps decisions and card counts by that column.
+fn by_dimension(
+    qb: &mut Builder,
+    span: &Span,
+    query: &ReportQuery,
+    (table, column): (&'static str, &'static str),
+    filters: &[Filter],
+) {
+    qb.push(format_args!(
+        "SELECT coalesce(dim, '(not carried)'), decisions::int8, cards::int8, \
+                round(100.0 * cards / decisions, 2)::float8, answered::int8, \
+                overridden::int8, \
+                round(100.0 * overridden / NULLIF(answered, 0), 2)::float8, \
+                critical::int8 \
+         FROM (SELECT s.{column} AS dim, sum(s.decisions) AS decisions, sum(s.cards) AS cards, \
+                sum(s.answered) AS answered, sum(s.overridden) AS overridden, \
+                sum(s.critical) AS critical FROM "
+    ));
+    source(qb, table, span, query);
+    qb.push(" s WHERE true");
+    conditions(qb, query, filters);
+    qb.push(format_args!(" GROUP BY s.{column}) t"));
 }
 
 const CARD_FILTERS: &[Filter] = &[
@@ -213,22 +314,20 @@ pub(super) fn body(name: ReportName, qb: &mut Builder, query: &ReportQuery, span
             conditions(qb, query, CARD_FILTERS);
             qb.push(" GROUP BY s.rule_id, s.reason) t");
         }
-        ReportName::ByPrescriber => {
-            qb.push(
-                "SELECT coalesce(user_ref, '(not carried)'), decisions::int8, cards::int8, \
-                        round(100.0 * cards / decisions, 2)::float8, answered::int8, \
-                        overridden::int8, \
-                        round(100.0 * overridden / NULLIF(answered, 0), 2)::float8, \
-                        critical::int8 \
-                 FROM (SELECT s.user_ref, sum(s.decisions) AS decisions, sum(s.cards) AS cards, \
-                        sum(s.answered) AS answered, sum(s.overridden) AS overridden, \
-                        sum(s.critical) AS critical FROM ",
-            );
-            source(qb, "report_decision_days", span, query);
-            qb.push(" s WHERE true");
-            conditions(qb, query, &[Filter::User, Filter::PathwayVersion]);
-            qb.push(" GROUP BY s.user_ref) t");
-        }
+        ReportName::ByPrescriber => by_dimension(
+            qb,
+            span,
+            query,
+            ("report_decision_days", "user_ref"),
+            &[Filter::User, Filter::PathwayVersion],
+        ),
+        ReportName::ByEncounter => by_dimension(
+            qb,
+            span,
+            query,
+            ("report_encounter_days", "encounter_ref"),
+            &[Filter::Encounter, Filter::PathwayVersion],
+        ),
         ReportName::VcfAdherence => {
             qb.push("WITH ");
             weekly_calls(qb, span, query);
@@ -315,6 +414,5 @@ pub(super) fn body(name: ReportName, qb: &mut Builder, query: &ReportQuery, span
                  FROM m LEFT JOIN r ON r.input = m.input GROUP BY m.input, r.rules",
             );
         }
-        ReportName::ByEncounter => unreachable!("by-encounter is always read raw"),
     }
 }

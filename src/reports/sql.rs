@@ -454,30 +454,30 @@ fn suggestion_acceptance(qb: &mut Builder, query: &ReportQuery) {
 /// Decisions, cards and overrides grouped by a decision reference column (`user_ref`,
 /// `encounter_ref`); decisions that did not carry it are one row, `(not carried)`.
 fn by_dimension(qb: &mut Builder, query: &ReportQuery, column: &'static str) {
+    // One GROUP BY over decision rows and card rows: a join of per-decision and per-card counts
+    // would have to match on IS NOT DISTINCT FROM (the dimension may be NULL), which only a
+    // nested loop can do, and the encounters of a month are hundreds of thousands.
     cards_and_answers(qb, query, "");
     qb.push(format_args!(
-        ", per_card AS (SELECT c.{column} AS dim, count(*) AS cards, \
-                count(a.card_uuid) AS answered, \
-                count(*) FILTER (WHERE a.outcome = 'overridden') AS overridden, \
-                count(*) FILTER (WHERE c.severity = 'critical') AS critical \
-         FROM cards c LEFT JOIN answers a ON a.card_uuid = c.card_uuid GROUP BY c.{column}), \
-         per_decision AS (SELECT d.{column} AS dim, count(*) AS decisions FROM decisions d \
-         WHERE true"
+        ", counted AS (SELECT d.{column} AS dim, 1 AS decisions, 0 AS cards, 0 AS answered, \
+                0 AS overridden, 0 AS critical FROM decisions d WHERE true"
     ));
     decision_conditions(qb, "d", query);
     qb.push(format_args!(
-        " GROUP BY d.{column}) \
-         SELECT coalesce(pd.dim, '(not carried)'), pd.decisions::int8, \
-                coalesce(pc.cards, 0)::int8, \
-                round(100.0 * coalesce(pc.cards, 0) / pd.decisions, 2)::float8, \
-                coalesce(pc.answered, 0)::int8, coalesce(pc.overridden, 0)::int8, \
-                round(100.0 * pc.overridden / NULLIF(pc.answered, 0), 2)::float8, \
-                coalesce(pc.critical, 0)::int8 \
-         FROM per_decision pd LEFT JOIN per_card pc ON pc.dim IS NOT DISTINCT FROM pd.dim"
+        " UNION ALL SELECT c.{column}, 0, 1, (a.card_uuid IS NOT NULL)::int, \
+                (a.outcome IS NOT DISTINCT FROM 'overridden')::int, \
+                (c.severity = 'critical')::int \
+         FROM cards c LEFT JOIN answers a ON a.card_uuid = c.card_uuid) \
+         SELECT coalesce(dim, '(not carried)'), sum(decisions)::int8, sum(cards)::int8, \
+                round(100.0 * sum(cards) / sum(decisions), 2)::float8, sum(answered)::int8, \
+                sum(overridden)::int8, \
+                round(100.0 * sum(overridden) / NULLIF(sum(answered), 0), 2)::float8, \
+                sum(critical)::int8 \
+         FROM counted GROUP BY dim"
     ));
     // With a card filter, a prescriber none of whose cards match is not a row.
     if query.filters.rule.is_some() || query.filters.severity.is_some() {
-        qb.push(" WHERE pc.cards IS NOT NULL");
+        qb.push(" HAVING sum(cards) > 0");
     }
 }
 
