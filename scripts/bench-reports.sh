@@ -7,8 +7,9 @@
 # the SQL round trip and row decoding, not the process start), best of RUNS.
 #
 # Usage: scripts/bench-reports.sh [N=100000] [COPIES=0] [WINDOWS="30 365"] [RUNS=3]
+#   a window "Dnow" is the last D days up to now (today's part read raw), "D" ends at midnight
 #   10 million decisions: scripts/bench-reports.sh 20000 499
-# Env: RAW=1 times the raw SQL (`report --raw`, no rollups); PROFILE (cargo profile, default release; dev = the debug build, report timings are
+# Env: LIMIT (rows per report, default 100000), RAW=1 times the raw SQL (`report --raw`, no rollups); PROFILE (cargo profile, default release; dev = the debug build, report timings are
 # PostgreSQL's), DATABASE_URL (a superuser URL; default the local test server), KEEP=1 keeps the
 # database (its name is printed) to re-run the timings with SKIP_SEED=1 DB=<name>; SEED_ONLY=1
 # seeds, keeps the database and stops (no rollup refresh, no timings).
@@ -26,6 +27,7 @@ CHUNK=${CHUNK:-50}
 SERVER=${BASE_URL%/*}
 TARGET=${CARGO_TARGET_DIR:-target}
 DB=${DB:-orderguard_bench_reports_$$}
+LIMIT=${LIMIT:-100000}
 URL="$SERVER/$DB"
 DATA=$(mktemp -d)
 QUIET_FILE=${QUIET_FILE:-/work/wt/QUIET}
@@ -124,9 +126,17 @@ fi
 psql -Atq "$URL" -c "SELECT 'rows: decisions ' || (SELECT count(*) FROM decisions) || ', findings ' || (SELECT count(*) FROM findings) || ', feedback ' || (SELECT count(*) FROM feedback) || '; database ' || pg_size_pretty(pg_database_size(current_database()))"
 
 for window in $WINDOWS; do
-    to=$(date -u +%Y-%m-%d)
-    from=$(date -u -d "$to - $window days" +%Y-%m-%d)
     quiet_wait
+    if [ "${window%now}" != "$window" ]; then
+        # "30now": the last 30 days up to this second (the web page's default window): the
+        # folded days from the rollup, today's part read raw.
+        window=${window%now}
+        to=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+        from=$(date -u -d "$(date -u +%Y-%m-%d) - $window days" +%Y-%m-%d)
+    else
+        to=$(date -u +%Y-%m-%d)
+        from=$(date -u -d "$to - $window days" +%Y-%m-%d)
+    fi
     echo "window: $from .. $to (the last $window days, of $DAYS seeded)"
     printf '%-24s %8s %10s\n' report rows best_ms
     for report in alert-burden override-by-rule override-by-reason suggestion-acceptance \
@@ -135,7 +145,7 @@ for window in $WINDOWS; do
         rows=0
         for _ in $(seq "$RUNS"); do
             out=$(DATABASE_URL="$URL" "$BIN" report "$report" --from "$from" --to "$to" \
-                  --format csv --limit 100000 --timing ${RAW:+--raw} --data-dir "$DATA" 2>&1 >/dev/null)
+                  --format csv --limit "$LIMIT" --timing ${RAW:+--raw} --data-dir "$DATA" 2>&1 >/dev/null)
             ms=$(echo "$out" | sed -n 's/^query: \([0-9.]*\) ms, \([0-9]*\) rows$/\1/p')
             rows=$(echo "$out" | sed -n 's/^query: \([0-9.]*\) ms, \([0-9]*\) rows$/\2/p')
             if [ -z "$ms" ]; then echo "$out" >&2; exit 1; fi

@@ -310,8 +310,7 @@ pub fn main() -> ExitCode {
             let folded = crate::reports::refresh_with_progress(
                 &database.pool,
                 std::time::Duration::from_secs(settle_minutes * 60),
-                // Feedback received before the previous run's snapshot but committed after it.
-                std::time::Duration::from_secs(600),
+                crate::reports::IN_FLIGHT,
                 |done, total| {
                     bar.set_length(total.max(0) as u64);
                     bar.set_position(done.max(0) as u64);
@@ -786,8 +785,20 @@ async fn serve(
     };
     reloader.record_startup().await;
     let sighup = tokio::spawn(crate::reload::watch_sighup(reloader.clone()));
+    // Folds on the audit database itself (a replica cannot take writes).
+    let refresher = (config.rollups.refresh_minutes > 0).then(|| {
+        tokio::spawn(crate::reports::run_refresher(
+            database.pool.clone(),
+            std::time::Duration::from_secs(60),
+            std::time::Duration::from_secs(config.rollups.refresh_minutes * 60),
+            std::time::Duration::from_secs(config.rollups.settle_minutes * 60),
+        ))
+    });
     let served = crate::service::run(config, pipeline, Some(staff)).await;
     sighup.abort();
+    if let Some(refresher) = refresher {
+        refresher.abort();
+    }
     database.close().await;
     served.map(|()| ExitCode::SUCCESS)
 }

@@ -199,3 +199,77 @@ async fn rollup_backed_reports_equal_the_raw_computation(pool: PgPool) {
     );
     assert!(compare_all(&pool, now).await > 40);
 }
+
+/// The refresher `serve` runs folds the closed days by itself, and a refresh that finds its
+/// lock taken waits its turn rather than folding beside it.
+#[sqlx::test(migrations = "./migrations")]
+async fn the_service_refresher_folds_closed_days_and_takes_turns(pool: PgPool) {
+    let now = Utc::now();
+    let (writer, _spool) = demo_writer(&pool).await;
+    let options = orderguard::demo::SeedOptions::new(60, 10, now);
+    orderguard::demo::seed(
+        orderguard::pathway::Plan::builtin(),
+        &writer,
+        &options,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    writer.shutdown().await;
+
+    // Another refresher holds the lock: nothing is folded while it does.
+    let mut holder = pool.acquire().await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock(hashtext('orderguard.report_rollup'))")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let refresher = tokio::spawn(reports::run_refresher(
+        pool.clone(),
+        std::time::Duration::ZERO,
+        std::time::Duration::from_millis(200),
+        std::time::Duration::ZERO,
+    ));
+    let folded_days = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM report_rollup_days")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert_eq!(
+        folded_days().await,
+        0,
+        "folded while another refresher held the lock"
+    );
+    sqlx::query("SELECT pg_advisory_unlock(hashtext('orderguard.report_rollup'))")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+
+    // Every day from the first decision's to yesterday, days without decisions included.
+    let closed_days: i64 = sqlx::query_scalar(
+        "SELECT ((now() AT TIME ZONE 'UTC')::date - (min(evaluated_at) AT TIME ZONE 'UTC')::date)::int8 \
+         FROM decisions",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(closed_days >= 5, "the seed spans {closed_days} closed days");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while folded_days().await < closed_days {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the refresher folded {} days in 30 s",
+            folded_days().await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    refresher.abort();
+    // Everything before today is folded, nothing of today.
+    let last: chrono::NaiveDate = sqlx::query_scalar("SELECT max(day) FROM report_rollup_days")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(last, now.date_naive() - Duration::days(1));
+    assert_eq!(folded_days().await, closed_days);
+}

@@ -18,7 +18,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
 pub use query::{Direction, Filter, Filters, QueryError, ReportQuery, SortKey, parse_time};
-pub use rollup::{refresh, refresh_with_progress};
+pub use rollup::{IN_FLIGHT, refresh, refresh_with_progress, run_refresher};
 
 /// The reports there are. `as_str` is the name in URLs and on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

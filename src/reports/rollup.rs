@@ -85,6 +85,35 @@ pub async fn refresh(
     refresh_with_progress(pool, settle, in_flight, |_, _| {}).await
 }
 
+/// Refreshes the rollups `first` from now, then every `every`, until aborted (the refresher
+/// inside `serve`, which starts it a minute after start-up). A failed run is logged (the error
+/// names no patient data) and retried at the next tick.
+pub async fn run_refresher(
+    pool: PgPool,
+    first: std::time::Duration,
+    every: std::time::Duration,
+    settle: std::time::Duration,
+) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + first, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let started = std::time::Instant::now();
+        match refresh(&pool, settle, IN_FLIGHT).await {
+            Ok(folded) => tracing::info!(
+                folded_days = folded,
+                ms = started.elapsed().as_millis() as u64,
+                "report rollups refreshed"
+            ),
+            Err(error) => tracing::warn!(%error, "report rollup refresh failed"),
+        }
+    }
+}
+
+/// How long a received feedback row may take to commit: the refresh looks that far back
+/// before the previous run's snapshot.
+pub const IN_FLIGHT: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// [`refresh`], calling `progress(folded, to_fold)` (days) after each committed chunk.
 ///
 /// Refreshers take turns on a session advisory lock held on one connection for the whole run.

@@ -54,6 +54,8 @@ pub struct ServiceConfig {
     pub staff: StaffSettings,
     /// Where staff routes read audit data: a read replica, when set; else the audit database.
     pub reports_database_url: Option<DatabaseUrl>,
+    /// The report rollups' refresher inside `serve`.
+    pub rollups: RollupSettings,
 }
 
 impl Default for ServiceConfig {
@@ -68,6 +70,27 @@ impl Default for ServiceConfig {
             fhir: FhirFetchSettings::default(),
             staff: StaffSettings::default(),
             reports_database_url: None,
+            rollups: RollupSettings::default(),
+        }
+    }
+}
+
+/// How `serve` keeps the report rollups current (src/reports/rollup.rs): every
+/// `refresh_minutes` (0: never; then run `orderguard db refresh-rollups` from a timer), folding
+/// the days that ended `settle_minutes` ago. Instances sharing a database take turns on an
+/// advisory lock, so each day is folded once.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RollupSettings {
+    pub refresh_minutes: u64,
+    pub settle_minutes: u64,
+}
+
+impl Default for RollupSettings {
+    fn default() -> Self {
+        RollupSettings {
+            refresh_minutes: 10,
+            settle_minutes: 60,
         }
     }
 }
@@ -300,6 +323,9 @@ impl ServiceConfig {
         }
         if let Some(value) = env("REPORTS_DATABASE_URL").filter(|v| !v.is_empty()) {
             self.reports_database_url = Some(DatabaseUrl(value));
+        }
+        if let Some(value) = env("ORDERGUARD_ROLLUP_REFRESH_MINUTES") {
+            self.rollups.refresh_minutes = parsed("ORDERGUARD_ROLLUP_REFRESH_MINUTES", value)?;
         }
         if let Some(value) = env("ORDERGUARD_INSECURE_NO_AUTH") {
             self.insecure_no_auth = matches!(value.trim(), "1" | "true" | "yes");
