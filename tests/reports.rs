@@ -532,6 +532,50 @@ async fn injection_strings_in_every_filter_are_plain_values(pool: PgPool) {
     writer.shutdown().await;
 }
 
+/// A report past its time limit is cancelled in PostgreSQL and answered as too slow, not left
+/// running; the next one runs. (The report waits on a lock another session holds, so it cannot
+/// finish in time however fast the machine.)
+#[sqlx::test(migrations = "./migrations")]
+async fn a_report_past_its_time_limit_is_cancelled_in_the_database(pool: PgPool) {
+    let (writer, _spool) = dataset(&pool).await;
+    let query = ReportQuery::last_days(Utc::now());
+    let mut blocker = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE decisions IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    for source in [reports::Source::Raw, reports::Source::Auto] {
+        let result = reports::run_within(
+            &pool,
+            ReportName::ByPrescriber,
+            &query,
+            source,
+            std::time::Duration::from_millis(300),
+        )
+        .await;
+        assert!(
+            matches!(result, Err(reports::ReportError::TooSlow)),
+            "{source:?}: {result:?}"
+        );
+    }
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+    )
+    .fetch_one(&mut *blocker)
+    .await
+    .unwrap();
+    assert_eq!(
+        waiting, 0,
+        "a cancelled report is still waiting in the database"
+    );
+    blocker.rollback().await.unwrap();
+    let table = reports::run(&pool, ReportName::ByPrescriber, &query)
+        .await
+        .unwrap();
+    assert!(!table.rows.is_empty());
+    writer.shutdown().await;
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn demo_seed_writes_real_decisions_with_feedback_that_verify(pool: PgPool) {
     let (writer, _spool) = demo_writer(&pool).await;

@@ -181,8 +181,25 @@ fn spreadsheet_safe(s: &str) -> String {
 pub enum ReportError {
     #[error(transparent)]
     Query(#[from] QueryError),
+    #[error(
+        "the report did not finish in its time limit and was cancelled; narrow the window or add filters"
+    )]
+    TooSlow,
     #[error("reading the audit database: {0}")]
     Database(#[from] sqlx::Error),
+}
+
+/// How long one report query may run in PostgreSQL. Rollup-backed reports take well under a
+/// second at 10 million decisions (README, Performance); this bounds the raw ones (filters the
+/// rollup does not keep, `--raw`, no refresher).
+pub const STATEMENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// `query_canceled` (57014), which a statement timeout raises, is [`ReportError::TooSlow`].
+fn too_slow(error: sqlx::Error) -> ReportError {
+    match &error {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => ReportError::TooSlow,
+        _ => ReportError::Database(error),
+    }
 }
 
 /// A pool on a read replica (`REPORTS_DATABASE_URL`): no migrations (a replica cannot take
@@ -221,15 +238,43 @@ pub async fn run_from(
     query: &ReportQuery,
     source: Source,
 ) -> Result<ReportTable, ReportError> {
+    run_within(pool, name, query, source, STATEMENT_TIMEOUT).await
+}
+
+/// [`run_from`], cancelled in PostgreSQL after `time_limit` ([`ReportError::TooSlow`]).
+pub async fn run_within(
+    pool: &PgPool,
+    name: ReportName,
+    query: &ReportQuery,
+    source: Source,
+    time_limit: std::time::Duration,
+) -> Result<ReportTable, ReportError> {
     let definition = name.definition();
     query.check(name)?;
+    // One read-only snapshot for the folded span and the report, with a time limit: a report
+    // too heavy for the database is cancelled there (not left running after its caller gave
+    // up) and answered as such.
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    // SET LOCAL, as a bindable call.
+    sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+        .bind(time_limit.as_millis().max(1).to_string())
+        .execute(&mut *tx)
+        .await?;
     let mut builder = if source == Source::Auto && rollup::serves(name, query) {
-        let span = rollup::span(pool, query).await?;
+        let span = rollup::span(&mut tx, query).await.map_err(too_slow)?;
         sql::build_with(definition, query, |qb| rollup::body(name, qb, query, &span))
     } else {
         sql::build(definition, query)
     };
-    let rows = builder.build().fetch_all(pool).await?;
+    let rows = builder
+        .build()
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(too_slow)?;
+    tx.commit().await?;
     let columns = name.columns();
     let rows = rows
         .iter()

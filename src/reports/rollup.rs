@@ -57,11 +57,14 @@ pub(super) fn serves(name: ReportName, query: &ReportQuery) -> bool {
 }
 
 /// The folded span of `query`'s window (`report_rollup_span`).
-pub(super) async fn span(pool: &PgPool, query: &ReportQuery) -> Result<Span, sqlx::Error> {
+pub(super) async fn span(
+    conn: &mut sqlx::PgConnection,
+    query: &ReportQuery,
+) -> Result<Span, sqlx::Error> {
     let row = sqlx::query("SELECT lo, hi FROM report_rollup_span($1, $2)")
         .bind(query.from)
         .bind(query.to)
-        .fetch_one(pool)
+        .fetch_one(conn)
         .await?;
     Ok(Span {
         lo: row.try_get("lo")?,

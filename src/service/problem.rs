@@ -47,6 +47,8 @@ pub enum ProblemKind {
     Forbidden,
     /// The request conflicts with the current state (a dosing alert's status).
     Conflict,
+    /// A report query ran past its time limit and was cancelled.
+    TooSlow,
     Internal,
 }
 
@@ -64,6 +66,7 @@ impl ProblemKind {
             ProblemKind::Unauthenticated => "urn:orderguard:problem:unauthenticated",
             ProblemKind::Forbidden => "urn:orderguard:problem:forbidden",
             ProblemKind::Conflict => "urn:orderguard:problem:conflict",
+            ProblemKind::TooSlow => "urn:orderguard:problem:too-slow",
             ProblemKind::Internal => "urn:orderguard:problem:internal",
         }
     }
@@ -81,6 +84,7 @@ impl ProblemKind {
             ProblemKind::Unauthenticated => "A valid bearer token is required",
             ProblemKind::Forbidden => "The token's roles do not allow this",
             ProblemKind::Conflict => "The request conflicts with the current state",
+            ProblemKind::TooSlow => "The report did not finish in its time limit",
             ProblemKind::Internal => "Internal error",
         }
     }
@@ -93,7 +97,7 @@ impl ProblemKind {
             }
             ProblemKind::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ProblemKind::PrefetchUnavailable => StatusCode::PRECONDITION_FAILED,
-            ProblemKind::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ProblemKind::AuditUnavailable | ProblemKind::TooSlow => StatusCode::SERVICE_UNAVAILABLE,
             ProblemKind::Unauthenticated => StatusCode::UNAUTHORIZED,
             ProblemKind::Forbidden => StatusCode::FORBIDDEN,
             ProblemKind::Conflict => StatusCode::CONFLICT,
@@ -114,6 +118,7 @@ impl ProblemKind {
             ProblemKind::Unauthenticated => "login",
             ProblemKind::Forbidden => "forbidden",
             ProblemKind::Conflict => "conflict",
+            ProblemKind::TooSlow => "timeout",
             ProblemKind::Internal => "exception",
         }
     }

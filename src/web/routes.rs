@@ -447,6 +447,10 @@ pub(crate) async fn reports_html(
                 let problem = invalid(&e.param, e.message);
                 return Err(refuse(&staff, Some(&identity), REPORTS_PAGE_ROUTE, problem).await);
             }
+            Err(error @ reports::ReportError::TooSlow) => {
+                let problem = Problem::new(ProblemKind::TooSlow, error.to_string());
+                return Err(refuse(&staff, Some(&identity), REPORTS_PAGE_ROUTE, problem).await);
+            }
             Err(reports::ReportError::Database(e)) => return Err(internal(e, "report page")),
         }
     }

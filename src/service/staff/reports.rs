@@ -111,6 +111,13 @@ pub(crate) async fn report(
     let table = match reports::run(staff.reports_pool(), report, &query).await {
         Ok(table) => table,
         Err(ReportError::Query(e)) => return Err(invalid(&e.param, &e.message).into_response()),
+        Err(error @ ReportError::TooSlow) => {
+            tracing::warn!(
+                report = report.as_str(),
+                "report query cancelled at its time limit"
+            );
+            return Err(Problem::new(ProblemKind::TooSlow, error.to_string()).into_response());
+        }
         Err(ReportError::Database(error)) => {
             tracing::error!(%error, report = report.as_str(), "report query failed");
             return Err(
