@@ -86,7 +86,8 @@ fn invalid(param: &str, message: &str) -> Problem {
            ("format" = Option<String>, Query, description = "`json` (default) or `csv`")),
     responses((status = 200, description = "The rows (JSON or CSV); every column sortable with `sort`", content_type = "application/json"),
               (status = 400, description = "A parameter is not valid; `errors` name it", content_type = "application/problem+json"),
-              (status = 404, description = "No such report", content_type = "application/problem+json")))]
+              (status = 404, description = "No such report", content_type = "application/problem+json"),
+              (status = 503, description = "The report did not finish in its 30 s limit and was cancelled (`too-slow`)", content_type = "application/problem+json")))]
 pub(crate) async fn report(
     State(staff): State<StaffState>,
     identity: StaffIdentity,
