@@ -132,11 +132,15 @@ impl Concept {
 
     /// The best single label for messages: text, else the first display, else the first code.
     pub fn label(&self) -> String {
+        self.label_str().to_owned()
+    }
+
+    /// [`Concept::label`], borrowed: for sentences that copy it into a larger text.
+    pub fn label_str(&self) -> &str {
         self.texts()
             .next()
-            .map(str::to_owned)
-            .or_else(|| self.codings.first().map(|c| c.code.clone()))
-            .unwrap_or_else(|| "unnamed order".to_owned())
+            .or_else(|| self.codings.first().map(|c| c.code.as_str()))
+            .unwrap_or("unnamed order")
     }
 
     pub fn is_empty(&self) -> bool {
