@@ -8,6 +8,7 @@ use crate::domain::OrderRef;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// Card severity; maps to the CDS Hooks `indicator`.
@@ -93,8 +94,10 @@ pub struct Finding {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub suggestions: Vec<Suggestion>,
     /// Sources by name, e.g. "CDC Clinical Practice Guideline for Prescribing Opioids, 2022".
+    /// Shared with the compiled rule: every finding of a rule names the same sources, and
+    /// copying them was a string allocation (and a free) per citation per finding.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub citations: Vec<String>,
+    pub citations: Vec<Arc<str>>,
 }
 
 /// An order whose drug or service could not be identified: no card, but listed so the audit

@@ -132,11 +132,15 @@ impl Concept {
 
     /// The best single label for messages: text, else the first display, else the first code.
     pub fn label(&self) -> String {
+        self.label_str().to_owned()
+    }
+
+    /// [`Concept::label`], borrowed: for sentences that copy it into a larger text.
+    pub fn label_str(&self) -> &str {
         self.texts()
             .next()
-            .map(str::to_owned)
-            .or_else(|| self.codings.first().map(|c| c.code.clone()))
-            .unwrap_or_else(|| "unnamed order".to_owned())
+            .or_else(|| self.codings.first().map(|c| c.code.as_str()))
+            .unwrap_or("unnamed order")
     }
 
     pub fn is_empty(&self) -> bool {
@@ -148,21 +152,46 @@ impl Concept {
 /// "Oxycodone-HCl  5MG tab" and "oxycodone hcl 5mg tab" compare equal.
 pub fn normalize_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
+    normalize_text_onto(&mut out, text);
+    out
+}
+
+/// [`normalize_text`] appended to `out`, so that a caller normalizing several texts reuses
+/// one buffer. Order texts are nearly always ASCII: a run of kept ASCII bytes is copied whole
+/// and lower-cased in place; any other character is read whole and kept when alphanumeric.
+pub fn normalize_text_onto(out: &mut String, text: &str) {
+    let kept_ascii = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'/' | b'%');
+    out.reserve(text.len());
+    let start = out.len();
     let mut last_space = true;
-    for ch in text.chars() {
-        let ch = ch.to_ascii_lowercase();
-        if ch.is_alphanumeric() || ch == '.' || ch == '/' || ch == '%' {
-            out.push(ch);
+    let mut rest = text;
+    while let Some(&byte) = rest.as_bytes().first() {
+        let (keep, len) = if byte.is_ascii() {
+            let run = rest.bytes().take_while(kept_ascii).count();
+            if run > 0 {
+                let at = out.len();
+                out.push_str(&rest[..run]);
+                out[at..].make_ascii_lowercase();
+            }
+            (run > 0, run.max(1))
+        } else {
+            let ch = rest.chars().next().unwrap_or(char::REPLACEMENT_CHARACTER);
+            if ch.is_alphanumeric() {
+                out.push(ch);
+            }
+            (ch.is_alphanumeric(), ch.len_utf8())
+        };
+        if keep {
             last_space = false;
         } else if !last_space {
             out.push(' ');
             last_space = true;
         }
+        rest = &rest[len..];
     }
-    while out.ends_with(' ') {
+    while out.len() > start && out.ends_with(' ') {
         out.pop();
     }
-    out
 }
 
 #[cfg(test)]
@@ -177,6 +206,37 @@ mod tests {
         );
         assert_eq!(normalize_text("Complete BED-REST"), "complete bed rest");
         assert_eq!(normalize_text("0.5 mg/mL"), "0.5 mg/ml");
+    }
+
+    /// `normalize_text` as it was written, one `char` at a time: the reference for the
+    /// ASCII fast path.
+    fn normalize_text_reference(text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut last_space = true;
+        for ch in text.chars() {
+            let ch = ch.to_ascii_lowercase();
+            if ch.is_alphanumeric() || ch == '.' || ch == '/' || ch == '%' {
+                out.push(ch);
+                last_space = false;
+            } else if !last_space {
+                out.push(' ');
+                last_space = true;
+            }
+        }
+        while out.ends_with(' ') {
+            out.pop();
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn normalize_agrees_with_the_char_by_char_reading(text in "\\PC{0,40}|[ A-Za-z0-9.,/%µé²٣-]{0,40}") {
+            proptest::prop_assert_eq!(normalize_text(&text), normalize_text_reference(&text));
+            let mut onto = String::from("kept ");
+            normalize_text_onto(&mut onto, &text);
+            proptest::prop_assert_eq!(onto, format!("kept {}", normalize_text_reference(&text)));
+        }
     }
 
     #[test]

@@ -214,16 +214,23 @@ impl Frequency {
     }
 
     /// A short human description for cards ("3 times per 1 d" reads badly): "4/day",
-    /// "1 every 7 days".
+    /// "once every 7 days".
     pub fn describe(&self) -> String {
+        let mut out = String::with_capacity(16);
+        self.write_description(&mut out);
+        out
+    }
+
+    /// [`Frequency::describe`] written onto `out`.
+    pub fn write_description(&self, out: &mut String) {
         let per_day = self.max_per_day();
         if per_day >= 1.0 {
-            format!("{}/day", super::units::format_number(per_day))
+            super::units::push_number(out, per_day);
+            out.push_str("/day");
         } else {
-            format!(
-                "once every {} days",
-                super::units::format_number(self.min_interval_days())
-            )
+            out.push_str("once every ");
+            super::units::push_number(out, self.min_interval_days());
+            out.push_str(" days");
         }
     }
 }

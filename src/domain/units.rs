@@ -192,17 +192,69 @@ impl fmt::Display for Amount {
 
 /// Formats a number for a clinician: no trailing zeros, at most two decimals ("4.93", "3200").
 pub fn format_number(value: f64) -> String {
+    let mut out = String::with_capacity(8);
+    push_number(&mut out, value);
+    out
+}
+
+/// [`format_number`] written onto `out`: cards hold dozens of numbers per evaluation, and
+/// `format!` costs an allocation and the formatting machinery for each.
+pub fn push_number(out: &mut String, value: f64) {
+    use std::fmt::Write as _;
     if !(value * 100.0).is_finite() {
         // Only absurd inputs get here (1e308): say the number rather than "inf".
-        return format!("{value:e}");
+        let _ = write!(out, "{value:e}");
+        return;
     }
     let rounded = (value * 100.0).round() / 100.0;
     if rounded.fract() == 0.0 {
-        format!("{}", rounded as i64)
+        push_integer(out, rounded as i64);
+    } else if rounded.abs() < 1e9 {
+        // `rounded` is the double nearest to cents / 100 and, this far below 2^53, within far
+        // less than half a cent of it: its two decimals are exactly the cents'.
+        let cents = (rounded * 100.0).round() as i64;
+        if cents < 0 {
+            out.push('-');
+        }
+        let cents = cents.unsigned_abs();
+        push_unsigned(out, cents / 100);
+        out.push('.');
+        let (tenths, hundredths) = ((cents % 100) / 10, cents % 10);
+        out.push(char::from(b'0' + tenths as u8));
+        if hundredths != 0 {
+            out.push(char::from(b'0' + hundredths as u8));
+        }
     } else {
-        let s = format!("{rounded:.2}");
-        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+        let start = out.len();
+        let _ = write!(out, "{rounded:.2}");
+        let kept = out[start..]
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .len();
+        out.truncate(start + kept);
     }
+}
+
+fn push_integer(out: &mut String, value: i64) {
+    if value < 0 {
+        out.push('-');
+    }
+    push_unsigned(out, value.unsigned_abs());
+}
+
+fn push_unsigned(out: &mut String, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
 }
 
 /// FHIR `periodUnit` / duration units (UCUM subset s | min | h | d | wk | mo | a).
@@ -396,6 +448,77 @@ mod tests {
         assert_eq!(format_number(0.075), "0.08");
         // The bad-input corpus's 1e308 g dose was shown as "inf g".
         assert_eq!(format_number(1e308), "1e308");
+    }
+
+    /// `format_number` as it was written with `format!`: the reference the buffer-writing
+    /// version must agree with everywhere.
+    fn format_number_reference(value: f64) -> String {
+        if !(value * 100.0).is_finite() {
+            return format!("{value:e}");
+        }
+        let rounded = (value * 100.0).round() / 100.0;
+        if rounded.fract() == 0.0 {
+            format!("{}", rounded as i64)
+        } else {
+            let s = format!("{rounded:.2}");
+            s.trim_end_matches('0').trim_end_matches('.').to_owned()
+        }
+    }
+
+    #[test]
+    fn numbers_format_as_with_format_at_the_edges() {
+        for value in [
+            0.0,
+            -0.0,
+            0.004,
+            0.005,
+            -0.005,
+            0.015,
+            0.125,
+            1.005,
+            2.675,
+            -2.675,
+            4.9281,
+            49.9,
+            -49.95,
+            0.075,
+            99.995,
+            999_999_999.99,
+            1e9 - 0.005,
+            1e9 + 0.25,
+            123_456_789.125,
+            4.5e15 + 0.5,
+            9.3e18,
+            -9.3e18,
+            1e300,
+            1e308,
+            -1e308,
+            f64::NAN,
+            f64::INFINITY,
+            f64::MIN_POSITIVE,
+            1.0 / 3.0,
+            2.0 / 3.0,
+            -1.0 / 3.0,
+        ] {
+            assert_eq!(
+                format_number(value),
+                format_number_reference(value),
+                "{value:?}"
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn numbers_format_as_with_format(value in proptest::num::f64::ANY) {
+            prop_assert_eq!(format_number(value), format_number_reference(value));
+        }
+
+        #[test]
+        fn clinical_numbers_format_as_with_format(cents in -10_000_000_000i64..10_000_000_000, noise in -0.01f64..0.01) {
+            let value = cents as f64 / 100.0 + noise;
+            prop_assert_eq!(format_number(value), format_number_reference(value));
+        }
     }
 
     proptest! {

@@ -14,7 +14,7 @@
 //! unless the product states its elemental amount), transdermal patches as a delivery rate in
 //! mcg/h (no frequency: a patch delivers its rate whatever its change interval).
 
-use crate::domain::units::format_number;
+use crate::domain::units::push_number;
 use crate::domain::{Dose, DoseForm, DoseUnit, Field, Frequency, MedicationOrder};
 use crate::terminology::{
     Component, DrugClass, DrugMatch, Ingredient, IngredientId, LimitUnit, MmeFactor, Strength,
@@ -66,15 +66,21 @@ pub struct DailyAmount {
 impl DailyAmount {
     /// How the amount was computed, e.g. "800 mg × 4/day = 3200 mg/day".
     pub fn explanation(&self, t: &Terminology) -> String {
-        let e = &self.how;
         let mut out = String::with_capacity(64);
-        e.per_admin.write(&mut out);
+        self.write_explanation(&mut out, t);
+        out
+    }
+
+    /// [`DailyAmount::explanation`] written onto `out`, for sentences built of several.
+    pub fn write_explanation(&self, out: &mut String, t: &Terminology) {
+        let e = &self.how;
+        e.per_admin.write(out);
         match e.schedule {
             // A patch: its rate, whatever its change interval.
             None => {
-                e.write_range(&mut out);
+                e.write_range(out);
                 out.push_str(" = ");
-                out.push_str(&format_number(self.amount));
+                push_number(out, self.amount);
                 out.push_str(" mcg/h");
             }
             Some(Schedule {
@@ -82,29 +88,27 @@ impl DailyAmount {
                 per_day,
                 as_needed,
             }) => {
-                e.conversion
-                    .write(&mut out, &t.ingredient(self.ingredient).name);
-                e.write_range(&mut out);
+                e.conversion.write(out, &t.ingredient(self.ingredient).name);
+                e.write_range(out);
                 out.push(' ');
                 if per_day < 1.0 {
                     // Weekly, monthly, yearly: "every 7 days" reads better than "× 0.14/day".
                     out.push_str("every ");
-                    out.push_str(&format_number(frequency.min_interval_days()));
+                    push_number(out, frequency.min_interval_days());
                     out.push_str(" days");
                 } else {
                     out.push_str("× ");
-                    out.push_str(&frequency.describe());
+                    frequency.write_description(out);
                 }
                 if as_needed {
                     out.push_str(" (as needed, counted at its maximum)");
                 }
                 out.push_str(" = ");
-                out.push_str(&format_number(self.amount));
+                push_number(out, self.amount);
                 out.push(' ');
                 out.push_str(self.unit.per_day_symbol());
             }
         }
-        out
     }
 }
 
@@ -125,12 +129,12 @@ impl Explanation {
     fn write_range(&self, out: &mut String) {
         if let Some((low, high, unit)) = self.range {
             out.push_str(" (high end of ");
-            out.push_str(&format_number(low));
+            push_number(out, low);
             out.push('–');
-            out.push_str(&format_number(high));
+            push_number(out, high);
             out.push(' ');
             match unit {
-                DoseUnit::Count(form) => out.push_str(&count_word(form, high)),
+                DoseUnit::Count(form) => push_count_word(out, form, high),
                 unit => out.push_str(unit.symbol()),
             }
             out.push(')');
@@ -166,7 +170,7 @@ enum How {
 
 impl How {
     fn write(&self, out: &mut String) {
-        let push_n = |out: &mut String, n: f64| out.push_str(&format_number(n));
+        let push_n = push_number;
         match *self {
             How::Mass(n, unit) => {
                 push_n(out, n);
@@ -192,7 +196,7 @@ impl How {
             How::Count(n, form, amount, unit) => {
                 push_n(out, n);
                 out.push(' ');
-                out.push_str(&count_word(form, n));
+                push_count_word(out, form, n);
                 out.push_str(" × ");
                 push_n(out, amount);
                 out.push(' ');
@@ -201,7 +205,7 @@ impl How {
             How::CountRate(n, form, micrograms) => {
                 push_n(out, n);
                 out.push(' ');
-                out.push_str(&count_word(form, n));
+                push_count_word(out, form, n);
                 out.push_str(" × ");
                 push_n(out, micrograms);
                 out.push_str(" mcg/h");
@@ -238,16 +242,16 @@ impl Conversion {
             Conversion::None => {}
             Conversion::VitaminD(mg, iu_per_mcg) => {
                 out.push_str(" = ");
-                out.push_str(&format_number(mg * 1000.0));
+                push_number(out, mg * 1000.0);
                 out.push_str(" mcg × ");
-                out.push_str(&format_number(iu_per_mcg));
+                push_number(out, iu_per_mcg);
                 out.push_str(" IU/mcg");
             }
             Conversion::CalciumSalt(fraction) => {
                 out.push(' ');
                 out.push_str(ingredient_name);
                 out.push_str(" × ");
-                out.push_str(&format_number(fraction * 100.0));
+                push_number(out, fraction * 100.0);
                 out.push_str("% elemental");
             }
             Conversion::Elemental => out.push_str(" elemental"),
@@ -500,14 +504,23 @@ fn per_administration(
 
 /// "1 tablet", "2 tablets", "1 patch", "2 patches".
 fn count_word(form: DoseForm, count: f64) -> String {
+    let mut out = String::new();
+    push_count_word(&mut out, form, count);
+    out
+}
+
+fn push_count_word(out: &mut String, form: DoseForm, count: f64) {
     let singular = DoseUnit::Count(form).symbol();
     if (count - 1.0).abs() < 1e-9 {
-        singular.to_owned()
+        out.push_str(singular);
     } else {
         match form {
-            DoseForm::Patch => "patches".to_owned(),
-            DoseForm::Suppository => "suppositories".to_owned(),
-            _ => format!("{singular}s"),
+            DoseForm::Patch => out.push_str("patches"),
+            DoseForm::Suppository => out.push_str("suppositories"),
+            _ => {
+                out.push_str(singular);
+                out.push('s');
+            }
         }
     }
 }
@@ -607,7 +620,7 @@ pub fn limit_in(limit_amount: f64, limit_unit: LimitUnit, unit: DailyUnit) -> Op
 /// The MME/day of one ingredient's daily amount under the CDC 2022 factors.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mme {
-    /// MME/day and the factor it was computed with ([`mme_explanation`] writes the sum out).
+    /// MME/day and the factor it was computed with ([`write_mme_explanation`] writes the sum out).
     Counted { mme_per_day: f64, factor: f64 },
     /// Buprenorphine: the CDC 2022 guideline leaves it out of MME.
     NotCounted,
@@ -636,21 +649,23 @@ pub fn mme(amount: &DailyAmount, t: &Terminology) -> Mme {
     }
 }
 
-/// How a counted MME/day was computed: "oxycodone: 60 mg/day × 1.5 = 90 MME/day" (with the
-/// daily amount's own explanation in the middle).
-pub fn mme_explanation(
+/// How a counted MME/day was computed, written onto `out`: "oxycodone: 60 mg/day × 1.5 = 90
+/// MME/day" (with the daily amount's own explanation in the middle).
+pub fn write_mme_explanation(
+    out: &mut String,
     amount: &DailyAmount,
     factor: f64,
     mme_per_day: f64,
     t: &Terminology,
-) -> String {
-    format!(
-        "{}: {} × {} = {} MME/day",
-        t.ingredient(amount.ingredient).name,
-        amount.explanation(t),
-        format_number(factor),
-        format_number(mme_per_day)
-    )
+) {
+    out.push_str(&t.ingredient(amount.ingredient).name);
+    out.push_str(": ");
+    amount.write_explanation(out, t);
+    out.push_str(" × ");
+    push_number(out, factor);
+    out.push_str(" = ");
+    push_number(out, mme_per_day);
+    out.push_str(" MME/day");
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use crate::decision::{
     Action, ActionKind, Evaluation, Finding, Labels, MissingInput, Numbers, Severity, Suggestion,
 };
 use crate::domain::OrderRef;
-use crate::domain::units::format_number;
+use crate::domain::units::push_number;
 use crate::pathway::CompiledRule;
 use crate::pathway::document::ActionTarget;
 use serde_json::Value;
@@ -363,7 +363,7 @@ pub fn fill(template: &str, vars: &[(&str, Var)]) -> String {
 /// Writes the value of placeholder `name`; an unknown one stays visible as `{name}`.
 fn push_var(out: &mut String, name: &str, vars: &[(&str, Var)]) {
     match vars.iter().find(|(n, _)| *n == name) {
-        Some((_, Var::Number(v))) => out.push_str(&format_number(*v)),
+        Some((_, Var::Number(v))) => push_number(out, *v),
         Some((_, Var::Text(t))) => out.push_str(t),
         None => {
             out.push('{');

@@ -92,8 +92,8 @@ pub struct CompiledRule {
     pub scope: Scope,
     pub messages: BTreeMap<String, MessageDef>,
     pub suggestions: Vec<SuggestionDef>,
-    /// Citation names (resolved from keys), in the rule's order.
-    pub citations: Vec<String>,
+    /// Citation names (resolved from keys), in the rule's order; each finding shares them.
+    pub citations: Vec<Arc<str>>,
     /// `messages` split into (summary, detail) templates once, by variant name.
     pub templates: BTreeMap<String, (Template, Template)>,
     /// What every finding's detail ends with: "\n\nSource: a; b." (empty without citations).
@@ -312,10 +312,10 @@ fn compile(
         };
         errors.append(&mut ctx.errors);
         if let (Some(kind), true) = (kind, rule.enabled) {
-            let citations: Vec<String> = rule
+            let citations: Vec<Arc<str>> = rule
                 .citations
                 .iter()
-                .filter_map(|k| document.citations.get(k).cloned())
+                .filter_map(|k| document.citations.get(k).map(|c| Arc::from(c.as_str())))
                 .collect();
             let citation_note = if citations.is_empty() {
                 String::new()

@@ -17,7 +17,7 @@ use std::sync::LazyLock;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Concept;
-use crate::domain::codes::{normalize_text, system};
+use crate::domain::codes::{normalize_text, normalize_text_onto, system};
 use text::Token;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -709,9 +709,12 @@ impl Terminology {
             }
         }
         let mut by_text = None;
+        // One buffer for every text of the order (the text, then each display).
+        let mut normalized = String::new();
         for text in medication.texts() {
-            let normalized = normalize_text(&text::without_thousands_separators(text));
-            if let Some(&index) = self.product_by_text.get(&normalized) {
+            normalized.clear();
+            normalize_text_onto(&mut normalized, &text::without_thousands_separators(text));
+            if let Some(&index) = self.product_by_text.get(normalized.as_str()) {
                 let mut m = self.products[index].1.clone();
                 m.matched_by = MatchedBy::ProductText;
                 by_text = Some(m);

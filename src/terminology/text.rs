@@ -27,47 +27,86 @@ impl<'a> Token<'a> {
 /// the same strength read alike; "/" is kept as its own token because it separates both
 /// combination parts ("325 mg / oxycodone") and strength denominators ("mg/ml").
 pub(crate) fn lex(text: &str) -> Vec<Token<'_>> {
+    // Read byte by byte: normalized order text is nearly always ASCII, and only a non-ASCII
+    // character is decoded (to ask whether it is a letter).
     let mut tokens = Vec::with_capacity(text.len() / 3 + 1);
     let bytes = text.as_bytes();
-    let mut chars = text.char_indices().peekable();
-    while let Some(&(start, ch)) = chars.peek() {
-        if ch.is_ascii_digit() {
-            let mut end = start;
+    let mut i = 0;
+    while let Some(&byte) = bytes.get(i) {
+        if byte.is_ascii_digit() {
+            let start = i;
             let mut seen_dot = false;
-            while let Some(&(i, c)) = chars.peek() {
+            while let Some(&b) = bytes.get(i) {
                 let dot_then_digit =
-                    c == '.' && !seen_dot && bytes.get(i + 1).is_some_and(|b| b.is_ascii_digit());
-                if c.is_ascii_digit() || dot_then_digit {
-                    seen_dot |= c == '.';
-                    end = i + c.len_utf8();
-                    chars.next();
+                    b == b'.' && !seen_dot && bytes.get(i + 1).is_some_and(u8::is_ascii_digit);
+                if b.is_ascii_digit() || dot_then_digit {
+                    seen_dot |= b == b'.';
+                    i += 1;
                 } else {
                     break;
                 }
             }
-            let s = &text[start..end];
-            if let Ok(v) = s.parse::<f64>() {
+            let s = &text[start..i];
+            if let Some(v) = parse_decimal(s) {
                 tokens.push(Token::Number(s, v));
             }
-        } else if ch.is_alphabetic() {
-            let mut end = start;
-            while let Some(&(i, c)) = chars.peek() {
-                if c.is_alphabetic() {
-                    end = i + c.len_utf8();
-                    chars.next();
-                } else {
-                    break;
-                }
+        } else if let Some(len) = letter_len(text, i) {
+            let start = i;
+            i += len;
+            while let Some(len) = letter_len(text, i) {
+                i += len;
             }
-            tokens.push(Token::Word(&text[start..end]));
+            tokens.push(Token::Word(&text[start..i]));
         } else {
-            if ch == '/' {
+            if byte == b'/' {
                 tokens.push(Token::Slash);
             }
-            chars.next();
+            i += text[i..].chars().next().map_or(1, char::len_utf8);
         }
     }
     tokens
+}
+
+/// The byte length of the character at `text[i..]` when it is alphabetic.
+fn letter_len(text: &str, i: usize) -> Option<usize> {
+    let byte = *text.as_bytes().get(i)?;
+    if byte.is_ascii() {
+        return byte.is_ascii_alphabetic().then_some(1);
+    }
+    let ch = text[i..].chars().next()?;
+    ch.is_alphabetic().then(|| ch.len_utf8())
+}
+
+/// `digits` or `digits.digits` as `str::parse::<f64>` reads it. Up to 15 significant digits
+/// the integer and its power of ten are exact doubles, so one division is the correctly
+/// rounded value (the fast path of every decimal parser); longer numbers take `parse`.
+fn parse_decimal(s: &str) -> Option<f64> {
+    const POWERS_OF_TEN: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let mut mantissa: u64 = 0;
+    let mut digits = 0;
+    let mut decimals = None;
+    for b in s.bytes() {
+        match b {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + u64::from(b - b'0');
+                digits += 1;
+                if let Some(d) = decimals.as_mut() {
+                    *d += 1;
+                }
+            }
+            b'.' if decimals.is_none() => decimals = Some(0),
+            _ => return s.parse().ok(),
+        }
+        if digits > 15 {
+            return s.parse().ok();
+        }
+    }
+    if digits == 0 {
+        return s.parse().ok();
+    }
+    Some(mantissa as f64 / POWERS_OF_TEN[decimals.unwrap_or(0)])
 }
 
 /// Drops thousands separators ("50,000 units" -> "50000 units") before normalization would turn
@@ -255,6 +294,74 @@ mod tests {
         );
         assert_eq!(lex("0.075 mg/hr")[0], Token::Number("0.075", 0.075));
         assert_eq!(lex("vitamin d3"), lex("vitamin d 3"));
+    }
+
+    /// The lexer as it was written, one `char` at a time: the reference for the byte reader.
+    fn lex_reference(text: &str) -> Vec<Token<'_>> {
+        let mut tokens = Vec::new();
+        let bytes = text.as_bytes();
+        let mut chars = text.char_indices().peekable();
+        while let Some(&(start, ch)) = chars.peek() {
+            if ch.is_ascii_digit() {
+                let mut end = start;
+                let mut seen_dot = false;
+                while let Some(&(i, c)) = chars.peek() {
+                    let dot_then_digit = c == '.'
+                        && !seen_dot
+                        && bytes.get(i + 1).is_some_and(|b| b.is_ascii_digit());
+                    if c.is_ascii_digit() || dot_then_digit {
+                        seen_dot |= c == '.';
+                        end = i + c.len_utf8();
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                let s = &text[start..end];
+                if let Ok(v) = s.parse::<f64>() {
+                    tokens.push(Token::Number(s, v));
+                }
+            } else if ch.is_alphabetic() {
+                let mut end = start;
+                while let Some(&(i, c)) = chars.peek() {
+                    if c.is_alphabetic() {
+                        end = i + c.len_utf8();
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                tokens.push(Token::Word(&text[start..end]));
+            } else {
+                if ch == '/' {
+                    tokens.push(Token::Slash);
+                }
+                chars.next();
+            }
+        }
+        tokens
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn lexer_agrees_with_the_char_by_char_reading(text in "\\PC{0,40}|[ a-z0-9./%µé²٣]{0,40}|[0-9.]{0,30}") {
+            let (fast, reference) = (lex(&text), lex_reference(&text));
+            // Compare numbers bit for bit (NaN never occurs; -0 cannot be written).
+            let bits = |tokens: &[Token<'_>]| -> Vec<(String, u64)> {
+                tokens.iter().map(|t| match t {
+                    Token::Number(s, v) => (format!("n{s}"), v.to_bits()),
+                    Token::Word(w) => (format!("w{w}"), 0),
+                    Token::Slash => ("/".to_owned(), 0),
+                }).collect()
+            };
+            proptest::prop_assert_eq!(bits(&fast), bits(&reference));
+        }
+
+        #[test]
+        fn decimals_parse_as_str_parse(int in 0u64..10_000_000_000_000_000, frac in "[0-9]{0,12}") {
+            let s = if frac.is_empty() { int.to_string() } else { format!("{int}.{frac}") };
+            proptest::prop_assert_eq!(parse_decimal(&s).map(f64::to_bits), s.parse::<f64>().ok().map(f64::to_bits));
+        }
     }
 
     #[test]

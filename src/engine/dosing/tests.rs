@@ -1,5 +1,6 @@
 use super::*;
 use crate::domain::codes::system;
+use crate::domain::units::format_number;
 use crate::domain::{Amount, Concept, Frequency, OrderRef, PeriodUnit, Unreadable};
 use proptest::prelude::*;
 

@@ -5,7 +5,7 @@
 //! The dose rules speak only when a draft order contains a drug they concern (no alerts about
 //! the home list alone), but their totals include the active medications.
 
-use crate::domain::units::format_number;
+use crate::domain::units::push_number;
 use crate::domain::{Field, MedicationOrder, OrderRef};
 use crate::engine::Facts;
 use crate::engine::dosing::{DailyAmount, DailyDose, DailyUnit};
@@ -18,7 +18,13 @@ pub(super) trait DoseView {
     /// The daily amount of each ingredient (empty for an unrecognized drug).
     fn doses(&self, t: &Terminology) -> &[DailyDose];
     /// The order as a card names it; active medications are marked as such.
-    fn card_label(&self) -> String;
+    fn card_label(&self) -> String {
+        let mut out = String::new();
+        self.push_card_label(&mut out);
+        out
+    }
+    /// [`DoseView::card_label`] written onto `out`.
+    fn push_card_label(&self, out: &mut String);
 }
 
 impl DoseView for Med<'_> {
@@ -26,12 +32,10 @@ impl DoseView for Med<'_> {
         self.daily_doses()
     }
 
-    fn card_label(&self) -> String {
-        let label = self.order.medication.label();
-        if self.drafted {
-            label
-        } else {
-            format!("{label} (active)")
+    fn push_card_label(&self, out: &mut String) {
+        out.push_str(self.order.medication.label_str());
+        if !self.drafted {
+            out.push_str(" (active)");
         }
     }
 }
@@ -56,19 +60,27 @@ pub(super) struct Total<'m, 'a> {
 impl Total<'_, '_> {
     /// "a: 800 mg × 4/day = 3200 mg/day + b (active): ... = 3200 mg/day total".
     pub fn explanation(&self, unit: DailyUnit, t: &Terminology) -> String {
-        let term = |(med, amount): &(&Med<'_>, &DailyAmount)| {
-            format!("{}: {}", med.card_label(), amount.explanation(t))
-        };
-        match self.terms.len() {
-            0 => format!("no computable dose; 0 {}", unit.per_day_symbol()),
-            1 => term(&self.terms[0]),
-            _ => format!(
-                "{}; total {} {}",
-                self.terms.iter().map(term).collect::<Vec<_>>().join(" + "),
-                format_number(self.amount),
-                unit.per_day_symbol()
-            ),
+        let mut out = String::with_capacity(96 * self.terms.len().max(1));
+        if self.terms.is_empty() {
+            out.push_str("no computable dose; 0 ");
+            out.push_str(unit.per_day_symbol());
+            return out;
         }
+        for (i, (med, amount)) in self.terms.iter().enumerate() {
+            if i > 0 {
+                out.push_str(" + ");
+            }
+            med.push_card_label(&mut out);
+            out.push_str(": ");
+            amount.write_explanation(&mut out, t);
+        }
+        if self.terms.len() > 1 {
+            out.push_str("; total ");
+            push_number(&mut out, self.amount);
+            out.push(' ');
+            out.push_str(unit.per_day_symbol());
+        }
+        out
     }
 
     /// A sentence for the card when some orders could not be counted, else empty.
@@ -76,14 +88,15 @@ impl Total<'_, '_> {
         if self.not_computed.is_empty() {
             String::new()
         } else {
-            format!(
-                " Not counted, dose not computable: {}.",
-                self.not_computed
-                    .iter()
-                    .map(|m| m.card_label())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+            let mut out = String::from(" Not counted, dose not computable: ");
+            for (i, med) in self.not_computed.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                med.push_card_label(&mut out);
+            }
+            out.push('.');
+            out
         }
     }
 }

@@ -9,8 +9,8 @@
 
 use super::dose_common::{DoseView, Med, anchor, medications};
 use super::{RuleKind, params};
-use crate::domain::units::format_number;
-use crate::engine::dosing::{DailyAmount, DailyDose, Mme, mme, mme_explanation};
+use crate::domain::units::push_number;
+use crate::engine::dosing::{DailyAmount, DailyDose, Mme, mme, write_mme_explanation};
 use crate::engine::{Emitter, Facts};
 use crate::pathway::CompileContext;
 use crate::terminology::{DrugClass, Terminology};
@@ -61,39 +61,40 @@ pub(super) struct MmeTotal<'m, 'a> {
 impl MmeTotal<'_, '_> {
     /// "oxycodone: ... = 90 MME/day + (active) morphine: ...; total 150 MME/day".
     fn explanation(&self, t: &Terminology) -> String {
-        let term = |(m, a, factor, mme): &(&Med<'_>, &DailyAmount, f64, f64)| {
-            let explanation = mme_explanation(a, *factor, *mme, t);
-            if m.drafted {
-                explanation
-            } else {
-                format!("(active) {explanation}")
+        let mut out = String::with_capacity(128 * self.terms.len().max(1));
+        for (i, (m, a, factor, mme)) in self.terms.iter().enumerate() {
+            if i > 0 {
+                out.push_str(" + ");
             }
-        };
-        if self.terms.len() == 1 {
-            term(&self.terms[0])
-        } else {
-            format!(
-                "{}; total {} MME/day",
-                self.terms.iter().map(term).collect::<Vec<_>>().join(" + "),
-                format_number(self.mme_per_day)
-            )
+            if !m.drafted {
+                out.push_str("(active) ");
+            }
+            write_mme_explanation(&mut out, a, *factor, *mme, t);
         }
+        if self.terms.len() > 1 {
+            out.push_str("; total ");
+            push_number(&mut out, self.mme_per_day);
+            out.push_str(" MME/day");
+        }
+        out
     }
 
     /// " Not included, MME unknown: meperidine (no CDC 2022 factor)." or empty.
     fn uncounted_note(&self) -> String {
         if self.uncounted.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " Not included, MME unknown: {}.",
-                self.uncounted
-                    .iter()
-                    .map(|(m, why)| format!("{} {why}", m.card_label()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+            return String::new();
         }
+        let mut out = String::from(" Not included, MME unknown: ");
+        for (i, (m, why)) in self.uncounted.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            m.push_card_label(&mut out);
+            out.push(' ');
+            out.push_str(why);
+        }
+        out.push('.');
+        out
     }
 }
 
