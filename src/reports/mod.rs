@@ -265,7 +265,7 @@ pub async fn run_within(
         .await?;
     let mut builder = if source == Source::Auto && rollup::serves(name, query) {
         // The raw parts are whole-day aggregations, planned as the fold's are.
-        rollup::without_nested_loops(&mut tx).await?;
+        rollup::plan_for_whole_days(&mut tx).await?;
         let span = rollup::span(&mut tx, query).await.map_err(too_slow)?;
         sql::build_with(definition, query, |qb| rollup::body(name, qb, query, &span))
     } else {

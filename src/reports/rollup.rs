@@ -179,7 +179,7 @@ async fn fold_stale(
             sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 .execute(&mut *tx)
                 .await?;
-            without_nested_loops(&mut tx).await?;
+            plan_for_whole_days(&mut tx).await?;
             sqlx::query("SELECT report_rollup_fold($1, $2)")
                 .bind(from)
                 .bind(to)
@@ -191,6 +191,15 @@ async fn fold_stale(
             from = to;
         }
     }
+    if folded > 0 {
+        // Fresh statistics for the report plans (a backfill adds millions of rows at once).
+        sqlx::query(
+            "ANALYZE report_card_days, report_decision_days, report_encounter_days, \
+             report_vcf_days, report_mme_days, report_missing_days, report_rollup_days",
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
     sqlx::query(
         "INSERT INTO report_rollup_state (only_row, feedback_seen_until) VALUES (true, $1) \
          ON CONFLICT (only_row) DO UPDATE SET feedback_seen_until = EXCLUDED.feedback_seen_until",
@@ -201,18 +210,26 @@ async fn fold_stale(
     Ok(folded)
 }
 
-/// Plans the rest of the transaction without nested-loop joins where another join can do.
+/// Plans the rest of the transaction for aggregating whole days: no nested-loop joins where
+/// another join can do, no JIT, and room to hash in memory.
 ///
 /// The rollup SQL joins findings to decisions on `(decision_id, evaluated_at)`, two columns
 /// each nearly unique, and PostgreSQL multiplies their selectivities: it expects one card where
 /// a day has 20,000, then joins the cards to their answers in a nested loop, 20,000 × 12,000
 /// comparisons a day. At 10 million decisions that made one week's fold run for over 10
 /// minutes; without nested loops it takes 18 s (README, Performance, Reports). Every join here
-/// aggregates whole days, which hash joins serve well.
-pub(super) async fn without_nested_loops(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT set_config('enable_nestloop', 'off', true)")
-        .execute(conn)
-        .await?;
+/// aggregates whole days, which hash joins serve well. The nested loops PostgreSQL cannot avoid
+/// (a function scan per row) then carry its disable cost, which pushes the plan's cost past the
+/// JIT threshold: compiling took 200–1,000 ms of a report of a few milliseconds, so JIT is off.
+/// 64 MB lets a month's groups hash in memory instead of spilling (the by-encounter report has
+/// one group per encounter).
+pub(super) async fn plan_for_whole_days(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "SELECT set_config('enable_nestloop', 'off', true), set_config('jit', 'off', true), \
+                set_config('work_mem', '64MB', true)",
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
