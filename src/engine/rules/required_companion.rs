@@ -326,7 +326,7 @@ mod tests {
             .iter()
             .filter(|r| r.kind == "required_companion")
         {
-            let ids: Vec<&str> = rule.suggestions.iter().map(|s| s.id.as_str()).collect();
+            let ids: Vec<&str> = rule.suggestions.iter().map(|s| &*s.id).collect();
             for offer in rule.params["offer"].as_array().into_iter().flatten() {
                 let id = offer["id"].as_str().unwrap();
                 assert!(
