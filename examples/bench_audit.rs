@@ -48,7 +48,7 @@ fn record(input: &[u8]) -> AuditRecord {
                 order_ref: Some(orderguard::domain::OrderRef("MedicationRequest/m1".into())),
                 summary: "Opioid dose above 90 MME/day".into(),
                 detail: String::new(),
-                numbers: BTreeMap::from([("mme_per_day".to_owned(), json!(120.5))]),
+                numbers: BTreeMap::from([("mme_per_day".into(), json!(120.5))]),
                 labels: Default::default(),
                 suggestions: vec![],
                 citations: vec![],

@@ -112,7 +112,10 @@ pub fn suggestion_uuid(card: uuid::Uuid, index: usize, id: &str) -> String {
 fn action(a: &crate::decision::Action, draft_orders: Option<&Value>) -> Value {
     let mut out = Map::new();
     out.insert("type".into(), json!(a.kind));
-    out.insert("description".into(), Value::String(a.description.clone()));
+    out.insert(
+        "description".into(),
+        Value::String(a.description.to_string()),
+    );
     match a.kind {
         ActionKind::Create => {
             if let Some(resource) = &a.resource {

@@ -7,6 +7,7 @@
 use crate::domain::OrderRef;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -35,7 +36,8 @@ impl Severity {
 pub struct Action {
     #[serde(rename = "type")]
     pub kind: ActionKind,
-    pub description: String,
+    /// Shared with the pathway's action when it has no placeholder (most have none).
+    pub description: Arc<str>,
     /// The resource to create, or the updated resource (create / update).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<serde_json::Value>,
@@ -60,16 +62,20 @@ pub enum ActionKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Suggestion {
     /// Stable id within the finding (from the pathway), echoed back in feedback.
-    pub id: String,
-    pub label: String,
+    pub id: Arc<str>,
+    /// Shared with the pathway's suggestion when it has no placeholder (most have none).
+    pub label: Arc<str>,
     pub actions: Vec<Action>,
 }
 
 /// The numbers behind a finding ("daily_dose_mg": 3200, "limit_mg": 3000), keyed by name.
-pub type Numbers = BTreeMap<String, serde_json::Value>;
+/// The engine's names are `&'static str`: borrowed, a name is not a string allocation (and a
+/// free) per number per finding; read back from storage they are owned.
+pub type Numbers = BTreeMap<Cow<'static, str>, serde_json::Value>;
 
-/// The text values behind a finding ("ingredient": "acetaminophen", "unit": "mg/day").
-pub type Labels = BTreeMap<String, String>;
+/// The text values behind a finding ("ingredient": "acetaminophen", "unit": "mg/day"), keyed
+/// like [`Numbers`]; a value the rule had as a `&'static str` stays borrowed.
+pub type Labels = BTreeMap<Cow<'static, str>, Cow<'static, str>>;
 
 /// One thing the pathway has to say about the proposed orders.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

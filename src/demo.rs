@@ -298,7 +298,7 @@ fn generate(
                     .suggestions
                     .iter()
                     .take(1)
-                    .map(|s| s.id.clone())
+                    .map(|s| s.id.to_string())
                     .collect()
             },
             override_reason_code: overridden.then(|| reason.to_owned()),

@@ -220,8 +220,8 @@ fn a_serialized_decision_follows_the_decision_schema() {
                     summary: "Opioid dose is 120 MME/day (limit 90)".into(),
                     detail: "oxycodone 20 mg x 4/day x 1.5 = **120 MME/day**".into(),
                     numbers: [
-                        ("mme_per_day".to_string(), json!(120.0)),
-                        ("limit".to_string(), json!(90)),
+                        ("mme_per_day".into(), json!(120.0)),
+                        ("limit".into(), json!(90)),
                     ]
                     .into(),
                     labels: Default::default(),

@@ -5,7 +5,6 @@
 #[path = "common/demo.rs"]
 mod demo_support;
 use demo_support::demo_writer;
-use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 use orderguard::audit::{
@@ -87,7 +86,7 @@ async fn write(
                     order_ref: None,
                     summary: "s".into(),
                     detail: "d".into(),
-                    numbers: serde_json::from_value::<BTreeMap<String, Value>>(c.numbers).unwrap(),
+                    numbers: serde_json::from_value(c.numbers).unwrap(),
                     suggestions: vec![Suggestion {
                         id: "s1".into(),
                         label: "do it".into(),

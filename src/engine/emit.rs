@@ -14,6 +14,7 @@ use crate::pathway::document::ActionTarget;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// The most suggestions a rule may have (one bit each in a finding's offer).
 pub const MAX_SUGGESTIONS: usize = 64;
@@ -150,7 +151,7 @@ impl FindingBuilder<'_, '_> {
             .iter()
             .take(MAX_SUGGESTIONS)
             .enumerate()
-            .filter(|(_, s)| ids.contains(&s.id.as_str()))
+            .filter(|(_, s)| ids.contains(&&*s.id))
             .fold(0u64, |mask, (i, _)| mask | (1 << i));
         self.offered = Some(mask);
         self
@@ -184,19 +185,6 @@ impl FindingBuilder<'_, '_> {
         let message = rule.messages.get(key).zip(rule.templates.get(key));
         let variant_severity = message.and_then(|(m, _)| m.severity);
         let severity = severity.or(variant_severity).unwrap_or(rule.severity);
-        let mut numbers = Numbers::new();
-        let mut labels = Labels::new();
-        for (name, var) in &vars {
-            match var {
-                Var::Number(n) => {
-                    numbers.insert((*name).to_owned(), number_json(*n));
-                }
-                Var::Text(t) if !t.is_empty() => {
-                    labels.insert((*name).to_owned(), t.to_string());
-                }
-                Var::Text(_) => {}
-            }
-        }
         let (summary, mut detail) = match message {
             Some((_, (summary, detail))) => (summary.fill(&vars), detail.fill(&vars)),
             None => (fill(&rule.id, &vars), fill(&rule.id, &vars)),
@@ -233,7 +221,7 @@ impl FindingBuilder<'_, '_> {
                         };
                         Some(Action {
                             kind: a.kind,
-                            description: fill(&a.description, &vars),
+                            description: fill_shared(&a.description, &vars),
                             resource,
                             resource_id: target,
                         })
@@ -241,11 +229,25 @@ impl FindingBuilder<'_, '_> {
                     .collect();
                 (!actions.is_empty()).then(|| Suggestion {
                     id: s.id.clone(),
-                    label: fill(&s.label, &vars),
+                    label: fill_shared(&s.label, &vars),
                     actions,
                 })
             })
             .collect();
+        // Last, once the templates are filled: the texts move into the labels, uncopied.
+        let mut numbers = Numbers::new();
+        let mut labels = Labels::new();
+        for (name, var) in vars {
+            match var {
+                Var::Number(n) => {
+                    numbers.insert(Cow::Borrowed(name), number_json(n));
+                }
+                Var::Text(t) if !t.is_empty() => {
+                    labels.insert(Cow::Borrowed(name), t);
+                }
+                Var::Text(_) => {}
+            }
+        }
         emitter.sink.findings.push(Finding {
             rule_id: rule.id.clone(),
             severity,
@@ -358,6 +360,16 @@ pub fn fill(template: &str, vars: &[(&str, Var)]) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// [`fill`] for a pathway text kept as `Arc<str>`: one without a placeholder is shared, not
+/// copied.
+fn fill_shared(template: &Arc<str>, vars: &[(&str, Var)]) -> Arc<str> {
+    if template.contains('{') {
+        Arc::from(fill(template, vars))
+    } else {
+        template.clone()
+    }
 }
 
 /// Writes the value of placeholder `name`; an unknown one stays visible as `{name}`.

@@ -6,41 +6,64 @@
 use super::medications::{self, Medication};
 use crate::decision::Unrecognized;
 use crate::domain::{ClinicalFlag, Concept, EvaluationInput, LabResult, RecordSection};
-use crate::pathway::{Plan, ValueSet};
+use crate::pathway::{Plan, ValueSetId};
 use crate::terminology::{DrugClass, Terminology};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
 
 /// Value sets the engine itself reads to decide applicability, etiology, flags and labs. The
-/// pathway must define them (checked when it is compiled).
-pub mod sets {
-    pub const VCF_FRAGILITY: &str = "vcf_fragility";
-    pub const VCF_TRAUMATIC: &str = "vcf_traumatic";
-    pub const VCF_MALIGNANT: &str = "vcf_malignant";
-    pub const ACTIVE_CANCER: &str = "active_cancer";
-    pub const HIGH_ENERGY_MECHANISM: &str = "high_energy_mechanism";
-    pub const NEUROLOGICAL_DEFICIT: &str = "neurological_deficit";
-    pub const HEPATIC_DISEASE: &str = "hepatic_disease";
-    pub const EARLY_AUGMENTATION_INDICATION: &str = "early_augmentation_indication";
-    pub const LAB_EGFR: &str = "lab_egfr";
-    pub const LAB_CRCL: &str = "lab_crcl";
-    pub const LAB_CALCIUM: &str = "lab_calcium";
-    pub const LAB_VITAMIN_D: &str = "lab_vitamin_d";
+/// pathway must define them (checked when it is compiled, which resolves each one to its place
+/// in the plan: the engine reads them by index, not by a hashed name per evaluation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineSet {
+    VcfFragility,
+    VcfTraumatic,
+    VcfMalignant,
+    ActiveCancer,
+    HighEnergyMechanism,
+    NeurologicalDeficit,
+    HepaticDisease,
+    EarlyAugmentationIndication,
+    LabEgfr,
+    LabCrcl,
+    LabCalcium,
+    LabVitaminD,
+}
 
-    pub const REQUIRED: &[&str] = &[
-        VCF_FRAGILITY,
-        VCF_TRAUMATIC,
-        VCF_MALIGNANT,
-        ACTIVE_CANCER,
-        HIGH_ENERGY_MECHANISM,
-        NEUROLOGICAL_DEFICIT,
-        HEPATIC_DISEASE,
-        EARLY_AUGMENTATION_INDICATION,
-        LAB_EGFR,
-        LAB_CRCL,
-        LAB_CALCIUM,
-        LAB_VITAMIN_D,
+impl EngineSet {
+    /// Every set, in declaration order (`ALL[set as usize] == set`).
+    pub const ALL: [EngineSet; 12] = [
+        EngineSet::VcfFragility,
+        EngineSet::VcfTraumatic,
+        EngineSet::VcfMalignant,
+        EngineSet::ActiveCancer,
+        EngineSet::HighEnergyMechanism,
+        EngineSet::NeurologicalDeficit,
+        EngineSet::HepaticDisease,
+        EngineSet::EarlyAugmentationIndication,
+        EngineSet::LabEgfr,
+        EngineSet::LabCrcl,
+        EngineSet::LabCalcium,
+        EngineSet::LabVitaminD,
     ];
+
+    /// The value set's name in the pathway.
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineSet::VcfFragility => "vcf_fragility",
+            EngineSet::VcfTraumatic => "vcf_traumatic",
+            EngineSet::VcfMalignant => "vcf_malignant",
+            EngineSet::ActiveCancer => "active_cancer",
+            EngineSet::HighEnergyMechanism => "high_energy_mechanism",
+            EngineSet::NeurologicalDeficit => "neurological_deficit",
+            EngineSet::HepaticDisease => "hepatic_disease",
+            EngineSet::EarlyAugmentationIndication => "early_augmentation_indication",
+            EngineSet::LabEgfr => "lab_egfr",
+            EngineSet::LabCrcl => "lab_crcl",
+            EngineSet::LabCalcium => "lab_calcium",
+            EngineSet::LabVitaminD => "lab_vitamin_d",
+        }
+    }
 }
 
 /// Why the fracture happened; decides which osteoporosis rules apply (pathway-spec, first
@@ -123,32 +146,39 @@ impl<'a> Facts<'a> {
         let now = input.now;
         let patient = &input.patient;
         let age = patient.age_at(now);
-        let set = |name: &str| plan.value_set_id(name).map(|id| plan.value_set(id));
         let active: Vec<&Concept> = patient
             .diagnoses
             .iter()
             .filter(|d| d.is_active())
             .map(|d| &d.code)
             .collect();
-        let any_in = |name: &str| set(name).is_some_and(|vs| active.iter().any(|c| vs.contains(c)));
+        let any_in = |set: EngineSet| {
+            let vs = plan.engine_set(set);
+            active.iter().any(|c| vs.contains(c))
+        };
 
         let mut flags = patient.flags.clone();
-        if any_in(sets::NEUROLOGICAL_DEFICIT) {
+        if any_in(EngineSet::NeurologicalDeficit) {
             flags.insert(ClinicalFlag::NeurologicalDeficit);
         }
-        if any_in(sets::HEPATIC_DISEASE) {
+        if any_in(EngineSet::HepaticDisease) {
             flags.insert(ClinicalFlag::HepaticDisease);
         }
-        if any_in(sets::HIGH_ENERGY_MECHANISM) {
+        if any_in(EngineSet::HighEnergyMechanism) {
             flags.insert(ClinicalFlag::HighEnergyTrauma);
         }
 
         let fracture = Self::find_fracture(plan, input, age, &flags, &any_in);
         let labs = Labs {
-            crcl: latest(plan, &patient.labs, sets::LAB_CRCL, |v, _| Some(v)),
-            egfr: latest(plan, &patient.labs, sets::LAB_EGFR, |v, _| Some(v)),
-            calcium_mg_dl: latest(plan, &patient.labs, sets::LAB_CALCIUM, calcium_to_mg_dl),
-            vitamin_d_ng_ml: latest(plan, &patient.labs, sets::LAB_VITAMIN_D, vitamin_d_to_ng_ml),
+            crcl: latest(plan, &patient.labs, EngineSet::LabCrcl, |v, _| Some(v)),
+            egfr: latest(plan, &patient.labs, EngineSet::LabEgfr, |v, _| Some(v)),
+            calcium_mg_dl: latest(plan, &patient.labs, EngineSet::LabCalcium, calcium_to_mg_dl),
+            vitamin_d_ng_ml: latest(
+                plan,
+                &patient.labs,
+                EngineSet::LabVitaminD,
+                vitamin_d_to_ng_ml,
+            ),
         };
         Facts {
             plan,
@@ -167,14 +197,12 @@ impl<'a> Facts<'a> {
         input: &EvaluationInput,
         age: Option<u32>,
         flags: &BTreeSet<ClinicalFlag>,
-        any_in: &dyn Fn(&str) -> bool,
+        any_in: &dyn Fn(EngineSet) -> bool,
     ) -> Option<Fracture> {
-        let set = |name: &str| plan.value_set_id(name).map(|id| plan.value_set(id));
-        let in_set = |vs: Option<&ValueSet>, c: &Concept| vs.is_some_and(|vs| vs.contains_code(c));
         let (fragility, traumatic, malignant) = (
-            set(sets::VCF_FRAGILITY),
-            set(sets::VCF_TRAUMATIC),
-            set(sets::VCF_MALIGNANT),
+            plan.engine_set(EngineSet::VcfFragility),
+            plan.engine_set(EngineSet::VcfTraumatic),
+            plan.engine_set(EngineSet::VcfMalignant),
         );
         let vcf: Vec<_> = input
             .patient
@@ -182,9 +210,9 @@ impl<'a> Facts<'a> {
             .iter()
             .filter(|d| d.is_active())
             .filter(|d| {
-                in_set(fragility, &d.code)
-                    || in_set(traumatic, &d.code)
-                    || in_set(malignant, &d.code)
+                fragility.contains_code(&d.code)
+                    || traumatic.contains_code(&d.code)
+                    || malignant.contains_code(&d.code)
             })
             .collect();
         if vcf.is_empty() {
@@ -198,12 +226,12 @@ impl<'a> Facts<'a> {
             .filter_map(|d| d.onset_or_recorded())
             .filter(|t| *t <= input.now && birth.is_none_or(|b| t.date_naive() >= b))
             .max();
-        let etiology = if any_in(sets::VCF_MALIGNANT) || any_in(sets::ACTIVE_CANCER) {
+        let etiology = if any_in(EngineSet::VcfMalignant) || any_in(EngineSet::ActiveCancer) {
             Etiology::Malignant
         } else {
             let only_traumatic_codes = vcf
                 .iter()
-                .all(|d| in_set(traumatic, &d.code) && !in_set(fragility, &d.code));
+                .all(|d| traumatic.contains_code(&d.code) && !fragility.contains_code(&d.code));
             // S-codes at age >= 50 without a high-energy mechanism are fragility fractures:
             // emergency departments code falls from standing height this way.
             let high_energy = flags.contains(&ClinicalFlag::HighEnergyTrauma);
@@ -227,14 +255,6 @@ impl<'a> Facts<'a> {
 
     pub fn has_flag(&self, flag: ClinicalFlag) -> bool {
         self.flags.contains(&flag)
-    }
-
-    /// The value set `name` of the plan (panics only if the plan lacks a required set, which
-    /// compilation rules out).
-    pub fn value_set(&self, name: &str) -> Option<&'a ValueSet> {
-        self.plan
-            .value_set_id(name)
-            .map(|id| self.plan.value_set(id))
     }
 
     /// Draft medication orders whose drug no table recognizes: no card, but listed so that
@@ -267,11 +287,9 @@ impl<'a> Facts<'a> {
     }
 
     /// Whether a service from value set `set` is drafted or active (current, not a
-    /// do-not-perform order). Unknown set names are false (compilation rules them out).
-    pub fn service_ordered_or_active(&self, set: &str) -> bool {
-        let Some(vs) = self.value_set(set) else {
-            return false;
-        };
+    /// do-not-perform order).
+    pub fn service_ordered_or_active(&self, set: ValueSetId) -> bool {
+        let vs = self.plan.value_set(set);
         self.input
             .orders
             .services
@@ -285,10 +303,10 @@ impl<'a> Facts<'a> {
 fn latest(
     plan: &Plan,
     labs: &[LabResult],
-    set_name: &str,
+    set: EngineSet,
     convert: impl Fn(f64, Option<&str>) -> Option<f64>,
 ) -> Option<LabValue> {
-    let set = plan.value_set(plan.value_set_id(set_name)?);
+    let set = plan.engine_set(set);
     labs.iter()
         .filter(|l| set.contains_code(&l.code))
         .filter_map(|l| {

@@ -5,6 +5,7 @@ use super::value_set::ValueSetDef;
 use crate::decision::{ActionKind, Severity};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PathwayDocument {
@@ -69,8 +70,9 @@ pub struct MessageDef {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SuggestionDef {
-    pub id: String,
-    pub label: String,
+    /// `Arc`: every suggestion offered with a finding shares these with the plan.
+    pub id: Arc<str>,
+    pub label: Arc<str>,
     pub actions: Vec<ActionDef>,
 }
 
@@ -81,7 +83,8 @@ pub struct SuggestionDef {
 pub struct ActionDef {
     #[serde(rename = "type")]
     pub kind: ActionKind,
-    pub description: String,
+    /// `Arc`: shared with every action offered, as the suggestion's label.
+    pub description: Arc<str>,
     #[serde(default)]
     pub resource: Option<serde_json::Value>,
     #[serde(default)]

@@ -10,6 +10,7 @@ pub use value_set::{ValueSet, ValueSetDef};
 
 use crate::decision::{PathwayRef, Severity};
 use crate::engine::emit::Template;
+use crate::engine::facts::EngineSet;
 use crate::engine::rules::{self, RuleKind};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -109,6 +110,8 @@ pub struct Plan {
     pub rules: Vec<CompiledRule>,
     pub value_sets: Vec<ValueSet>,
     value_set_index: HashMap<String, usize>,
+    /// Where each [`EngineSet`] is in `value_sets` (`engine_sets[set as usize]`).
+    engine_sets: [ValueSetId; EngineSet::ALL.len()],
     pub document: PathwayDocument,
     /// The pathway's canonical JSON bytes, the ones `reference.content_hash` is computed over:
     /// what `pathway_versions.content` stores, so the plan can be rebuilt exactly.
@@ -175,6 +178,11 @@ impl Plan {
         &self.value_sets[id.0]
     }
 
+    /// A value set the engine itself reads (every compiled plan has them all).
+    pub fn engine_set(&self, set: EngineSet) -> &ValueSet {
+        &self.value_sets[self.engine_sets[set as usize].0]
+    }
+
     pub fn value_set_id(&self, name: &str) -> Option<ValueSetId> {
         self.value_set_index.get(name).copied().map(ValueSetId)
     }
@@ -230,14 +238,17 @@ fn compile(
         .map(|(i, v)| (v.name.clone(), i))
         .collect();
 
-    for name in crate::engine::facts::sets::REQUIRED {
-        if !value_set_index.contains_key(*name) {
-            errors.push(LintError {
+    let mut engine_sets = Vec::with_capacity(EngineSet::ALL.len());
+    for set in EngineSet::ALL {
+        match value_set_index.get(set.name()) {
+            Some(&ix) => engine_sets.push(ValueSetId(ix)),
+            None => errors.push(LintError {
                 path: "/value_sets".into(),
                 message: format!(
-                    "the engine needs value set {name:?} to decide when the pathway applies"
+                    "the engine needs value set {:?} to decide when the pathway applies",
+                    set.name()
                 ),
-            });
+            }),
         }
     }
     let mut seen = HashSet::new();
@@ -342,9 +353,10 @@ fn compile(
             });
         }
     }
-    if !errors.is_empty() {
-        return Err(PathwayError::Invalid(errors));
-    }
+    let engine_sets = match engine_sets.try_into() {
+        Ok(ids) if errors.is_empty() => ids,
+        _ => return Err(PathwayError::Invalid(errors)),
+    };
     Ok(Plan {
         reference: PathwayRef {
             id: document.id.clone(),
@@ -355,6 +367,7 @@ fn compile(
         rules: compiled,
         value_sets,
         value_set_index,
+        engine_sets,
         document,
         content,
     })

@@ -126,7 +126,7 @@ impl RuleKind for DoseMaxDaily {
             let mut finding = out
                 .finding()
                 .order(order)
-                .text("ingredient", ingredient.name.clone())
+                .text("ingredient", ingredient.name.as_str())
                 .number("daily_amount", sum.amount)
                 .number("limit", limit_amount)
                 .text("unit", unit.per_day_symbol())

@@ -102,7 +102,7 @@ impl RuleKind for DoseRegimen {
             if let Some(v) = regimen_violation(med, t, self.tolerance) {
                 out.finding()
                     .order(&order.reference)
-                    .text("ingredient", t.ingredient(v.ingredient).name.clone())
+                    .text("ingredient", t.ingredient(v.ingredient).name.as_str())
                     .text("regimen", v.step.label.clone())
                     .number("dose_mg", v.dose_mg)
                     .number("interval_days", v.interval_days)

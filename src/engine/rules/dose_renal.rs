@@ -90,7 +90,7 @@ impl RuleKind for DoseRenal {
                 let finding = out
                     .finding()
                     .order(&m.order.reference)
-                    .text("ingredient", ingredient.name.clone())
+                    .text("ingredient", ingredient.name.as_str())
                     .text("measure", measure_name(measure))
                     .number("renal_value", lab.value)
                     .number("cutoff", cutoff.below)

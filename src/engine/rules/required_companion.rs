@@ -116,6 +116,8 @@ impl Condition {
 struct RequiredCompanion {
     params: Params,
     etiologies: Vec<Etiology>,
+    /// `companion.services`, resolved to the plan's value sets when the rule compiles.
+    services: Vec<ValueSetId>,
     imaging: Option<(ValueSetId, i64)>,
 }
 
@@ -151,10 +153,12 @@ pub(super) fn compile(
         ctx.error("companion", "give at least one companion");
         ok = false;
     }
+    let mut services = Vec::with_capacity(c.services.len());
     for (i, set) in c.services.iter().enumerate() {
-        ok &= ctx
-            .value_set(&format!("companion/services/{i}"), set)
-            .is_some();
+        match ctx.value_set(&format!("companion/services/{i}"), set) {
+            Some(id) => services.push(id),
+            None => ok = false,
+        }
     }
     let imaging = match &c.imaging {
         Some(i) => Some((
@@ -167,6 +171,7 @@ pub(super) fn compile(
         Box::new(RequiredCompanion {
             params: p,
             etiologies,
+            services,
             imaging,
         }) as Box<dyn RuleKind>
     })
@@ -183,9 +188,10 @@ fn companion_present(rule: &RequiredCompanion, facts: &Facts<'_>) -> Result<bool
     {
         return Ok(true);
     }
-    if c.services
+    if rule
+        .services
         .iter()
-        .any(|set| facts.service_ordered_or_active(set))
+        .any(|set| facts.service_ordered_or_active(*set))
     {
         return Ok(true);
     }
@@ -326,7 +332,7 @@ mod tests {
             .iter()
             .filter(|r| r.kind == "required_companion")
         {
-            let ids: Vec<&str> = rule.suggestions.iter().map(|s| s.id.as_str()).collect();
+            let ids: Vec<&str> = rule.suggestions.iter().map(|s| &*s.id).collect();
             for offer in rule.params["offer"].as_array().into_iter().flatten() {
                 let id = offer["id"].as_str().unwrap();
                 assert!(

@@ -174,7 +174,7 @@ pub fn vcf_patient_date_unknown(age: i32) -> PatientContext {
 
 /// The suggestion ids of a finding, in order.
 pub fn suggestion_ids(finding: &Finding) -> Vec<&str> {
-    finding.suggestions.iter().map(|s| s.id.as_str()).collect()
+    finding.suggestions.iter().map(|s| &*s.id).collect()
 }
 
 /// The named number of a finding as f64.
