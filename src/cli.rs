@@ -296,17 +296,7 @@ pub fn main() -> ExitCode {
         } => run_async(async move {
             let database = Database::open(&db).await?;
             let started = std::time::Instant::now();
-            let bar = indicatif::ProgressBar::new(0);
-            if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-                bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-            }
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{elapsed_precise} [{bar:40}] {pos}/{len} days folded (eta {eta})",
-                )
-                .expect("a valid template")
-                .progress_chars("=> "),
-            );
+            let bar = progress_bar(0, "{pos}/{len} days folded (eta {eta})");
             let folded = crate::reports::refresh_with_progress(
                 &database.pool,
                 std::time::Duration::from_secs(settle_minutes * 60),
@@ -522,6 +512,23 @@ fn text_table(table: &crate::reports::ReportTable) -> String {
     text
 }
 
+/// A progress bar on stderr, drawn only on a terminal: elapsed time, the bar, then `counts`
+/// (an indicatif template).
+fn progress_bar(len: u64, counts: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{elapsed_precise}} [{{bar:40}}] {counts}"
+        ))
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    bar
+}
+
 async fn demo_seed(decisions: u64, days: u32, seed: u64, db: DbArgs) -> anyhow::Result<ExitCode> {
     let database = Database::open(&db).await?;
     let writer = crate::audit::AuditWriter::start(
@@ -529,17 +536,7 @@ async fn demo_seed(decisions: u64, days: u32, seed: u64, db: DbArgs) -> anyhow::
         crate::demo::writer_config(db.data_dir.join("spool")),
     )
     .await?;
-    let bar = indicatif::ProgressBar::new(decisions);
-    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:40}] {pos}/{len} decisions ({per_sec}, eta {eta})",
-        )
-        .expect("a valid template")
-        .progress_chars("=> "),
-    );
+    let bar = progress_bar(decisions, "{pos}/{len} decisions ({per_sec}, eta {eta})");
     let mut options = crate::demo::SeedOptions::new(decisions, days, Utc::now());
     options.seed = seed;
     let started = std::time::Instant::now();
