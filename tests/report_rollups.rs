@@ -19,15 +19,20 @@ async fn seed(pool: &PgPool, now: DateTime<Utc>) -> (AuditWriter, tempfile::Temp
     // Few prescribers and encounters, so that per-prescriber rows add several decisions up.
     options.prescribers = 8;
     options.encounters = 200;
+    demo_decisions(&writer, &options).await;
+    (writer, spool)
+}
+
+/// Decisions by the real engine through `writer` (`demo seed`).
+async fn demo_decisions(writer: &AuditWriter, options: &orderguard::demo::SeedOptions) {
     orderguard::demo::seed(
         orderguard::pathway::Plan::builtin(),
-        &writer,
-        &options,
+        writer,
+        options,
         |_| {},
     )
     .await
     .unwrap();
-    (writer, spool)
 }
 
 /// Every report, over each window and filter given, Auto (rollup) against Raw.
@@ -182,14 +187,7 @@ async fn rollup_backed_reports_equal_the_raw_computation(pool: PgPool) {
     let (late_writer, _late_spool) = demo_writer(&pool).await;
     let mut options = orderguard::demo::SeedOptions::new(3, 1, evaluated_at);
     options.seed = 7;
-    orderguard::demo::seed(
-        orderguard::pathway::Plan::builtin(),
-        &late_writer,
-        &options,
-        |_| {},
-    )
-    .await
-    .unwrap();
+    demo_decisions(&late_writer, &options).await;
     late_writer.shutdown().await;
     writer.shutdown().await;
     let refolded = refresh(&pool).await;
@@ -207,14 +205,7 @@ async fn the_service_refresher_folds_closed_days_and_takes_turns(pool: PgPool) {
     let now = Utc::now();
     let (writer, _spool) = demo_writer(&pool).await;
     let options = orderguard::demo::SeedOptions::new(60, 10, now);
-    orderguard::demo::seed(
-        orderguard::pathway::Plan::builtin(),
-        &writer,
-        &options,
-        |_| {},
-    )
-    .await
-    .unwrap();
+    demo_decisions(&writer, &options).await;
     writer.shutdown().await;
 
     // Another refresher holds the lock: nothing is folded while it does.

@@ -146,16 +146,23 @@ pub async fn refresh_with_progress(
     result
 }
 
+async fn begin_repeatable_read(
+    conn: &mut sqlx::PgConnection,
+) -> Result<sqlx::Transaction<'_, Postgres>, sqlx::Error> {
+    let mut tx = sqlx::Connection::begin(conn).await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
 async fn fold_stale(
     conn: &mut sqlx::PgConnection,
     settle: std::time::Duration,
     in_flight: std::time::Duration,
     progress: &mut impl FnMut(i64, i64),
 ) -> Result<i64, sqlx::Error> {
-    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = begin_repeatable_read(conn).await?;
     let seen: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
         .fetch_one(&mut *tx)
         .await?;
@@ -175,10 +182,7 @@ async fn fold_stale(
         let mut from = first;
         while from < end {
             let to = (from + chrono::Duration::days(FOLD_CHUNK_DAYS)).min(end);
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                .execute(&mut *tx)
-                .await?;
+            let mut tx = begin_repeatable_read(conn).await?;
             plan_for_whole_days(&mut tx).await?;
             sqlx::query("SELECT report_rollup_fold($1, $2)")
                 .bind(from)
