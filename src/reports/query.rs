@@ -129,7 +129,8 @@ pub struct ReportQuery {
     pub to: DateTime<Utc>,
     pub filters: Filters,
     /// Applied in order; empty = the report's default order. Ties are broken by every column
-    /// in order, so equal queries give equal row orders.
+    /// in order (up to the report's key column, which no two rows share), so equal queries
+    /// give equal row orders.
     pub sort: Vec<SortKey>,
     /// Most rows returned.
     pub limit: u32,

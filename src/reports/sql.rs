@@ -15,6 +15,9 @@ pub(super) struct Definition {
     pub columns: &'static [(&'static str, ColumnKind, &'static str)],
     pub filters: &'static [Filter],
     pub default_sort: &'static [(&'static str, Direction)],
+    /// A column no two rows share (the prescriber, the encounter): ties are broken by it
+    /// alone, so an index on (sort column, key) gives the whole order.
+    pub key: Option<&'static str>,
     pub body: fn(&mut Builder, &ReportQuery),
 }
 
@@ -43,6 +46,7 @@ const ALERT_BURDEN: Definition = Definition {
         Filter::PathwayVersion,
     ],
     default_sort: &[("week", Asc), ("cards", Desc)],
+    key: None,
     body: alert_burden,
 };
 
@@ -67,6 +71,7 @@ const OVERRIDE_BY_RULE: Definition = Definition {
     ],
     filters: CARD_FILTERS,
     default_sort: &[("cards", Desc)],
+    key: None,
     body: override_by_rule,
 };
 
@@ -91,6 +96,7 @@ const OVERRIDE_BY_REASON: Definition = Definition {
         Filter::PathwayVersion,
     ],
     default_sort: &[("rule_id", Asc), ("overrides", Desc)],
+    key: None,
     body: override_by_reason,
 };
 
@@ -109,6 +115,7 @@ const SUGGESTION_ACCEPTANCE: Definition = Definition {
     ],
     filters: CARD_FILTERS,
     default_sort: &[("cards", Desc)],
+    key: None,
     body: suggestion_acceptance,
 };
 
@@ -136,6 +143,7 @@ const BY_PRESCRIBER: Definition = Definition {
     ],
     filters: CARD_FILTERS,
     default_sort: &[("cards", Desc)],
+    key: Some("user_ref"),
     body: by_prescriber,
 };
 
@@ -153,6 +161,7 @@ const BY_ENCOUNTER: Definition = Definition {
     ],
     filters: CARD_FILTERS,
     default_sort: &[("cards", Desc)],
+    key: Some("encounter_ref"),
     body: by_encounter,
 };
 
@@ -186,6 +195,7 @@ const VCF_ADHERENCE: Definition = Definition {
     ],
     filters: DECISION_FILTERS,
     default_sort: &[("week", Asc)],
+    key: None,
     body: vcf_adherence,
 };
 
@@ -202,6 +212,7 @@ const AUGMENTATION: Definition = Definition {
     ],
     filters: DECISION_FILTERS,
     default_sort: &[("week", Asc)],
+    key: None,
     body: augmentation,
 };
 
@@ -228,6 +239,7 @@ const MME: Definition = Definition {
     ],
     filters: DECISION_FILTERS,
     default_sort: &[("week", Asc)],
+    key: None,
     body: mme,
 };
 
@@ -246,6 +258,7 @@ const MISSING_INPUTS: Definition = Definition {
         Filter::PathwayVersion,
     ],
     default_sort: &[("decisions", Desc)],
+    key: None,
     body: missing_inputs,
 };
 
@@ -285,7 +298,16 @@ pub(super) fn build_with(
         .iter()
         .map(|(name, _, _)| format!("\"{name}\""))
         .collect();
-    qb.push(format_args!(") AS report({}) ORDER BY ", names.join(", ")));
+    qb.push(format_args!(") AS report({}) ", names.join(", ")));
+    order_and_limit(&mut qb, definition, query);
+    qb
+}
+
+/// `ORDER BY <keys> LIMIT n` over columns named as the definition's: the query's sort, or the
+/// definition's default, then every column (up to the key column, if there is one) as a
+/// tie-break so the order is total. Also for a body that limits its parts before the union.
+pub(super) fn order_and_limit(qb: &mut Builder, definition: &Definition, query: &ReportQuery) {
+    qb.push("ORDER BY ");
     let requested = query.sort.iter().filter_map(|key| {
         definition
             .columns
@@ -304,6 +326,9 @@ pub(super) fn build_with(
         if written.contains(&name) {
             continue;
         }
+        if definition.key.is_some_and(|key| written.contains(&key)) {
+            break;
+        }
         if !written.is_empty() {
             qb.push(", ");
         }
@@ -317,7 +342,6 @@ pub(super) fn build_with(
         ));
     }
     qb.push(" LIMIT ").push_bind(i64::from(query.limit));
-    qb
 }
 
 /// `AND <alias>.evaluated_at` in the window, and the decision-level filters that are set.
@@ -601,4 +625,56 @@ fn missing_inputs(qb: &mut Builder, query: &ReportQuery) {
                       / NULLIF((SELECT count(*) FROM d), 0), 2)::float8 \
          FROM m LEFT JOIN r ON r.input = m.input GROUP BY m.input, r.rules",
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reports::query::SortKey;
+
+    fn order_by(name: ReportName, sort: &[(&str, Direction)]) -> String {
+        let mut query = ReportQuery::last_days(chrono::Utc::now());
+        query.sort = sort
+            .iter()
+            .map(|(column, direction)| SortKey {
+                column: (*column).to_owned(),
+                direction: *direction,
+            })
+            .collect();
+        let mut qb = Builder::new("");
+        order_and_limit(&mut qb, definition(name), &query);
+        qb.sql().as_str().to_owned()
+    }
+
+    #[test]
+    fn ties_are_broken_by_every_column_or_up_to_the_key() {
+        // No key column: every column follows the sort, so the order is total.
+        assert_eq!(
+            order_by(ReportName::OverrideByRule, &[("overridden", Desc)]),
+            "ORDER BY \"overridden\" DESC NULLS LAST, \"rule_id\" ASC NULLS LAST, \
+             \"cards\" ASC NULLS LAST, \"answered\" ASC NULLS LAST, \"accepted\" ASC NULLS LAST, \
+             \"override_rate\" ASC NULLS LAST LIMIT $1"
+        );
+        // The encounter is unique per row: nothing after it (an index on (cards, encounter)
+        // then gives the whole order).
+        assert_eq!(
+            order_by(ReportName::ByEncounter, &[]),
+            "ORDER BY \"cards\" DESC NULLS LAST, \"encounter_ref\" ASC NULLS LAST LIMIT $1"
+        );
+        assert_eq!(
+            order_by(
+                ReportName::ByPrescriber,
+                &[("user_ref", Desc), ("cards", Asc)]
+            ),
+            "ORDER BY \"user_ref\" DESC NULLS LAST LIMIT $1"
+        );
+        // Unknown columns are not written (the query check refuses them before this).
+        assert_eq!(
+            order_by(
+                ReportName::ByEncounter,
+                &[("nope", Asc), ("critical_cards", Desc)]
+            ),
+            "ORDER BY \"critical_cards\" DESC NULLS LAST, \"encounter_ref\" ASC NULLS LAST LIMIT $1"
+        );
+    }
 }
