@@ -184,11 +184,16 @@ async fn fold_stale(
             let to = (from + chrono::Duration::days(FOLD_CHUNK_DAYS)).min(end);
             let mut tx = begin_repeatable_read(conn).await?;
             plan_for_whole_days(&mut tx).await?;
-            sqlx::query("SELECT report_rollup_fold($1, $2)")
-                .bind(from)
-                .bind(to)
-                .execute(&mut *tx)
-                .await?;
+            for fold in [
+                "SELECT report_rollup_fold($1, $2)",
+                "SELECT report_encounter_totals_fold($1, $2)",
+            ] {
+                sqlx::query(fold)
+                    .bind(from)
+                    .bind(to)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
             folded += (to - from).num_days();
             progress(folded, to_fold);
@@ -196,13 +201,17 @@ async fn fold_stale(
         }
     }
     if folded > 0 {
-        // Fresh statistics for the report plans (a backfill adds millions of rows at once).
-        sqlx::query(
+        // Fresh statistics for the report plans (a backfill adds millions of rows at once), and
+        // the encounter totals vacuumed: their rows are rewritten by each fold, and the report
+        // reads them by index only where the visibility map says a page is all visible.
+        // (VACUUM runs alone: not in a transaction, nor in a query string of several.)
+        for statement in [
             "ANALYZE report_card_days, report_decision_days, report_encounter_days, \
              report_vcf_days, report_mme_days, report_missing_days, report_rollup_days",
-        )
-        .execute(&mut *conn)
-        .await?;
+            "VACUUM (ANALYZE) report_encounter_totals",
+        ] {
+            sqlx::raw_sql(statement).execute(&mut *conn).await?;
+        }
     }
     sqlx::query(
         "INSERT INTO report_rollup_state (only_row, feedback_seen_until) VALUES (true, $1) \
@@ -234,6 +243,22 @@ pub(super) async fn plan_for_whole_days(conn: &mut sqlx::PgConnection) -> Result
     )
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// Whether [`body`] reads `name` from the encounter totals ([`by_encounter_totals`]).
+pub(super) fn reads_encounter_totals(name: ReportName, query: &ReportQuery) -> bool {
+    name == ReportName::ByEncounter && query.filters.encounter.is_none()
+}
+
+/// Lets the planner choose nested loops again for the rest of the transaction: the
+/// encounter-totals report joins a set of encounters that may be a few hundred or most of the
+/// window's to their days, by index or by hash as their number says. Its raw tail
+/// (`report_encounter_days_rows`) keeps nested loops off by its own `SET`.
+pub(super) async fn plan_by_estimates(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT set_config('enable_nestloop', 'on', true)")
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -329,6 +354,124 @@ fn by_dimension(
     qb.push(format_args!(" GROUP BY s.{column}) t"));
 }
 
+/// The by-encounter report from each encounter's totals (`report_encounter_totals`,
+/// migrations/20261202000003_report_encounter_totals.sql), for every encounter of the window.
+///
+/// An encounter whose folded days all lie in the span, with nothing in the raw tails, has the
+/// window's numbers in its totals row: those rows are read in the report's order and limit from
+/// an index, not summed (*inside*). The others are summed from their days (*edges*): encounters
+/// that cross the span's first or last day (a GiST lookup on the day pair), those of more than
+/// one version when filtered by version, those with rows in the raw tails (their totals when
+/// inside, plus the tail rows), and the decisions that carried no encounter. Both parts are
+/// sorted and limited by the report's own order, then merged by [`super::sql::build_with`]'s.
+fn by_encounter_totals(qb: &mut Builder, span: &Span, query: &ReportQuery) {
+    let definition = super::sql::definition(ReportName::ByEncounter);
+    let version = query.filters.pathway_version.clone();
+    let (lo, hi) = (span.lo_day(), span.hi_day());
+    let measures = "decisions, cards, answered, overridden, critical";
+    // The raw tails, filtered by version.
+    qb.push(format_args!(
+        "WITH tail AS MATERIALIZED (SELECT encounter_ref, {measures} FROM ("
+    ));
+    qb.push("SELECT * FROM report_encounter_days_rows(")
+        .push_bind(query.from)
+        .push(", ")
+        .push_bind(span.lo)
+        .push(") UNION ALL SELECT * FROM report_encounter_days_rows(")
+        .push_bind(span.hi)
+        .push(", ")
+        .push_bind(query.to)
+        .push(")) s WHERE true");
+    conditions(qb, query, &[Filter::PathwayVersion]);
+    // Whether totals row `t` holds its encounter's numbers for the window (its rows in the
+    // tails aside).
+    let inside = |qb: &mut Builder| {
+        qb.push("t.first_day >= ")
+            .push_bind(lo)
+            .push(" AND t.last_day < ")
+            .push_bind(hi);
+        if let Some(v) = &version {
+            qb.push(" AND t.pathway_version = ").push_bind(v.clone());
+        }
+    };
+    // The encounters to sum by day: crossing the span's first or last day, or of several
+    // versions within it when filtered by version.
+    qb.push("), crossing AS (SELECT t.encounter_ref FROM report_encounter_totals t WHERE t.days @> daterange(")
+        .push_bind(lo)
+        .push(" - 1, ")
+        .push_bind(lo)
+        .push(" + 1) OR t.days @> daterange(")
+        .push_bind(hi)
+        .push(" - 1, ")
+        .push_bind(hi)
+        .push(" + 1)");
+    if version.is_some() {
+        qb.push(
+            " UNION SELECT t.encounter_ref FROM report_encounter_totals t \
+             WHERE t.pathway_version IS NULL AND t.days && daterange(",
+        )
+        .push_bind(lo)
+        .push(", ")
+        .push_bind(hi)
+        .push(")");
+    }
+    // Each edge encounter's rows: crossing ones' days in the span (looked up by encounter
+    // when they are few, a hash join with the span's days when most encounters are long),
+    // inside ones' totals when they also have tail rows, days without an encounter, the tails.
+    qb.push(format_args!(
+        "), edge_rows AS (SELECT s.encounter_ref, {measures} FROM crossing c \
+         JOIN report_encounter_days s ON s.encounter_ref = c.encounter_ref WHERE s.day >= "
+    ))
+    .push_bind(lo)
+    .push(" AND s.day < ")
+    .push_bind(hi);
+    conditions(qb, query, &[Filter::PathwayVersion]);
+    qb.push(format_args!(
+        " UNION ALL SELECT t.encounter_ref, {measures} \
+           FROM (SELECT DISTINCT encounter_ref FROM tail WHERE encounter_ref IS NOT NULL) e \
+           JOIN report_encounter_totals t ON t.encounter_ref = e.encounter_ref WHERE "
+    ));
+    inside(qb);
+    qb.push(format_args!(
+        " UNION ALL SELECT s.encounter_ref, {measures} FROM report_encounter_days s \
+          WHERE s.encounter_ref IS NULL AND s.day >= "
+    ))
+    .push_bind(lo)
+    .push(" AND s.day < ")
+    .push_bind(hi);
+    conditions(qb, query, &[Filter::PathwayVersion]);
+    qb.push(format_args!(
+        " UNION ALL SELECT encounter_ref, {measures} FROM tail), \
+         edges AS (SELECT coalesce(encounter_ref, '(not carried)') AS encounter_ref, \
+                sum(decisions)::int8 AS decisions, sum(cards)::int8 AS cards, \
+                sum(answered)::int8 AS answered, sum(overridden)::int8 AS overridden, \
+                sum(critical)::int8 AS critical FROM edge_rows GROUP BY 1) "
+    ));
+    // Inside: one totals row each, read in the report's order.
+    qb.push(
+        "(SELECT t.encounter_ref AS encounter_ref, t.decisions AS decisions, t.cards AS cards, \
+                t.cards_per_100_decisions AS cards_per_100_decisions, t.answered AS answered, \
+                t.overridden AS overridden, t.override_rate AS override_rate, \
+                t.critical AS critical_cards \
+         FROM report_encounter_totals t WHERE ",
+    );
+    inside(qb);
+    qb.push(
+        " AND t.encounter_ref NOT IN (SELECT encounter_ref FROM tail \
+                                       WHERE encounter_ref IS NOT NULL) ",
+    );
+    super::sql::order_and_limit(qb, definition, query);
+    qb.push(
+        ") UNION ALL (SELECT encounter_ref, decisions, cards, \
+                round(100.0 * cards / decisions, 2)::float8 AS cards_per_100_decisions, \
+                answered, overridden, \
+                round(100.0 * overridden / NULLIF(answered, 0), 2)::float8 AS override_rate, \
+                critical AS critical_cards FROM edges ",
+    );
+    super::sql::order_and_limit(qb, definition, query);
+    qb.push(")");
+}
+
 const CARD_FILTERS: &[Filter] = &[
     Filter::Rule,
     Filter::Severity,
@@ -390,13 +533,15 @@ pub(super) fn body(name: ReportName, qb: &mut Builder, query: &ReportQuery, span
             ("report_decision_days", "user_ref"),
             &[Filter::User, Filter::PathwayVersion],
         ),
-        ReportName::ByEncounter => by_dimension(
+        // One encounter asked for: its days are few.
+        ReportName::ByEncounter if !reads_encounter_totals(name, query) => by_dimension(
             qb,
             span,
             query,
             ("report_encounter_days", "encounter_ref"),
             &[Filter::Encounter, Filter::PathwayVersion],
         ),
+        ReportName::ByEncounter => by_encounter_totals(qb, span, query),
         ReportName::VcfAdherence => {
             qb.push("WITH ");
             weekly_calls(qb, span, query);
@@ -442,18 +587,20 @@ pub(super) fn body(name: ReportName, qb: &mut Builder, query: &ReportQuery, span
         ReportName::Mme => {
             qb.push("WITH ");
             weekly_calls(qb, span, query);
+            // Each week's distinct MME values with their calls first: the percentiles then sort
+            // a few hundred values a week, not one per prescriber and day.
             qb.push(format_args!(
-                ", m AS (SELECT {WEEK} AS week, \
-                        sum(s.calls) FILTER (WHERE s.mme >= 50) AS c50, \
-                        sum(s.calls) FILTER (WHERE s.mme >= 90) AS c90, \
-                        array_agg(s.mme) AS vals, array_agg(s.calls) AS counts, \
-                        max(s.mme) AS mme_max FROM "
+                ", m AS (SELECT week, sum(calls) FILTER (WHERE mme >= 50) AS c50, \
+                        sum(calls) FILTER (WHERE mme >= 90) AS c90, \
+                        array_agg(mme) AS vals, array_agg(calls) AS counts, \
+                        max(mme) AS mme_max \
+                 FROM (SELECT {WEEK} AS week, s.mme, sum(s.calls)::int8 AS calls FROM "
             ));
             source(qb, "report_mme_days", span, query);
             qb.push(" s WHERE true");
             conditions(qb, query, &[Filter::User, Filter::PathwayVersion]);
             qb.push(
-                " GROUP BY 1) \
+                " GROUP BY 1, 2) w GROUP BY week) \
                  SELECT w.week, w.calls::int8, coalesce(m.c50, 0)::int8, coalesce(m.c90, 0)::int8, \
                         round(100.0 * coalesce(m.c50, 0) / w.calls, 2)::float8, \
                         round(100.0 * coalesce(m.c90, 0) / w.calls, 2)::float8, \
@@ -463,14 +610,16 @@ pub(super) fn body(name: ReportName, qb: &mut Builder, query: &ReportQuery, span
             );
         }
         ReportName::MissingInputs => {
-            qb.push("WITH m AS (SELECT s.input, s.rules, s.decisions FROM ");
+            // Summed per input and rule list first: the rule lists are then taken apart once
+            // per distinct list, not once per prescriber and day.
+            qb.push("WITH m AS (SELECT s.input, s.rules, sum(s.decisions) AS decisions FROM ");
             source(qb, "report_missing_days", span, query);
             qb.push(" s WHERE true");
             conditions(qb, query, &[Filter::User, Filter::PathwayVersion]);
             if let Some(rule) = &query.filters.rule {
                 qb.push(" AND s.rules ? ").push_bind(rule.clone());
             }
-            qb.push("), total AS (SELECT sum(s.decisions) AS n FROM ");
+            qb.push(" GROUP BY s.input, s.rules), total AS (SELECT sum(s.decisions) AS n FROM ");
             source(qb, "report_decision_days", span, query);
             qb.push(" s WHERE true");
             conditions(qb, query, &[Filter::User, Filter::PathwayVersion]);
