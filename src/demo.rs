@@ -85,7 +85,8 @@ pub struct SeedOptions {
     pub seed: u64,
     /// Decisions in flight at once (the writer batches them).
     pub concurrency: usize,
-    /// Distinct prescribers and encounters to draw from.
+    /// Distinct prescribers and encounters to draw from. Encounters are stays of up to five
+    /// days, as many beginning each day.
     pub prescribers: u32,
     pub encounters: u32,
 }
@@ -205,6 +206,9 @@ fn shift_dates(value: &mut Value, days: i64) {
     }
 }
 
+/// The longest encounter (a stay), in days.
+const STAY_DAYS: u64 = 5;
+
 /// One generated decision and the feedback that follows it.
 struct Generated {
     record: AuditRecord,
@@ -230,18 +234,20 @@ fn generate(
     let mut value = template.value.clone();
     shift_dates(&mut value, shift);
     value["evaluated_at"] = Value::String(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    // An encounter is one patient's stay of up to STAY_DAYS days: the decision's encounter
+    // began 0 to STAY_DAYS - 1 days before it, one of the encounters that began that day.
+    let began = day as u64 + rng.below(STAY_DAYS);
+    let per_day = (u64::from(options.encounters) / (u64::from(options.days) + STAY_DAYS)).max(1);
+    let encounter_index = began * per_day + rng.below(per_day);
     let patient = format!(
         "Patient/demo-{:07}",
-        rng.below(options.decisions.max(1) / 2 + 1)
+        encounter_index % (options.decisions.max(1) / 2 + 1)
     );
     let user = format!(
         "Practitioner/demo-{:03}",
         rng.below(u64::from(options.prescribers))
     );
-    let encounter = format!(
-        "Encounter/demo-{:07}",
-        rng.below(u64::from(options.encounters))
-    );
+    let encounter = format!("Encounter/demo-{encounter_index:07}");
     value["patient"]["reference"] = Value::String(patient);
     value["context"] = serde_json::json!({"user": user, "encounter": encounter});
 
