@@ -9,7 +9,8 @@
 # Usage: scripts/bench-reports.sh [N=100000] [COPIES=0] [WINDOWS="30 365"] [RUNS=3]
 #   a window "Dnow" is the last D days up to now (today's part read raw), "D" ends at midnight
 #   10 million decisions: scripts/bench-reports.sh 20000 499
-# Env: LIMIT (rows per report, default 100000), RAW=1 times the raw SQL (`report --raw`, no rollups); PROFILE (cargo profile, default release; dev = the debug build, report timings are
+# Env: LIMIT (rows per report, default 100000), SORTS (extra timings in each window, as
+# space-separated report:sort pairs, e.g. "by-encounter:-decisions by-encounter:override_rate"), RAW=1 times the raw SQL (`report --raw`, no rollups); PROFILE (cargo profile, default release; dev = the debug build, report timings are
 # PostgreSQL's), DATABASE_URL (a superuser URL; default the local test server), KEEP=1 keeps the
 # database (its name is printed) to re-run the timings with SKIP_SEED=1 DB=<name>; SEED_ONLY=1
 # seeds, keeps the database and stops (no rollup refresh, no timings).
@@ -139,19 +140,24 @@ for window in $WINDOWS; do
     fi
     echo "window: $from .. $to (the last $window days, of $DAYS seeded)"
     printf '%-24s %8s %10s\n' report rows best_ms
-    for report in alert-burden override-by-rule override-by-reason suggestion-acceptance \
-                  by-prescriber by-encounter vcf-adherence augmentation mme missing-inputs; do
+    for item in alert-burden override-by-rule override-by-reason suggestion-acceptance \
+                  by-prescriber by-encounter vcf-adherence augmentation mme missing-inputs \
+                  ${SORTS:-}; do
+        report=${item%%:*}
+        sort=""
+        [ "$item" != "$report" ] && sort=${item#*:}
         best=""
         rows=0
         for _ in $(seq "$RUNS"); do
             out=$(DATABASE_URL="$URL" "$BIN" report "$report" --from "$from" --to "$to" \
-                  --format csv --limit "$LIMIT" --timing ${RAW:+--raw} --data-dir "$DATA" 2>&1 >/dev/null)
+                  --format csv --limit "$LIMIT" ${sort:+"--sort=$sort"} --timing ${RAW:+--raw} \
+                  --data-dir "$DATA" 2>&1 >/dev/null)
             ms=$(echo "$out" | sed -n 's/^query: \([0-9.]*\) ms, \([0-9]*\) rows$/\1/p')
             rows=$(echo "$out" | sed -n 's/^query: \([0-9.]*\) ms, \([0-9]*\) rows$/\2/p')
             if [ -z "$ms" ]; then echo "$out" >&2; exit 1; fi
             if [ -z "$best" ] || [ "$(echo "$ms < $best" | bc)" = 1 ]; then best=$ms; fi
         done
-        printf '%-24s %8s %10s\n' "$report" "$rows" "$best"
+        printf '%-24s %8s %10s\n' "$item" "$rows" "$best"
     done
 done
 echo "load after: $(uptime)"
