@@ -9,11 +9,6 @@
 -- `by_encounter_totals`) reads those totals as they are, in the order of an index, and sums
 -- days only for the few encounters that cross the window's edges or have rows not yet folded.
 
--- The raw encounter rows (a report's live tail) plan without nested loops wherever they are
--- called from (the by-encounter report plans the rest of its query with them): PostgreSQL
--- expects one card a day where there are thousands (rollup.rs, `plan_for_whole_days`).
-ALTER FUNCTION report_encounter_days_rows(timestamptz, timestamptz) SET enable_nestloop = off;
-
 -- The days of one encounter, for summing an edge encounter's days within a window and for
 -- recomputing an encounter's totals after a fold.
 CREATE INDEX report_encounter_days_encounter_idx ON report_encounter_days (encounter_ref, day);
@@ -49,7 +44,7 @@ CREATE INDEX report_encounter_totals_cards_idx ON report_encounter_totals
              cards_per_100_decisions, override_rate);
 -- The encounters wholly inside a window, for any other order (read in full, then sorted).
 CREATE INDEX report_encounter_totals_first_day_idx ON report_encounter_totals (first_day)
-    INCLUDE (last_day, pathway_version, decisions, cards, answered, overridden, critical,
+    INCLUDE (encounter_ref, last_day, pathway_version, decisions, cards, answered, overridden, critical,
              cards_per_100_decisions, override_rate);
 -- The encounters that cross a given day (`days @> daterange(d - 1, d + 1)`): a window's edges.
 CREATE INDEX report_encounter_totals_days_idx ON report_encounter_totals USING gist (days);

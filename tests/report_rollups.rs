@@ -244,7 +244,29 @@ async fn rollup_backed_reports_equal_the_raw_computation(pool: PgPool) {
     .unwrap()
     .rows_affected();
     assert_eq!(copied, 12);
+    // Long stays: decisions of some encounters copied 12 days earlier, so those encounters
+    // span more than a week and cross the windows' edges far from their ends.
+    let stretched = sqlx::query(
+        "INSERT INTO decisions SELECT (jsonb_populate_record(NULL::decisions, to_jsonb(d) \
+             || jsonb_build_object('decision_id', gen_random_uuid(), \
+                                   'evaluated_at', d.evaluated_at - interval '12 days'))).* \
+           FROM (SELECT * FROM decisions WHERE evaluated_at < now() - interval '3 days' \
+                   AND evaluated_at > now() - interval '10 days' \
+                 ORDER BY decision_id LIMIT 40) d",
+    )
+    .execute(&pool)
+    .await
+    .unwrap()
+    .rows_affected();
+    assert_eq!(stretched, 40);
     assert!(refresh(&pool).await >= 1);
+    let long: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM report_encounter_totals WHERE last_day - first_day > 7",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(long >= 5, "only {long} encounters longer than a week");
     let mixed: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM report_encounter_totals WHERE pathway_version IS NULL",
     )
@@ -252,7 +274,27 @@ async fn rollup_backed_reports_equal_the_raw_computation(pool: PgPool) {
     .await
     .unwrap();
     assert!(mixed >= 1, "no encounter of two versions");
+    // Long crossing stays looked up one by one (few), then hash-joined with the span's rows
+    // (as when there are many).
     assert!(compare_all(&pool, now).await > 40);
+    sqlx::query(
+        "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET orderguard.report_lookup_limit = %L', \
+                                    current_database(), '0'); END $$",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let hashing = PgPool::connect_with(pool.connect_options().as_ref().clone())
+        .await
+        .unwrap();
+    let limit: String =
+        sqlx::query_scalar("SELECT current_setting('orderguard.report_lookup_limit')")
+            .fetch_one(&hashing)
+            .await
+            .unwrap();
+    assert_eq!(limit, "0");
+    assert!(compare_all(&hashing, now).await > 40);
+    hashing.close().await;
 }
 
 /// The refresher `serve` runs folds the closed days by itself, and a refresh that finds its

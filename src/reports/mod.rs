@@ -266,9 +266,6 @@ pub async fn run_within(
     let mut builder = if source == Source::Auto && rollup::serves(name, query) {
         // The raw parts are whole-day aggregations, planned as the fold's are.
         rollup::plan_for_whole_days(&mut tx).await?;
-        if rollup::reads_encounter_totals(name, query) {
-            rollup::plan_by_estimates(&mut tx).await?;
-        }
         let span = rollup::span(&mut tx, query).await.map_err(too_slow)?;
         sql::build_with(definition, query, |qb| rollup::body(name, qb, query, &span))
     } else {

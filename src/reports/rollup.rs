@@ -247,19 +247,8 @@ pub(super) async fn plan_for_whole_days(conn: &mut sqlx::PgConnection) -> Result
 }
 
 /// Whether [`body`] reads `name` from the encounter totals ([`by_encounter_totals`]).
-pub(super) fn reads_encounter_totals(name: ReportName, query: &ReportQuery) -> bool {
+fn reads_encounter_totals(name: ReportName, query: &ReportQuery) -> bool {
     name == ReportName::ByEncounter && query.filters.encounter.is_none()
-}
-
-/// Lets the planner choose nested loops again for the rest of the transaction: the
-/// encounter-totals report joins a set of encounters that may be a few hundred or most of the
-/// window's to their days, by index or by hash as their number says. Its raw tail
-/// (`report_encounter_days_rows`) keeps nested loops off by its own `SET`.
-pub(super) async fn plan_by_estimates(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT set_config('enable_nestloop', 'on', true)")
-        .execute(conn)
-        .await?;
-    Ok(())
 }
 
 /// `(SELECT * FROM <table> for the folded days UNION ALL <table>_rows for the rest)`. `table`
@@ -360,28 +349,41 @@ fn by_dimension(
 /// An encounter whose folded days all lie in the span, with nothing in the raw tails, has the
 /// window's numbers in its totals row: those rows are read in the report's order and limit from
 /// an index, not summed (*inside*). The others are summed from their days (*edges*): encounters
-/// that cross the span's first or last day (a GiST lookup on the day pair), those of more than
-/// one version when filtered by version, those with rows in the raw tails (their totals when
-/// inside, plus the tail rows), and the decisions that carried no encounter. Both parts are
-/// sorted and limited by the report's own order, then merged by [`super::sql::build_with`]'s.
+/// that cross the span's first or last day (a GiST lookup on the day pair; a short stay's days
+/// are read from the edge's first or last week, a long one's looked up or, when there are many,
+/// hash-joined with the whole span's), those of more than one version when filtered by version, those with rows in the raw tails (their totals when inside, plus the
+/// tail rows), and the decisions that carried no encounter. Both parts are sorted and limited
+/// by the report's own order, then merged by [`super::sql::build_with`]'s.
+/// A stay that crosses a window's edge and ends (or began) within this many days of it has its
+/// window rows in that edge's first (or last) days.
+const EDGE_DAYS: i32 = 7;
+
+/// Up to this many long crossing encounters are looked up one by one (about 10 µs each);
+/// more are hash-joined with all the span's encounter rows. 20,000 unless the database or
+/// session sets `orderguard.report_lookup_limit` (tests set 0 to take the other branch).
+const LOOKUP_LIMIT_SQL: &str =
+    "coalesce(nullif(current_setting('orderguard.report_lookup_limit', true), '')::int8, 20000)";
+
 fn by_encounter_totals(qb: &mut Builder, span: &Span, query: &ReportQuery) {
     let definition = super::sql::definition(ReportName::ByEncounter);
     let version = query.filters.pathway_version.clone();
     let (lo, hi) = (span.lo_day(), span.hi_day());
     let measures = "decisions, cards, answered, overridden, critical";
-    // The raw tails, filtered by version.
+    // The raw tails, filtered by version; an empty one is not computed at all.
     qb.push(format_args!(
-        "WITH tail AS MATERIALIZED (SELECT encounter_ref, {measures} FROM ("
+        "WITH tail AS MATERIALIZED (SELECT s.encounter_ref, {measures} FROM ("
     ));
-    qb.push("SELECT * FROM report_encounter_days_rows(")
-        .push_bind(query.from)
-        .push(", ")
-        .push_bind(span.lo)
-        .push(") UNION ALL SELECT * FROM report_encounter_days_rows(")
-        .push_bind(span.hi)
-        .push(", ")
-        .push_bind(query.to)
-        .push(")) s WHERE true");
+    qb.push("SELECT * FROM report_encounter_days WHERE false");
+    for (from, to) in [(query.from, span.lo), (span.hi, query.to)] {
+        if from < to {
+            qb.push(" UNION ALL SELECT * FROM report_encounter_days_rows(")
+                .push_bind(from)
+                .push(", ")
+                .push_bind(to)
+                .push(")");
+        }
+    }
+    qb.push(") s WHERE true");
     conditions(qb, query, &[Filter::PathwayVersion]);
     // Whether totals row `t` holds its encounter's numbers for the window (its rows in the
     // tails aside).
@@ -394,52 +396,106 @@ fn by_encounter_totals(qb: &mut Builder, span: &Span, query: &ReportQuery) {
             qb.push(" AND t.pathway_version = ").push_bind(v.clone());
         }
     };
-    // The encounters to sum by day: crossing the span's first or last day, or of several
-    // versions within it when filtered by version.
-    qb.push("), crossing AS (SELECT t.encounter_ref FROM report_encounter_totals t WHERE t.days @> daterange(")
-        .push_bind(lo)
-        .push(" - 1, ")
-        .push_bind(lo)
-        .push(" + 1) OR t.days @> daterange(")
-        .push_bind(hi)
-        .push(" - 1, ")
-        .push_bind(hi)
-        .push(" + 1)");
+    // `t.days @> daterange(day - 1, day + 1)`: the encounter has folded days before `day` and
+    // from `day` on.
+    let crosses = |qb: &mut Builder, day: NaiveDate| {
+        qb.push("t.days @> daterange(")
+            .push_bind(day)
+            .push(" - 1, ")
+            .push_bind(day)
+            .push(" + 1)");
+    };
+    // The span's days of the encounter rows `s`, filtered by version.
+    let span_days = |qb: &mut Builder| {
+        qb.push(" s.day >= ")
+            .push_bind(lo)
+            .push(" AND s.day < ")
+            .push_bind(hi);
+        conditions(qb, query, &[Filter::PathwayVersion]);
+    };
+    // The encounters to sum by day, by where their rows in the span can be: crossing its
+    // first day and ending within a week (1: rows in its first week), crossing its last day
+    // and beginning within a week of it (2: rows in its last week), the rest (3: long stays,
+    // and those of several versions when filtered by version: rows anywhere in the span).
+    qb.push("), crossing AS MATERIALIZED (SELECT t.encounter_ref, CASE");
     if version.is_some() {
-        qb.push(
-            " UNION SELECT t.encounter_ref FROM report_encounter_totals t \
-             WHERE t.pathway_version IS NULL AND t.days && daterange(",
-        )
-        .push_bind(lo)
-        .push(", ")
-        .push_bind(hi)
-        .push(")");
+        qb.push(" WHEN t.pathway_version IS NULL THEN 3");
     }
-    // Each edge encounter's rows: crossing ones' days in the span (looked up by encounter
-    // when they are few, a hash join with the span's days when most encounters are long),
-    // inside ones' totals when they also have tail rows, days without an encounter, the tails.
+    qb.push(" WHEN ");
+    crosses(qb, lo);
+    qb.push(" AND t.last_day < ")
+        .push_bind(lo)
+        .push(format_args!(" + {EDGE_DAYS} THEN 1 WHEN "));
+    crosses(qb, hi);
+    qb.push(" AND t.first_day >= ")
+        .push_bind(hi)
+        .push(format_args!(
+            " - {EDGE_DAYS} THEN 2 ELSE 3 END AS kind FROM report_encounter_totals t WHERE "
+        ));
+    crosses(qb, lo);
+    qb.push(" OR ");
+    crosses(qb, hi);
+    if version.is_some() {
+        qb.push(" OR (t.pathway_version IS NULL AND t.days && daterange(")
+            .push_bind(lo)
+            .push(", ")
+            .push_bind(hi)
+            .push("))");
+    }
+    // Kinds 1 and 2: the week's rows, hash-joined. Kind 3: each encounter's rows looked up
+    // while they are few (OFFSET 0 keeps the lookup a lookup), else the span's rows
+    // hash-joined; the count decides at run time, one branch runs.
     qb.push(format_args!(
-        "), edge_rows AS (SELECT s.encounter_ref, {measures} FROM crossing c \
-         JOIN report_encounter_days s ON s.encounter_ref = c.encounter_ref WHERE s.day >= "
-    ))
-    .push_bind(lo)
-    .push(" AND s.day < ")
-    .push_bind(hi);
-    conditions(qb, query, &[Filter::PathwayVersion]);
-    qb.push(format_args!(
-        " UNION ALL SELECT t.encounter_ref, {measures} \
-           FROM (SELECT DISTINCT encounter_ref FROM tail WHERE encounter_ref IS NOT NULL) e \
-           JOIN report_encounter_totals t ON t.encounter_ref = e.encounter_ref WHERE "
+        "), edge_rows AS (SELECT s.encounter_ref, {measures} FROM report_encounter_days s \
+         JOIN crossing c ON c.encounter_ref = s.encounter_ref AND c.kind = 1 WHERE"
     ));
-    inside(qb);
+    span_days(qb);
+    qb.push(" AND s.day < ")
+        .push_bind(lo)
+        .push(format_args!(" + {EDGE_DAYS}"));
     qb.push(format_args!(
         " UNION ALL SELECT s.encounter_ref, {measures} FROM report_encounter_days s \
-          WHERE s.encounter_ref IS NULL AND s.day >= "
-    ))
-    .push_bind(lo)
-    .push(" AND s.day < ")
-    .push_bind(hi);
-    conditions(qb, query, &[Filter::PathwayVersion]);
+         JOIN crossing c ON c.encounter_ref = s.encounter_ref AND c.kind = 2 WHERE"
+    ));
+    span_days(qb);
+    qb.push(" AND s.day >= ")
+        .push_bind(hi)
+        .push(format_args!(" - {EDGE_DAYS}"));
+    qb.push(format_args!(
+        " UNION ALL SELECT x.* FROM crossing c, LATERAL (SELECT s.encounter_ref, {measures} \
+         FROM report_encounter_days s WHERE s.encounter_ref = c.encounter_ref AND"
+    ));
+    span_days(qb);
+    qb.push(format_args!(
+        " OFFSET 0) x WHERE c.kind = 3 \
+         AND (SELECT count(*) FROM crossing WHERE kind = 3) <= {LOOKUP_LIMIT_SQL}"
+    ));
+    qb.push(format_args!(
+        " UNION ALL SELECT s.encounter_ref, {measures} FROM report_encounter_days s \
+         JOIN crossing c ON c.encounter_ref = s.encounter_ref AND c.kind = 3 WHERE"
+    ));
+    span_days(qb);
+    qb.push(format_args!(
+        " AND (SELECT count(*) FROM crossing WHERE kind = 3) > {LOOKUP_LIMIT_SQL}"
+    ));
+    // Inside encounters that also have tail rows: their totals, looked up one by one (a tail
+    // is at most a day or two of encounters; OFFSET 0 keeps the lookup from becoming a hash
+    // join over every encounter's totals). None when nothing of the window is folded.
+    if lo < hi {
+        qb.push(format_args!(
+            " UNION ALL SELECT x.* FROM (SELECT DISTINCT encounter_ref FROM tail \
+                                         WHERE encounter_ref IS NOT NULL) e, \
+               LATERAL (SELECT t.encounter_ref, {measures} FROM report_encounter_totals t \
+                         WHERE t.encounter_ref = e.encounter_ref AND "
+        ));
+        inside(qb);
+        qb.push(" OFFSET 0) x");
+    }
+    qb.push(format_args!(
+        " UNION ALL SELECT s.encounter_ref, {measures} FROM report_encounter_days s \
+          WHERE s.encounter_ref IS NULL AND"
+    ));
+    span_days(qb);
     qb.push(format_args!(
         " UNION ALL SELECT encounter_ref, {measures} FROM tail), \
          edges AS (SELECT coalesce(encounter_ref, '(not carried)') AS encounter_ref, \
