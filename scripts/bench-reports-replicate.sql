@@ -4,7 +4,7 @@
 -- hand. The copies are NOT hash-chained (audit verify reports them as unchained rows).
 --
 -- Each copy k of a decision gets new ids (md5 of the old id and k), its own patient, encounter
--- and (one of ten) prescriber references, and a new time: the original's age (before :'anchor')
+-- (split where the year wraps) and (one of ten) prescriber references, and a new time: the original's age (before :'anchor')
 -- plus 37·k days and k mod 60 minutes, wrapped into the last 365 days, so the copies spread over
 -- the whole year at the originals' times of day. Its findings move with it (same partition key);
 -- its feedback is received 2..61 s after its own outcome time, which stays the original's delay
@@ -25,6 +25,13 @@ SELECT k, (k * 37) * interval '1 day' + (k % 60) * interval '1 minute' AS by,
        :'anchor'::timestamptz AS anchor
   FROM generate_series(:kfrom::int, :kto::int) k;
 
+-- How many times the shift wrapped `at` around the year. An encounter's decisions that land on
+-- either side of the wrap are two encounters (two stays, a year apart), not one a year long.
+CREATE FUNCTION pg_temp.wraps(at timestamptz, by interval, anchor timestamptz)
+RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
+    SELECT floor(extract(epoch FROM (anchor - at) + by)::numeric / (365 * 86400))::bigint
+$$;
+
 -- The new time of an original decision time `at` in copy k: same age plus the shift, modulo a
 -- year. Times after the decision (recorded, outcome, received) keep their delay after it.
 CREATE FUNCTION pg_temp.moved(at timestamptz, by interval, anchor timestamptz)
@@ -37,7 +44,8 @@ INSERT INTO decisions
 SELECT md5(d.decision_id::text || ':' || s.k)::uuid, pg_temp.moved(d.evaluated_at, s.by, s.anchor),
        pg_temp.moved(d.evaluated_at, s.by, s.anchor) + (d.recorded_at - d.evaluated_at), d.channel, d.hook, d.hook_instance, d.client_id,
        d.user_ref || '-' || (s.k % 10), d.patient_ref || '-' || s.k,
-       d.encounter_ref || '-' || s.k, d.pathway_id, d.pathway_version, d.pathway_hash,
+       d.encounter_ref || '-' || s.k || '.' || pg_temp.wraps(d.evaluated_at, s.by, s.anchor),
+       d.pathway_id, d.pathway_version, d.pathway_hash,
        d.canonical_input, d.input_sha256, d.response, d.response_sha256, d.unrecognized,
        d.missing_inputs, d.finding_count, d.chain_id || '-copy', d.batch_seq, d.batch_pos
   FROM bench_base_decisions d, shift s;
