@@ -7,6 +7,7 @@
 use crate::domain::OrderRef;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -38,9 +39,9 @@ pub struct Action {
     pub kind: ActionKind,
     /// Shared with the pathway's action when it has no placeholder (most have none).
     pub description: Arc<str>,
-    /// The resource to create, or the updated resource (create / update).
+    /// The resource to create, or the fields merged into the updated order (create / update).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource: Option<serde_json::Value>,
+    pub resource: Option<Resource>,
     /// `ResourceType/id` of the resource to delete.
     #[serde(
         default,
@@ -48,6 +49,163 @@ pub struct Action {
         skip_serializing_if = "Option::is_none"
     )]
     pub resource_id: Option<String>,
+}
+
+/// The string a resource template holds where the patient reference goes.
+pub const PATIENT_PLACEHOLDER: &str = "{{patient}}";
+
+/// The FHIR resource of an action (create), or the patch of an update.
+///
+/// Most of a pathway's resources have no placeholder but `{{patient}}`: those stay the
+/// pathway's template, shared with the plan and every finding, with the patient reference
+/// beside it, and are filled in only when they are rendered (cards, native JSON). A resource
+/// with the finding's own `{name}` placeholders is filled when the finding is made.
+#[derive(Debug, Clone)]
+pub enum Resource {
+    /// A template whose only placeholders are `{{patient}}` strings, and the patient.
+    Template {
+        template: Arc<Value>,
+        /// `None`: unknown; a `{"reference": "{{patient}}"}` object is then left out, and any
+        /// other `{{patient}}` string becomes `Patient/unknown`.
+        patient: Option<Arc<str>>,
+    },
+    /// A filled resource.
+    Value(Value),
+}
+
+impl Resource {
+    /// The resource as it is rendered.
+    pub fn to_value(&self) -> Value {
+        self.as_value().into_owned()
+    }
+
+    /// [`Resource::to_value`], borrowed when the resource is already filled.
+    pub fn as_value(&self) -> Cow<'_, Value> {
+        match self {
+            Resource::Template { template, patient } => {
+                Cow::Owned(render(template, patient.as_deref()))
+            }
+            Resource::Value(value) => Cow::Borrowed(value),
+        }
+    }
+}
+
+impl From<Value> for Resource {
+    fn from(value: Value) -> Self {
+        Resource::Value(value)
+    }
+}
+
+/// Equal when they render alike, however they are held.
+impl PartialEq for Resource {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Resource::Value(a), Resource::Value(b)) => a == b,
+            (
+                Resource::Template {
+                    template: a,
+                    patient: p,
+                },
+                Resource::Template {
+                    template: b,
+                    patient: q,
+                },
+            ) if Arc::ptr_eq(a, b) && p == q => true,
+            _ => self.to_value() == other.to_value(),
+        }
+    }
+}
+
+impl Serialize for Resource {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Resource::Template { template, patient } => Rendered {
+                template,
+                patient: patient.as_deref(),
+            }
+            .serialize(serializer),
+            Resource::Value(value) => value.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Resource {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Value::deserialize(deserializer).map(Resource::Value)
+    }
+}
+
+/// Whether `value` is a `{"reference": "{{patient}}"}`-like subject, which is left out when the
+/// patient is unknown rather than pointing at a patient nobody knows.
+fn is_patient_subject(value: &Value) -> bool {
+    value.get("reference").and_then(Value::as_str) == Some(PATIENT_PLACEHOLDER)
+}
+
+/// `template` with `{{patient}}` filled in.
+fn render(template: &Value, patient: Option<&str>) -> Value {
+    match template {
+        Value::String(s) if s == PATIENT_PLACEHOLDER => {
+            Value::String(patient.unwrap_or("Patient/unknown").to_owned())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(|v| render(v, patient)).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| patient.is_some() || !is_patient_subject(v))
+                .map(|(k, v)| (k.clone(), render(v, patient)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Serializes [`render`]'s result without building it.
+struct Rendered<'a> {
+    template: &'a Value,
+    patient: Option<&'a str>,
+}
+
+impl Serialize for Rendered<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        let patient = self.patient;
+        let at = |template| Rendered { template, patient };
+        match self.template {
+            Value::String(s) if s == PATIENT_PLACEHOLDER => {
+                serializer.serialize_str(patient.unwrap_or("Patient/unknown"))
+            }
+            Value::Array(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&at(item))?;
+                }
+                seq.end()
+            }
+            Value::Object(entries) => {
+                let kept = || {
+                    entries
+                        .iter()
+                        .filter(|(_, v)| patient.is_some() || !is_patient_subject(v))
+                };
+                let mut map = serializer.serialize_map(Some(kept().count()))?;
+                for (k, v) in kept() {
+                    map.serialize_entry(k, &at(v))?;
+                }
+                map.end()
+            }
+            other => other.serialize(serializer),
+        }
+    }
+}
+
+/// Whether a resource template has a placeholder other than `{{patient}}` strings (a `{name}`
+/// of the finding), so that it must be filled per finding.
+pub fn resource_has_finding_placeholders(template: &Value) -> bool {
+    match template {
+        Value::String(s) => s != PATIENT_PLACEHOLDER && s.contains('{'),
+        Value::Array(items) => items.iter().any(resource_has_finding_placeholders),
+        Value::Object(map) => map.values().any(resource_has_finding_placeholders),
+        _ => false,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -239,7 +239,8 @@ fn a_serialized_decision_follows_the_decision_schema() {
                                 kind: ActionKind::Create,
                                 description: "Order oxycodone 10 mg q6h".into(),
                                 resource: Some(
-                                    json!({"resourceType": "MedicationRequest", "status": "draft"}),
+                                    json!({"resourceType": "MedicationRequest", "status": "draft"})
+                                        .into(),
                                 ),
                                 resource_id: None,
                             },

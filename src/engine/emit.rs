@@ -5,7 +5,8 @@
 
 use super::facts::Facts;
 use crate::decision::{
-    Action, ActionKind, Evaluation, Finding, Labels, MissingInput, Numbers, Severity, Suggestion,
+    Action, Evaluation, Finding, Labels, MissingInput, Numbers, PATIENT_PLACEHOLDER, Resource,
+    Severity, Suggestion,
 };
 use crate::domain::OrderRef;
 use crate::domain::units::push_number;
@@ -191,7 +192,6 @@ impl FindingBuilder<'_, '_> {
         };
         detail.push_str(&rule.citation_note);
         let summary = clip_summary(summary);
-        let patient = facts.input.patient.reference.as_deref();
         let suggestions = rule
             .suggestions
             .iter()
@@ -210,15 +210,17 @@ impl FindingBuilder<'_, '_> {
                             (Some(ActionTarget::Order), None) => return None,
                             (None, _) => None,
                         };
-                        let resource = match a.kind {
-                            ActionKind::Create => {
-                                a.resource.as_ref().map(|r| fill_json(r, patient, &vars))
+                        let resource = a.resource.as_ref().map(|template| {
+                            if a.fills_per_finding {
+                                let patient = facts.input.patient.reference.as_deref();
+                                Resource::Value(fill_json(template, patient, &vars))
+                            } else {
+                                Resource::Template {
+                                    template: template.clone(),
+                                    patient: facts.patient_reference(),
+                                }
                             }
-                            ActionKind::Update => {
-                                a.patch.as_ref().map(|r| fill_json(r, patient, &vars))
-                            }
-                            ActionKind::Delete => None,
-                        };
+                        });
                         Some(Action {
                             kind: a.kind,
                             description: fill_shared(&a.description, &vars),
@@ -396,7 +398,7 @@ fn fill_json(template: &Value, patient: Option<&str>, vars: &[(&str, Var)]) -> V
 
 fn fill_in_place(value: &mut Value, patient: Option<&str>, vars: &[(&str, Var)]) {
     match value {
-        Value::String(s) if s == "{{patient}}" => {
+        Value::String(s) if s == PATIENT_PLACEHOLDER => {
             *s = patient.unwrap_or("Patient/unknown").to_owned();
         }
         Value::String(s) if s.contains('{') => {
@@ -413,7 +415,7 @@ fn fill_in_place(value: &mut Value, patient: Option<&str>, vars: &[(&str, Var)])
                 // A subject template with no patient reference is left out rather than
                 // pointing at a patient we do not know.
                 map.retain(|_, v| {
-                    v.get("reference").and_then(Value::as_str) != Some("{{patient}}")
+                    v.get("reference").and_then(Value::as_str) != Some(PATIENT_PLACEHOLDER)
                 });
             }
             for (_, v) in map.iter_mut() {
@@ -495,6 +497,85 @@ mod tests {
             fill_json(&template, None, &vars),
             serde_json::json!({"value": 7, "unit": "7 days"})
         );
+    }
+
+    /// JSON resource templates: `{{patient}}` strings, subjects that reference it, other
+    /// strings with and without braces, numbers, nested arrays and objects.
+    fn resource_template() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::String(PATIENT_PLACEHOLDER.into())),
+            Just(serde_json::json!({ "reference": PATIENT_PLACEHOLDER })),
+            Just(serde_json::json!({ "reference": "Patient/p9", "display": "x" })),
+            Just(Value::String("draft".into())),
+            Just(Value::String("{{patient}} and more".into())),
+            Just(Value::String("{max_days}".into())),
+            Just(Value::String("no { placeholder".into())),
+            Just(Value::Null),
+            (0i64..100).prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 5, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-z]{1,3}|subject|reference", inner, 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// A template shared with the plan and rendered later gives exactly what filling a copy
+        /// per finding gave, as a value and serialized, with and without a patient.
+        #[test]
+        fn shared_resources_render_as_filled_copies(
+            template in resource_template(),
+            patient in proptest::option::of("Patient/[a-z0-9]{1,4}"),
+        ) {
+            let vars = vec![
+                ("max_days", Var::Number(7.0)),
+                ("drug", Var::Text("oxycodone".into())),
+            ];
+            let filled = fill_json(&template, patient.as_deref(), &vars);
+            let shared = Resource::Template {
+                template: Arc::new(template.clone()),
+                patient: patient.as_deref().map(Arc::from),
+            };
+            // A template with the finding's placeholders is still filled per finding.
+            if !crate::decision::resource_has_finding_placeholders(&template) {
+                proptest::prop_assert_eq!(&shared.to_value(), &filled);
+                proptest::prop_assert_eq!(serde_json::to_value(&shared).unwrap(), filled.clone());
+                proptest::prop_assert_eq!(
+                    serde_json::to_string(&shared).unwrap(),
+                    serde_json::to_string(&filled).unwrap()
+                );
+                proptest::prop_assert_eq!(&shared, &Resource::Value(filled));
+            }
+        }
+    }
+
+    #[test]
+    fn the_builtin_pathway_shares_its_create_resources() {
+        let plan = crate::pathway::Plan::builtin();
+        let actions: Vec<_> = plan
+            .rules
+            .iter()
+            .flat_map(|r| r.suggestions.iter().flat_map(|s| s.actions.iter()))
+            .filter(|a| a.resource.is_some())
+            .collect();
+        assert!(actions.iter().any(|a| !a.fills_per_finding));
+        for a in actions {
+            let template = a.resource.as_ref().unwrap();
+            if !a.fills_per_finding {
+                let shared = Resource::Template {
+                    template: template.clone(),
+                    patient: Some("Patient/p1".into()),
+                };
+                assert_eq!(
+                    shared.to_value(),
+                    fill_json(template, Some("Patient/p1"), &[])
+                );
+            }
+        }
     }
 
     #[test]

@@ -8,10 +8,11 @@ pub mod value_set;
 pub use document::{ActionDef, MessageDef, PathwayDocument, RuleDef, Scope, SuggestionDef};
 pub use value_set::{ValueSet, ValueSetDef};
 
-use crate::decision::{PathwayRef, Severity};
+use crate::decision::{ActionKind, PathwayRef, Severity, resource_has_finding_placeholders};
 use crate::engine::emit::Template;
 use crate::engine::facts::EngineSet;
 use crate::engine::rules::{self, RuleKind};
+use document::ActionTarget;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -92,7 +93,7 @@ pub struct CompiledRule {
     pub severity: Severity,
     pub scope: Scope,
     pub messages: BTreeMap<String, MessageDef>,
-    pub suggestions: Vec<SuggestionDef>,
+    pub suggestions: Vec<CompiledSuggestion>,
     /// Citation names (resolved from keys), in the rule's order; each finding shares them.
     pub citations: Vec<Arc<str>>,
     /// `messages` split into (summary, detail) templates once, by variant name.
@@ -100,6 +101,57 @@ pub struct CompiledRule {
     /// What every finding's detail ends with: "\n\nSource: a; b." (empty without citations).
     pub citation_note: String,
     pub kind: Box<dyn RuleKind>,
+}
+
+/// A rule's suggestion as its findings offer it: the texts and resource templates are the
+/// plan's, shared with every finding (`Arc`), not copied per finding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompiledSuggestion {
+    pub id: Arc<str>,
+    pub label: Arc<str>,
+    pub actions: Vec<CompiledAction>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompiledAction {
+    pub kind: ActionKind,
+    pub description: Arc<str>,
+    pub target: Option<ActionTarget>,
+    /// The resource template of a create, the patch of an update (none for a delete).
+    pub resource: Option<Arc<Value>>,
+    /// Whether `resource` holds placeholders of the finding (`{name}`), so that each finding
+    /// fills its own copy; without them (only `{{patient}}`), findings share the template and
+    /// the patient is filled in when the action is rendered ([`crate::decision::Resource`]).
+    pub fills_per_finding: bool,
+}
+
+impl CompiledSuggestion {
+    fn compile(def: &SuggestionDef) -> CompiledSuggestion {
+        CompiledSuggestion {
+            id: def.id.clone(),
+            label: def.label.clone(),
+            actions: def
+                .actions
+                .iter()
+                .map(|a| {
+                    let resource = match a.kind {
+                        ActionKind::Create => a.resource.clone(),
+                        ActionKind::Update => a.patch.clone(),
+                        ActionKind::Delete => None,
+                    };
+                    CompiledAction {
+                        kind: a.kind,
+                        description: a.description.clone(),
+                        target: a.target,
+                        fills_per_finding: resource
+                            .as_ref()
+                            .is_some_and(resource_has_finding_placeholders),
+                        resource: resource.map(Arc::new),
+                    }
+                })
+                .collect(),
+        }
+    }
 }
 
 /// An immutable, compiled pathway. Cheap to share (`Arc<Plan>`); swapped whole on reload.
@@ -346,7 +398,11 @@ fn compile(
                         (name.clone(), pair)
                     })
                     .collect(),
-                suggestions: rule.suggestions.clone(),
+                suggestions: rule
+                    .suggestions
+                    .iter()
+                    .map(CompiledSuggestion::compile)
+                    .collect(),
                 citations,
                 citation_note,
                 kind,
