@@ -197,17 +197,6 @@ impl Serialize for Rendered<'_> {
     }
 }
 
-/// Whether a resource template has a placeholder other than `{{patient}}` strings (a `{name}`
-/// of the finding), so that it must be filled per finding.
-pub fn resource_has_finding_placeholders(template: &Value) -> bool {
-    match template {
-        Value::String(s) => s != PATIENT_PLACEHOLDER && s.contains('{'),
-        Value::Array(items) => items.iter().any(resource_has_finding_placeholders),
-        Value::Object(map) => map.values().any(resource_has_finding_placeholders),
-        _ => false,
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ActionKind {

@@ -211,7 +211,11 @@ impl FindingBuilder<'_, '_> {
                             (None, _) => None,
                         };
                         let resource = a.resource.as_ref().map(|template| {
-                            if a.fills_per_finding {
+                            let fills = a
+                                .placeholders
+                                .iter()
+                                .any(|name| vars.iter().any(|(n, _)| n == name));
+                            if fills {
                                 let patient = facts.input.patient.reference.as_deref();
                                 Resource::Value(fill_json(template, patient, &vars))
                             } else {
@@ -387,6 +391,32 @@ fn push_var(out: &mut String, name: &str, vars: &[(&str, Var)]) {
     }
 }
 
+/// The `{name}` placeholders [`fill_json`] would fill in `template`'s strings (read as
+/// [`fill`] reads them), once each; `{{patient}}` strings are not among them.
+pub fn placeholder_names(template: &Value) -> Vec<String> {
+    fn walk(value: &Value, names: &mut Vec<String>) {
+        match value {
+            Value::String(s) if s == PATIENT_PLACEHOLDER => {}
+            Value::String(s) if s.contains('{') => {
+                let template = Template::compile(s);
+                for part in &template.parts {
+                    if let Part::Placeholder(a, b) = *part
+                        && !names.iter().any(|n| *n == template.text[a..b])
+                    {
+                        names.push(template.text[a..b].to_owned());
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, names)),
+            Value::Object(map) => map.values().for_each(|v| walk(v, names)),
+            _ => {}
+        }
+    }
+    let mut names = Vec::new();
+    walk(template, &mut names);
+    names
+}
+
 /// Fills a FHIR resource template: `{{patient}}` becomes the patient reference, other strings
 /// take `{name}` placeholders. The template is copied whole (a structural clone, cheap) and
 /// only its strings with a placeholder are rewritten in place.
@@ -510,6 +540,8 @@ mod tests {
             Just(Value::String("draft".into())),
             Just(Value::String("{{patient}} and more".into())),
             Just(Value::String("{max_days}".into())),
+            Just(Value::String("{tablet}".into())),
+            Just(Value::String("{drug} {tablet} {{x}".into())),
             Just(Value::String("no { placeholder".into())),
             Just(Value::Null),
             (0i64..100).prop_map(Value::from),
@@ -530,18 +562,26 @@ mod tests {
         fn shared_resources_render_as_filled_copies(
             template in resource_template(),
             patient in proptest::option::of("Patient/[a-z0-9]{1,4}"),
+            with_max_days in proptest::bool::ANY,
+            with_drug in proptest::bool::ANY,
         ) {
-            let vars = vec![
-                ("max_days", Var::Number(7.0)),
-                ("drug", Var::Text("oxycodone".into())),
-            ];
+            let mut vars = vec![("other", Var::Number(1.0))];
+            if with_max_days {
+                vars.push(("max_days", Var::Number(7.0)));
+            }
+            if with_drug {
+                vars.push(("drug", Var::Text("oxycodone".into())));
+            }
             let filled = fill_json(&template, patient.as_deref(), &vars);
             let shared = Resource::Template {
                 template: Arc::new(template.clone()),
                 patient: patient.as_deref().map(Arc::from),
             };
-            // A template with the finding's placeholders is still filled per finding.
-            if !crate::decision::resource_has_finding_placeholders(&template) {
+            let names = placeholder_names(&template);
+            if names.iter().any(|name| vars.iter().any(|(n, _)| n == name)) {
+                // Filled per finding, as before; only then does filling change a string.
+                proptest::prop_assert!(with_max_days || with_drug);
+            } else {
                 proptest::prop_assert_eq!(&shared.to_value(), &filled);
                 proptest::prop_assert_eq!(serde_json::to_value(&shared).unwrap(), filled.clone());
                 proptest::prop_assert_eq!(
@@ -562,10 +602,10 @@ mod tests {
             .flat_map(|r| r.suggestions.iter().flat_map(|s| s.actions.iter()))
             .filter(|a| a.resource.is_some())
             .collect();
-        assert!(actions.iter().any(|a| !a.fills_per_finding));
+        assert!(actions.iter().any(|a| a.placeholders.is_empty()));
         for a in actions {
             let template = a.resource.as_ref().unwrap();
-            if !a.fills_per_finding {
+            if a.placeholders.iter().all(|p| p == "tablet" || p == "spray") {
                 let shared = Resource::Template {
                     template: template.clone(),
                     patient: Some("Patient/p1".into()),

@@ -8,7 +8,7 @@ pub mod value_set;
 pub use document::{ActionDef, MessageDef, PathwayDocument, RuleDef, Scope, SuggestionDef};
 pub use value_set::{ValueSet, ValueSetDef};
 
-use crate::decision::{ActionKind, PathwayRef, Severity, resource_has_finding_placeholders};
+use crate::decision::{ActionKind, PathwayRef, Severity};
 use crate::engine::emit::Template;
 use crate::engine::facts::EngineSet;
 use crate::engine::rules::{self, RuleKind};
@@ -119,10 +119,12 @@ pub struct CompiledAction {
     pub target: Option<ActionTarget>,
     /// The resource template of a create, the patch of an update (none for a delete).
     pub resource: Option<Arc<Value>>,
-    /// Whether `resource` holds placeholders of the finding (`{name}`), so that each finding
-    /// fills its own copy; without them (only `{{patient}}`), findings share the template and
-    /// the patient is filled in when the action is rendered ([`crate::decision::Resource`]).
-    pub fills_per_finding: bool,
+    /// The `{name}` placeholders in `resource`'s strings (not `{{patient}}`). A finding with
+    /// a value for one of them fills its own copy; the others (in this pathway, every create:
+    /// their only `{...}` besides the patient are UCUM units such as `{tablet}`) share the
+    /// template, and the patient is filled in when the action is rendered
+    /// ([`crate::decision::Resource`]).
+    pub placeholders: Vec<String>,
 }
 
 impl CompiledSuggestion {
@@ -143,9 +145,10 @@ impl CompiledSuggestion {
                         kind: a.kind,
                         description: a.description.clone(),
                         target: a.target,
-                        fills_per_finding: resource
+                        placeholders: resource
                             .as_ref()
-                            .is_some_and(resource_has_finding_placeholders),
+                            .map(crate::engine::emit::placeholder_names)
+                            .unwrap_or_default(),
                         resource: resource.map(Arc::new),
                     }
                 })
