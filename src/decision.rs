@@ -218,11 +218,122 @@ pub struct Suggestion {
 /// The numbers behind a finding ("daily_dose_mg": 3200, "limit_mg": 3000), keyed by name.
 /// The engine's names are `&'static str`: borrowed, a name is not a string allocation (and a
 /// free) per number per finding; read back from storage they are owned.
-pub type Numbers = BTreeMap<Cow<'static, str>, serde_json::Value>;
+pub type Numbers = Named<serde_json::Value>;
 
 /// The text values behind a finding ("ingredient": "acetaminophen", "unit": "mg/day"), keyed
 /// like [`Numbers`]; a value the rule had as a `&'static str` stays borrowed.
-pub type Labels = BTreeMap<Cow<'static, str>, Cow<'static, str>>;
+pub type Labels = Named<Cow<'static, str>>;
+
+/// A small map from names to values, kept as one vector sorted by name: a finding has a handful
+/// of numbers and labels, and a B-tree's node per map, its inserts and its drop cost more than
+/// the values. Iterates, compares and serializes (as a JSON object) in name order, as the
+/// `BTreeMap` it replaces did; inserting a name again replaces its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Named<V> {
+    entries: Vec<(Cow<'static, str>, V)>,
+}
+
+impl<V> Default for Named<V> {
+    fn default() -> Self {
+        Named {
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl<V> Named<V> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with_capacity(capacity: usize) -> Self {
+        Named {
+            entries: Vec::with_capacity(capacity),
+        }
+    }
+
+    fn position(&self, name: &str) -> Result<usize, usize> {
+        self.entries.binary_search_by(|(k, _)| (**k).cmp(name))
+    }
+
+    /// Sets `name` to `value`, returning the value it replaces.
+    pub fn insert(&mut self, name: impl Into<Cow<'static, str>>, value: V) -> Option<V> {
+        let name = name.into();
+        match self.position(&name) {
+            Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
+            Err(i) => {
+                self.entries.insert(i, (name, value));
+                None
+            }
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&V> {
+        self.position(name).ok().map(|i| &self.entries[i].1)
+    }
+
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.position(name).is_ok()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// In name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &V)> {
+        self.entries.iter().map(|(k, v)| (&**k, v))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|(k, _)| &**k)
+    }
+}
+
+impl<V> std::ops::Index<&str> for Named<V> {
+    type Output = V;
+
+    /// Panics when `name` is not there, as `BTreeMap`'s index does.
+    fn index(&self, name: &str) -> &V {
+        self.get(name)
+            .unwrap_or_else(|| panic!("no value named {name:?}"))
+    }
+}
+
+impl<V> FromIterator<(Cow<'static, str>, V)> for Named<V> {
+    fn from_iter<I: IntoIterator<Item = (Cow<'static, str>, V)>>(iter: I) -> Self {
+        let mut named = Named::new();
+        for (k, v) in iter {
+            named.insert(k, v);
+        }
+        named
+    }
+}
+
+impl<V, const N: usize> From<[(Cow<'static, str>, V); N]> for Named<V> {
+    fn from(entries: [(Cow<'static, str>, V); N]) -> Self {
+        entries.into_iter().collect()
+    }
+}
+
+impl<V: Serialize> Serialize for Named<V> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.entries.iter().map(|(k, v)| (&**k, v)))
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Named<V> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<String, V>::deserialize(deserializer)?;
+        Ok(Named {
+            entries: map.into_iter().map(|(k, v)| (Cow::Owned(k), v)).collect(),
+        })
+    }
+}
 
 /// One thing the pathway has to say about the proposed orders.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -237,7 +348,7 @@ pub struct Finding {
     pub summary: String,
     /// Markdown with the numbers and how they were computed, and the citation.
     pub detail: String,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "Numbers::is_empty")]
     pub numbers: Numbers,
     /// The text values the finding's messages were filled with (`ingredient`, `unit`,
     /// `regimen`, ...): what a pharmacist needs beside the numbers to read them. Kept in the
@@ -332,6 +443,35 @@ mod tests {
         assert_eq!(decision.card_uuid(0), decision.card_uuid(0));
         assert_ne!(decision.card_uuid(0), decision.card_uuid(1));
         assert_eq!(decision.card_uuid(3).get_version_num(), 8);
+    }
+
+    proptest::proptest! {
+        /// `Named` behaves as the `BTreeMap` it replaced: last insert wins, name order,
+        /// the same JSON object, and it reads back.
+        #[test]
+        fn named_values_behave_as_a_btree_map(
+            inserts in proptest::collection::vec(("[a-d_]{0,3}", 0i64..5), 0..12),
+        ) {
+            let mut named = Numbers::new();
+            let mut map = BTreeMap::new();
+            for (k, v) in &inserts {
+                proptest::prop_assert_eq!(
+                    named.insert(k.clone(), serde_json::json!(v)),
+                    map.insert(k.clone(), serde_json::json!(v))
+                );
+            }
+            proptest::prop_assert_eq!(named.len(), map.len());
+            proptest::prop_assert!(named.iter().eq(map.iter().map(|(k, v)| (k.as_str(), v))));
+            for (k, _) in &inserts {
+                proptest::prop_assert_eq!(named.get(k), map.get(k));
+                proptest::prop_assert_eq!(&named[k.as_str()], &map[k]);
+            }
+            proptest::prop_assert!(!named.contains_key("zz"));
+            let json = serde_json::to_string(&named).unwrap();
+            proptest::prop_assert_eq!(&json, &serde_json::to_string(&map).unwrap());
+            let back: Numbers = serde_json::from_str(&json).unwrap();
+            proptest::prop_assert_eq!(back, named);
+        }
     }
 
     #[test]

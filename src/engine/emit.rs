@@ -24,6 +24,9 @@ pub const MAX_SUGGESTIONS: usize = 64;
 #[derive(Default)]
 pub struct Sink {
     findings: Vec<Finding>,
+    /// The values of the finding under construction: one buffer for every finding of the
+    /// evaluation, handed to each builder and taken back when it is emitted.
+    vars: Vec<(&'static str, Var)>,
     missing: BTreeMap<String, BTreeSet<String>>,
 }
 
@@ -97,12 +100,15 @@ impl<'a> Emitter<'a> {
 
     /// Starts a finding with the `default` message.
     pub fn finding(&mut self) -> FindingBuilder<'_, 'a> {
+        let mut vars = std::mem::take(&mut self.sink.vars);
+        vars.clear();
+        vars.reserve(8);
         FindingBuilder {
             emitter: self,
             variant: "default",
             severity: None,
             order: None,
-            vars: Vec::with_capacity(8),
+            vars,
             offered: None,
         }
     }
@@ -164,18 +170,19 @@ impl FindingBuilder<'_, '_> {
             variant,
             severity,
             order,
-            vars,
+            mut vars,
             offered,
         } = self;
         let rule = emitter.rule;
         let facts = emitter.facts;
-        if let Some(order) = &order {
-            if !facts.input.orders.in_focus(order) {
-                return;
-            }
-        } else if facts.input.orders.focus.is_some() {
+        let in_focus = match &order {
+            Some(order) => facts.input.orders.in_focus(order),
             // order-select: patient-level reminders wait for order-sign, where the whole set is
             // known; repeating them on every selection is alert fatigue.
+            None => facts.input.orders.focus.is_none(),
+        };
+        if !in_focus {
+            emitter.sink.vars = vars;
             return;
         }
         let key = if rule.messages.contains_key(variant) {
@@ -186,8 +193,20 @@ impl FindingBuilder<'_, '_> {
         let message = rule.messages.get(key).zip(rule.templates.get(key));
         let variant_severity = message.and_then(|(m, _)| m.severity);
         let severity = severity.or(variant_severity).unwrap_or(rule.severity);
+        // Room for the detail's values and the citations, so that it is written without
+        // growing: a number is rarely longer than 16 characters.
+        let values_len: usize = vars
+            .iter()
+            .map(|(_, v)| match v {
+                Var::Number(_) => 16,
+                Var::Text(t) => t.len(),
+            })
+            .sum();
         let (summary, mut detail) = match message {
-            Some((_, (summary, detail))) => (summary.fill(&vars), detail.fill(&vars)),
+            Some((_, (summary, detail))) => (
+                summary.fill(&vars),
+                detail.fill_reserving(&vars, values_len + rule.citation_note.len()),
+            ),
             None => (fill(&rule.id, &vars), fill(&rule.id, &vars)),
         };
         detail.push_str(&rule.citation_note);
@@ -241,19 +260,24 @@ impl FindingBuilder<'_, '_> {
             })
             .collect();
         // Last, once the templates are filled: the texts move into the labels, uncopied.
-        let mut numbers = Numbers::new();
-        let mut labels = Labels::new();
-        for (name, var) in vars {
+        let count = vars
+            .iter()
+            .filter(|(_, v)| matches!(v, Var::Number(_)))
+            .count();
+        let mut numbers = Numbers::with_capacity(count);
+        let mut labels = Labels::with_capacity(vars.len() - count);
+        for (name, var) in vars.drain(..) {
             match var {
                 Var::Number(n) => {
-                    numbers.insert(Cow::Borrowed(name), number_json(n));
+                    numbers.insert(name, number_json(n));
                 }
                 Var::Text(t) if !t.is_empty() => {
-                    labels.insert(Cow::Borrowed(name), t);
+                    labels.insert(name, t);
                 }
                 Var::Text(_) => {}
             }
         }
+        emitter.sink.vars = vars;
         emitter.sink.findings.push(Finding {
             rule_id: rule.id.clone(),
             severity,
@@ -328,7 +352,12 @@ impl Template {
     }
 
     pub fn fill(&self, vars: &[(&str, Var)]) -> String {
-        let mut out = String::with_capacity(self.text.len() + 32);
+        self.fill_reserving(vars, 32)
+    }
+
+    /// [`Template::fill`] into a string with room for `extra` bytes beyond the template.
+    pub fn fill_reserving(&self, vars: &[(&str, Var)], extra: usize) -> String {
+        let mut out = String::with_capacity(self.text.len() + extra);
         for part in &self.parts {
             match *part {
                 Part::Literal(a, b) => out.push_str(&self.text[a..b]),
