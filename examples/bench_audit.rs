@@ -50,7 +50,7 @@ fn record(input: &[u8]) -> AuditRecord {
                 numbers: Numbers::from([("mme_per_day".into(), json!(120.5))]),
                 labels: Default::default(),
                 suggestions: vec![],
-                citations: vec![],
+                citations: Default::default(),
             }],
             ..Evaluation::default()
         },

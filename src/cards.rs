@@ -230,7 +230,7 @@ mod tests {
             numbers: Default::default(),
             labels: Default::default(),
             suggestions,
-            citations: vec![],
+            citations: Default::default(),
         }
     }
 

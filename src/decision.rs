@@ -338,8 +338,8 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for Named<V> {
 /// One thing the pathway has to say about the proposed orders.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
-    /// Fixed rule id from pathway-spec.md, e.g. `DOSE-MME-90`.
-    pub rule_id: String,
+    /// Fixed rule id from pathway-spec.md, e.g. `DOSE-MME-90`; shared with the compiled rule.
+    pub rule_id: Arc<str>,
     pub severity: Severity,
     /// The order the finding is about, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -360,8 +360,8 @@ pub struct Finding {
     /// Sources by name, e.g. "CDC Clinical Practice Guideline for Prescribing Opioids, 2022".
     /// Shared with the compiled rule: every finding of a rule names the same sources, and
     /// copying them was a string allocation (and a free) per citation per finding.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub citations: Vec<Arc<str>>,
+    #[serde(default, skip_serializing_if = "<[_]>::is_empty")]
+    pub citations: Arc<[Arc<str>]>,
 }
 
 /// An order whose drug or service could not be identified: no card, but listed so the audit

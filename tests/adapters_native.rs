@@ -248,7 +248,8 @@ fn a_serialized_decision_follows_the_decision_schema() {
                     }],
                     citations: vec![
                         "CDC Clinical Practice Guideline for Prescribing Opioids, 2022".into(),
-                    ],
+                    ]
+                    .into(),
                 },
                 Finding {
                     rule_id: "BEDREST-MAX".into(),
@@ -259,7 +260,7 @@ fn a_serialized_decision_follows_the_decision_schema() {
                     numbers: Default::default(),
                     labels: Default::default(),
                     suggestions: vec![],
-                    citations: vec![],
+                    citations: Default::default(),
                 },
             ],
             unrecognized: vec![Unrecognized {

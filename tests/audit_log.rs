@@ -42,7 +42,7 @@ fn decision(findings: usize) -> Decision {
             ]),
             labels: Default::default(),
             suggestions: vec![],
-            citations: vec![],
+            citations: Default::default(),
         })
         .collect();
     Decision {

@@ -89,13 +89,14 @@ impl PathwayError {
 /// A compiled rule: its data (texts, suggestions, severity) and the kind's compiled parameters.
 #[derive(Debug)]
 pub struct CompiledRule {
-    pub id: String,
+    /// Shared with every finding of the rule.
+    pub id: Arc<str>,
     pub severity: Severity,
     pub scope: Scope,
     pub messages: BTreeMap<String, MessageDef>,
     pub suggestions: Vec<CompiledSuggestion>,
-    /// Citation names (resolved from keys), in the rule's order; each finding shares them.
-    pub citations: Vec<Arc<str>>,
+    /// Citation names (resolved from keys), in the rule's order; each finding shares the list.
+    pub citations: Arc<[Arc<str>]>,
     /// `messages` split into (summary, detail) templates once, by variant name.
     pub templates: BTreeMap<String, (Template, Template)>,
     /// What every finding's detail ends with: "\n\nSource: a; b." (empty without citations).
@@ -389,7 +390,7 @@ fn compile(
                 format!("\n\nSource: {}.", citations.join("; "))
             };
             compiled.push(CompiledRule {
-                id: rule.id.clone(),
+                id: Arc::from(rule.id.as_str()),
                 severity: rule.severity,
                 scope: rule.scope,
                 messages: rule.messages.clone(),
@@ -406,7 +407,7 @@ fn compile(
                     .iter()
                     .map(CompiledSuggestion::compile)
                     .collect(),
-                citations,
+                citations: citations.into(),
                 citation_note,
                 kind,
             });
