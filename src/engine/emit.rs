@@ -498,7 +498,8 @@ fn whole_number_placeholder(template: &str, vars: &[(&str, Var)]) -> Option<Valu
 
 /// CDS Hooks summaries must stay under 140 characters.
 fn clip_summary(summary: String) -> String {
-    if summary.chars().count() < 140 {
+    // Never more characters than bytes: a summary under 140 bytes needs no count.
+    if summary.len() < 140 || summary.chars().count() < 140 {
         return summary;
     }
     let mut clipped: String = summary.chars().take(138).collect();
@@ -644,6 +645,21 @@ mod tests {
                     fill_json(template, Some("Patient/p1"), &[])
                 );
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// The byte-length shortcut clips exactly as counting the characters always did.
+        #[test]
+        fn summaries_clip_as_by_counting(summary in "[aé€😀 ]{100,160}") {
+            let counted = if summary.chars().count() < 140 {
+                summary.clone()
+            } else {
+                let mut clipped: String = summary.chars().take(138).collect();
+                clipped.push('…');
+                clipped
+            };
+            proptest::prop_assert_eq!(clip_summary(summary), counted);
         }
     }
 
