@@ -24,10 +24,9 @@ use chrono::Utc;
 use orderguard::audit::{
     self, AuditRecord, AuditWriter, Channel, Durability, RequestMeta, WriterConfig,
 };
-use orderguard::decision::{Decision, Evaluation, Finding, PathwayRef, Severity};
+use orderguard::decision::{Decision, Evaluation, Finding, Numbers, PathwayRef, Severity};
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -48,10 +47,10 @@ fn record(input: &[u8]) -> AuditRecord {
                 order_ref: Some(orderguard::domain::OrderRef("MedicationRequest/m1".into())),
                 summary: "Opioid dose above 90 MME/day".into(),
                 detail: String::new(),
-                numbers: BTreeMap::from([("mme_per_day".into(), json!(120.5))]),
+                numbers: Numbers::from([("mme_per_day".into(), json!(120.5))]),
                 labels: Default::default(),
                 suggestions: vec![],
-                citations: vec![],
+                citations: Default::default(),
             }],
             ..Evaluation::default()
         },

@@ -119,7 +119,7 @@ fn action(a: &crate::decision::Action, draft_orders: Option<&Value>) -> Value {
     match a.kind {
         ActionKind::Create => {
             if let Some(resource) = &a.resource {
-                out.insert("resource".into(), resource.clone());
+                out.insert("resource".into(), resource.to_value());
             }
         }
         ActionKind::Delete => {
@@ -133,7 +133,7 @@ fn action(a: &crate::decision::Action, draft_orders: Option<&Value>) -> Value {
                     .cloned()
                     .unwrap_or_else(|| skeleton(id));
                 if let Some(patch) = &a.resource {
-                    merge(&mut resource, patch);
+                    merge(&mut resource, &patch.as_value());
                 }
                 out.insert("resource".into(), resource);
             }
@@ -230,7 +230,7 @@ mod tests {
             numbers: Default::default(),
             labels: Default::default(),
             suggestions,
-            citations: vec![],
+            citations: Default::default(),
         }
     }
 
@@ -274,7 +274,7 @@ mod tests {
             actions: vec![Action {
                 kind: ActionKind::Update,
                 description: "Shorten".into(),
-                resource: Some(patch),
+                resource: Some(patch.into()),
                 resource_id: Some("MedicationRequest/m1".into()),
             }],
         };

@@ -7,6 +7,7 @@
 use crate::domain::OrderRef;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -38,9 +39,9 @@ pub struct Action {
     pub kind: ActionKind,
     /// Shared with the pathway's action when it has no placeholder (most have none).
     pub description: Arc<str>,
-    /// The resource to create, or the updated resource (create / update).
+    /// The resource to create, or the fields merged into the updated order (create / update).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource: Option<serde_json::Value>,
+    pub resource: Option<Resource>,
     /// `ResourceType/id` of the resource to delete.
     #[serde(
         default,
@@ -48,6 +49,152 @@ pub struct Action {
         skip_serializing_if = "Option::is_none"
     )]
     pub resource_id: Option<String>,
+}
+
+/// The string a resource template holds where the patient reference goes.
+pub const PATIENT_PLACEHOLDER: &str = "{{patient}}";
+
+/// The FHIR resource of an action (create), or the patch of an update.
+///
+/// Most of a pathway's resources have no placeholder but `{{patient}}`: those stay the
+/// pathway's template, shared with the plan and every finding, with the patient reference
+/// beside it, and are filled in only when they are rendered (cards, native JSON). A resource
+/// with the finding's own `{name}` placeholders is filled when the finding is made.
+#[derive(Debug, Clone)]
+pub enum Resource {
+    /// A template whose only placeholders are `{{patient}}` strings, and the patient.
+    Template {
+        template: Arc<Value>,
+        /// `None`: unknown; a `{"reference": "{{patient}}"}` object is then left out, and any
+        /// other `{{patient}}` string becomes `Patient/unknown`.
+        patient: Option<Arc<str>>,
+    },
+    /// A filled resource.
+    Value(Value),
+}
+
+impl Resource {
+    /// The resource as it is rendered.
+    pub fn to_value(&self) -> Value {
+        self.as_value().into_owned()
+    }
+
+    /// [`Resource::to_value`], borrowed when the resource is already filled.
+    pub fn as_value(&self) -> Cow<'_, Value> {
+        match self {
+            Resource::Template { template, patient } => {
+                Cow::Owned(render(template, patient.as_deref()))
+            }
+            Resource::Value(value) => Cow::Borrowed(value),
+        }
+    }
+}
+
+impl From<Value> for Resource {
+    fn from(value: Value) -> Self {
+        Resource::Value(value)
+    }
+}
+
+/// Equal when they render alike, however they are held.
+impl PartialEq for Resource {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Resource::Value(a), Resource::Value(b)) => a == b,
+            (
+                Resource::Template {
+                    template: a,
+                    patient: p,
+                },
+                Resource::Template {
+                    template: b,
+                    patient: q,
+                },
+            ) if Arc::ptr_eq(a, b) && p == q => true,
+            _ => self.to_value() == other.to_value(),
+        }
+    }
+}
+
+impl Serialize for Resource {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Resource::Template { template, patient } => Rendered {
+                template,
+                patient: patient.as_deref(),
+            }
+            .serialize(serializer),
+            Resource::Value(value) => value.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Resource {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Value::deserialize(deserializer).map(Resource::Value)
+    }
+}
+
+/// Whether `value` is a `{"reference": "{{patient}}"}`-like subject, which is left out when the
+/// patient is unknown rather than pointing at a patient nobody knows.
+fn is_patient_subject(value: &Value) -> bool {
+    value.get("reference").and_then(Value::as_str) == Some(PATIENT_PLACEHOLDER)
+}
+
+/// `template` with `{{patient}}` filled in.
+fn render(template: &Value, patient: Option<&str>) -> Value {
+    match template {
+        Value::String(s) if s == PATIENT_PLACEHOLDER => {
+            Value::String(patient.unwrap_or("Patient/unknown").to_owned())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(|v| render(v, patient)).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| patient.is_some() || !is_patient_subject(v))
+                .map(|(k, v)| (k.clone(), render(v, patient)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Serializes [`render`]'s result without building it.
+struct Rendered<'a> {
+    template: &'a Value,
+    patient: Option<&'a str>,
+}
+
+impl Serialize for Rendered<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        let patient = self.patient;
+        let at = |template| Rendered { template, patient };
+        match self.template {
+            Value::String(s) if s == PATIENT_PLACEHOLDER => {
+                serializer.serialize_str(patient.unwrap_or("Patient/unknown"))
+            }
+            Value::Array(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&at(item))?;
+                }
+                seq.end()
+            }
+            Value::Object(entries) => {
+                let kept = || {
+                    entries
+                        .iter()
+                        .filter(|(_, v)| patient.is_some() || !is_patient_subject(v))
+                };
+                let mut map = serializer.serialize_map(Some(kept().count()))?;
+                for (k, v) in kept() {
+                    map.serialize_entry(k, &at(v))?;
+                }
+                map.end()
+            }
+            other => other.serialize(serializer),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,17 +218,128 @@ pub struct Suggestion {
 /// The numbers behind a finding ("daily_dose_mg": 3200, "limit_mg": 3000), keyed by name.
 /// The engine's names are `&'static str`: borrowed, a name is not a string allocation (and a
 /// free) per number per finding; read back from storage they are owned.
-pub type Numbers = BTreeMap<Cow<'static, str>, serde_json::Value>;
+pub type Numbers = Named<serde_json::Value>;
 
 /// The text values behind a finding ("ingredient": "acetaminophen", "unit": "mg/day"), keyed
 /// like [`Numbers`]; a value the rule had as a `&'static str` stays borrowed.
-pub type Labels = BTreeMap<Cow<'static, str>, Cow<'static, str>>;
+pub type Labels = Named<Cow<'static, str>>;
+
+/// A small map from names to values, kept as one vector sorted by name: a finding has a handful
+/// of numbers and labels, and a B-tree's node per map, its inserts and its drop cost more than
+/// the values. Iterates, compares and serializes (as a JSON object) in name order, as the
+/// `BTreeMap` it replaces did; inserting a name again replaces its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Named<V> {
+    entries: Vec<(Cow<'static, str>, V)>,
+}
+
+impl<V> Default for Named<V> {
+    fn default() -> Self {
+        Named {
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl<V> Named<V> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with_capacity(capacity: usize) -> Self {
+        Named {
+            entries: Vec::with_capacity(capacity),
+        }
+    }
+
+    fn position(&self, name: &str) -> Result<usize, usize> {
+        self.entries.binary_search_by(|(k, _)| (**k).cmp(name))
+    }
+
+    /// Sets `name` to `value`, returning the value it replaces.
+    pub fn insert(&mut self, name: impl Into<Cow<'static, str>>, value: V) -> Option<V> {
+        let name = name.into();
+        match self.position(&name) {
+            Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
+            Err(i) => {
+                self.entries.insert(i, (name, value));
+                None
+            }
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&V> {
+        self.position(name).ok().map(|i| &self.entries[i].1)
+    }
+
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.position(name).is_ok()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// In name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &V)> {
+        self.entries.iter().map(|(k, v)| (&**k, v))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|(k, _)| &**k)
+    }
+}
+
+impl<V> std::ops::Index<&str> for Named<V> {
+    type Output = V;
+
+    /// Panics when `name` is not there, as `BTreeMap`'s index does.
+    fn index(&self, name: &str) -> &V {
+        self.get(name)
+            .unwrap_or_else(|| panic!("no value named {name:?}"))
+    }
+}
+
+impl<V> FromIterator<(Cow<'static, str>, V)> for Named<V> {
+    fn from_iter<I: IntoIterator<Item = (Cow<'static, str>, V)>>(iter: I) -> Self {
+        let mut named = Named::new();
+        for (k, v) in iter {
+            named.insert(k, v);
+        }
+        named
+    }
+}
+
+impl<V, const N: usize> From<[(Cow<'static, str>, V); N]> for Named<V> {
+    fn from(entries: [(Cow<'static, str>, V); N]) -> Self {
+        entries.into_iter().collect()
+    }
+}
+
+impl<V: Serialize> Serialize for Named<V> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.entries.iter().map(|(k, v)| (&**k, v)))
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Named<V> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<String, V>::deserialize(deserializer)?;
+        Ok(Named {
+            entries: map.into_iter().map(|(k, v)| (Cow::Owned(k), v)).collect(),
+        })
+    }
+}
 
 /// One thing the pathway has to say about the proposed orders.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
-    /// Fixed rule id from pathway-spec.md, e.g. `DOSE-MME-90`.
-    pub rule_id: String,
+    /// Fixed rule id from pathway-spec.md, e.g. `DOSE-MME-90`; shared with the compiled rule.
+    pub rule_id: Arc<str>,
     pub severity: Severity,
     /// The order the finding is about, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -90,7 +348,7 @@ pub struct Finding {
     pub summary: String,
     /// Markdown with the numbers and how they were computed, and the citation.
     pub detail: String,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "Numbers::is_empty")]
     pub numbers: Numbers,
     /// The text values the finding's messages were filled with (`ingredient`, `unit`,
     /// `regimen`, ...): what a pharmacist needs beside the numbers to read them. Kept in the
@@ -102,8 +360,8 @@ pub struct Finding {
     /// Sources by name, e.g. "CDC Clinical Practice Guideline for Prescribing Opioids, 2022".
     /// Shared with the compiled rule: every finding of a rule names the same sources, and
     /// copying them was a string allocation (and a free) per citation per finding.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub citations: Vec<Arc<str>>,
+    #[serde(default, skip_serializing_if = "<[_]>::is_empty")]
+    pub citations: Arc<[Arc<str>]>,
 }
 
 /// An order whose drug or service could not be identified: no card, but listed so the audit
@@ -185,6 +443,35 @@ mod tests {
         assert_eq!(decision.card_uuid(0), decision.card_uuid(0));
         assert_ne!(decision.card_uuid(0), decision.card_uuid(1));
         assert_eq!(decision.card_uuid(3).get_version_num(), 8);
+    }
+
+    proptest::proptest! {
+        /// `Named` behaves as the `BTreeMap` it replaced: last insert wins, name order,
+        /// the same JSON object, and it reads back.
+        #[test]
+        fn named_values_behave_as_a_btree_map(
+            inserts in proptest::collection::vec(("[a-d_]{0,3}", 0i64..5), 0..12),
+        ) {
+            let mut named = Numbers::new();
+            let mut map = BTreeMap::new();
+            for (k, v) in &inserts {
+                proptest::prop_assert_eq!(
+                    named.insert(k.clone(), serde_json::json!(v)),
+                    map.insert(k.clone(), serde_json::json!(v))
+                );
+            }
+            proptest::prop_assert_eq!(named.len(), map.len());
+            proptest::prop_assert!(named.iter().eq(map.iter().map(|(k, v)| (k.as_str(), v))));
+            for (k, _) in &inserts {
+                proptest::prop_assert_eq!(named.get(k), map.get(k));
+                proptest::prop_assert_eq!(&named[k.as_str()], &map[k]);
+            }
+            proptest::prop_assert!(!named.contains_key("zz"));
+            let json = serde_json::to_string(&named).unwrap();
+            proptest::prop_assert_eq!(&json, &serde_json::to_string(&map).unwrap());
+            let back: Numbers = serde_json::from_str(&json).unwrap();
+            proptest::prop_assert_eq!(back, named);
+        }
     }
 
     #[test]

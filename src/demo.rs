@@ -416,7 +416,7 @@ mod tests {
                 .evaluation
                 .findings
                 .iter()
-                .map(|f| f.rule_id.clone())
+                .map(|f| f.rule_id.to_string())
                 .collect();
             assert_eq!(rules(&moved.record.findings), expected_rules);
             assert!(moved.record.evaluated_at <= options.now);

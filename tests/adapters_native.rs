@@ -239,7 +239,8 @@ fn a_serialized_decision_follows_the_decision_schema() {
                                 kind: ActionKind::Create,
                                 description: "Order oxycodone 10 mg q6h".into(),
                                 resource: Some(
-                                    json!({"resourceType": "MedicationRequest", "status": "draft"}),
+                                    json!({"resourceType": "MedicationRequest", "status": "draft"})
+                                        .into(),
                                 ),
                                 resource_id: None,
                             },
@@ -247,7 +248,8 @@ fn a_serialized_decision_follows_the_decision_schema() {
                     }],
                     citations: vec![
                         "CDC Clinical Practice Guideline for Prescribing Opioids, 2022".into(),
-                    ],
+                    ]
+                    .into(),
                 },
                 Finding {
                     rule_id: "BEDREST-MAX".into(),
@@ -258,7 +260,7 @@ fn a_serialized_decision_follows_the_decision_schema() {
                     numbers: Default::default(),
                     labels: Default::default(),
                     suggestions: vec![],
-                    citations: vec![],
+                    citations: Default::default(),
                 },
             ],
             unrecognized: vec![Unrecognized {

@@ -9,11 +9,12 @@ use orderguard::audit::{
     self, AuditRecord, AuditWriter, BreakKind, Channel, Durability, EventRecord, FeedbackOutcome,
     FeedbackRecord, RejectionRecord, RequestMeta, VerifyReport, WriterConfig,
 };
-use orderguard::decision::{Decision, Evaluation, Finding, MissingInput, PathwayRef, Severity};
+use orderguard::decision::{
+    Decision, Evaluation, Finding, MissingInput, Numbers, PathwayRef, Severity,
+};
 use orderguard::domain::OrderRef;
 use serde_json::json;
 use sqlx::PgPool;
-use std::collections::BTreeMap;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -33,7 +34,7 @@ fn decision(findings: usize) -> Decision {
             order_ref: Some(OrderRef(format!("MedicationRequest/med-{i}"))),
             summary: "Opioid dose above 90 MME/day".into(),
             detail: "120.5 MME/day".into(),
-            numbers: BTreeMap::from([
+            numbers: Numbers::from([
                 ("mme_per_day".into(), json!(120.5)),
                 ("limit".into(), json!(90)),
                 ("tiny".into(), json!(1e-7)),
@@ -41,7 +42,7 @@ fn decision(findings: usize) -> Decision {
             ]),
             labels: Default::default(),
             suggestions: vec![],
-            citations: vec![],
+            citations: Default::default(),
         })
         .collect();
     Decision {

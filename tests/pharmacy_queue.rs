@@ -65,7 +65,7 @@ async fn the_queue_lists_every_dose_finding_newest_first_with_drug_numbers_and_l
                 .findings
                 .iter()
                 .filter(|f| f.rule_id.starts_with("DOSE-"))
-                .map(|f| (d.decision_id, f.rule_id.clone()))
+                .map(|f| (d.decision_id, f.rule_id.to_string()))
         })
         .collect();
     let got: Vec<(Uuid, String)> = alerts

@@ -95,7 +95,7 @@ async fn record(
         .evaluation
         .findings
         .iter()
-        .map(|f| f.rule_id.clone())
+        .map(|f| f.rule_id.to_string())
         .collect();
     let record = AuditRecord::from_decision(
         &decision,

@@ -52,7 +52,7 @@ impl Written {
             .evaluation
             .findings
             .iter()
-            .position(|f| f.rule_id == rule)
+            .position(|f| *f.rule_id == *rule)
             .unwrap();
         self.decision.card_uuid(index)
     }
@@ -92,7 +92,7 @@ async fn write(
                         label: "do it".into(),
                         actions: vec![],
                     }],
-                    citations: vec![],
+                    citations: Default::default(),
                     labels: Default::default(),
                 })
                 .collect(),

@@ -124,7 +124,7 @@ impl AuditRecord {
             .iter()
             .enumerate()
             .map(|(index, finding)| FindingRecord {
-                rule_id: finding.rule_id.clone(),
+                rule_id: finding.rule_id.to_string(),
                 severity: finding.severity,
                 order_ref: finding.order_ref.as_ref().map(|r| r.0.clone()),
                 card_uuid: Some(decision.card_uuid(index)),

@@ -253,8 +253,12 @@ fn push_unsigned(out: &mut String, mut value: u64) {
             break;
         }
     }
-    // Only ASCII digits were written.
-    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+    // Pushed as characters: checking the digits are UTF-8 to push them as a `str` cost more
+    // than the few pushes of a card's numbers (one to four digits, nearly always).
+    out.reserve(digits.len() - at);
+    for &digit in &digits[at..] {
+        out.push(char::from(digit));
+    }
 }
 
 /// FHIR `periodUnit` / duration units (UCUM subset s | min | h | d | wk | mo | a).

@@ -5,7 +5,8 @@
 
 use super::facts::Facts;
 use crate::decision::{
-    Action, ActionKind, Evaluation, Finding, Labels, MissingInput, Numbers, Severity, Suggestion,
+    Action, Evaluation, Finding, Labels, MissingInput, Numbers, PATIENT_PLACEHOLDER, Resource,
+    Severity, Suggestion,
 };
 use crate::domain::OrderRef;
 use crate::domain::units::push_number;
@@ -23,6 +24,9 @@ pub const MAX_SUGGESTIONS: usize = 64;
 #[derive(Default)]
 pub struct Sink {
     findings: Vec<Finding>,
+    /// The values of the finding under construction: one buffer for every finding of the
+    /// evaluation, handed to each builder and taken back when it is emitted.
+    vars: Vec<(&'static str, Var)>,
     missing: BTreeMap<String, BTreeSet<String>>,
 }
 
@@ -96,12 +100,15 @@ impl<'a> Emitter<'a> {
 
     /// Starts a finding with the `default` message.
     pub fn finding(&mut self) -> FindingBuilder<'_, 'a> {
+        let mut vars = std::mem::take(&mut self.sink.vars);
+        vars.clear();
+        vars.reserve(8);
         FindingBuilder {
             emitter: self,
             variant: "default",
             severity: None,
             order: None,
-            vars: Vec::with_capacity(8),
+            vars,
             offered: None,
         }
     }
@@ -163,18 +170,19 @@ impl FindingBuilder<'_, '_> {
             variant,
             severity,
             order,
-            vars,
+            mut vars,
             offered,
         } = self;
         let rule = emitter.rule;
         let facts = emitter.facts;
-        if let Some(order) = &order {
-            if !facts.input.orders.in_focus(order) {
-                return;
-            }
-        } else if facts.input.orders.focus.is_some() {
+        let in_focus = match &order {
+            Some(order) => facts.input.orders.in_focus(order),
             // order-select: patient-level reminders wait for order-sign, where the whole set is
             // known; repeating them on every selection is alert fatigue.
+            None => facts.input.orders.focus.is_none(),
+        };
+        if !in_focus {
+            emitter.sink.vars = vars;
             return;
         }
         let key = if rule.messages.contains_key(variant) {
@@ -185,13 +193,24 @@ impl FindingBuilder<'_, '_> {
         let message = rule.messages.get(key).zip(rule.templates.get(key));
         let variant_severity = message.and_then(|(m, _)| m.severity);
         let severity = severity.or(variant_severity).unwrap_or(rule.severity);
+        // Room for the detail's values and the citations, so that it is written without
+        // growing: a number is rarely longer than 16 characters.
+        let values_len: usize = vars
+            .iter()
+            .map(|(_, v)| match v {
+                Var::Number(_) => 16,
+                Var::Text(t) => t.len(),
+            })
+            .sum();
         let (summary, mut detail) = match message {
-            Some((_, (summary, detail))) => (summary.fill(&vars), detail.fill(&vars)),
+            Some((_, (summary, detail))) => (
+                summary.fill(&vars),
+                detail.fill_reserving(&vars, values_len + rule.citation_note.len()),
+            ),
             None => (fill(&rule.id, &vars), fill(&rule.id, &vars)),
         };
         detail.push_str(&rule.citation_note);
         let summary = clip_summary(summary);
-        let patient = facts.input.patient.reference.as_deref();
         let suggestions = rule
             .suggestions
             .iter()
@@ -210,15 +229,21 @@ impl FindingBuilder<'_, '_> {
                             (Some(ActionTarget::Order), None) => return None,
                             (None, _) => None,
                         };
-                        let resource = match a.kind {
-                            ActionKind::Create => {
-                                a.resource.as_ref().map(|r| fill_json(r, patient, &vars))
+                        let resource = a.resource.as_ref().map(|template| {
+                            let fills = a
+                                .placeholders
+                                .iter()
+                                .any(|name| vars.iter().any(|(n, _)| n == name));
+                            if fills {
+                                let patient = facts.input.patient.reference.as_deref();
+                                Resource::Value(fill_json(template, patient, &vars))
+                            } else {
+                                Resource::Template {
+                                    template: template.clone(),
+                                    patient: facts.patient_reference(),
+                                }
                             }
-                            ActionKind::Update => {
-                                a.patch.as_ref().map(|r| fill_json(r, patient, &vars))
-                            }
-                            ActionKind::Delete => None,
-                        };
+                        });
                         Some(Action {
                             kind: a.kind,
                             description: fill_shared(&a.description, &vars),
@@ -235,19 +260,24 @@ impl FindingBuilder<'_, '_> {
             })
             .collect();
         // Last, once the templates are filled: the texts move into the labels, uncopied.
-        let mut numbers = Numbers::new();
-        let mut labels = Labels::new();
-        for (name, var) in vars {
+        let count = vars
+            .iter()
+            .filter(|(_, v)| matches!(v, Var::Number(_)))
+            .count();
+        let mut numbers = Numbers::with_capacity(count);
+        let mut labels = Labels::with_capacity(vars.len() - count);
+        for (name, var) in vars.drain(..) {
             match var {
                 Var::Number(n) => {
-                    numbers.insert(Cow::Borrowed(name), number_json(n));
+                    numbers.insert(name, number_json(n));
                 }
                 Var::Text(t) if !t.is_empty() => {
-                    labels.insert(Cow::Borrowed(name), t);
+                    labels.insert(name, t);
                 }
                 Var::Text(_) => {}
             }
         }
+        emitter.sink.vars = vars;
         emitter.sink.findings.push(Finding {
             rule_id: rule.id.clone(),
             severity,
@@ -322,7 +352,12 @@ impl Template {
     }
 
     pub fn fill(&self, vars: &[(&str, Var)]) -> String {
-        let mut out = String::with_capacity(self.text.len() + 32);
+        self.fill_reserving(vars, 32)
+    }
+
+    /// [`Template::fill`] into a string with room for `extra` bytes beyond the template.
+    pub fn fill_reserving(&self, vars: &[(&str, Var)], extra: usize) -> String {
+        let mut out = String::with_capacity(self.text.len() + extra);
         for part in &self.parts {
             match *part {
                 Part::Literal(a, b) => out.push_str(&self.text[a..b]),
@@ -385,6 +420,32 @@ fn push_var(out: &mut String, name: &str, vars: &[(&str, Var)]) {
     }
 }
 
+/// The `{name}` placeholders [`fill_json`] would fill in `template`'s strings (read as
+/// [`fill`] reads them), once each; `{{patient}}` strings are not among them.
+pub fn placeholder_names(template: &Value) -> Vec<String> {
+    fn walk(value: &Value, names: &mut Vec<String>) {
+        match value {
+            Value::String(s) if s == PATIENT_PLACEHOLDER => {}
+            Value::String(s) if s.contains('{') => {
+                let template = Template::compile(s);
+                for part in &template.parts {
+                    if let Part::Placeholder(a, b) = *part
+                        && !names.iter().any(|n| *n == template.text[a..b])
+                    {
+                        names.push(template.text[a..b].to_owned());
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, names)),
+            Value::Object(map) => map.values().for_each(|v| walk(v, names)),
+            _ => {}
+        }
+    }
+    let mut names = Vec::new();
+    walk(template, &mut names);
+    names
+}
+
 /// Fills a FHIR resource template: `{{patient}}` becomes the patient reference, other strings
 /// take `{name}` placeholders. The template is copied whole (a structural clone, cheap) and
 /// only its strings with a placeholder are rewritten in place.
@@ -396,7 +457,7 @@ fn fill_json(template: &Value, patient: Option<&str>, vars: &[(&str, Var)]) -> V
 
 fn fill_in_place(value: &mut Value, patient: Option<&str>, vars: &[(&str, Var)]) {
     match value {
-        Value::String(s) if s == "{{patient}}" => {
+        Value::String(s) if s == PATIENT_PLACEHOLDER => {
             *s = patient.unwrap_or("Patient/unknown").to_owned();
         }
         Value::String(s) if s.contains('{') => {
@@ -413,7 +474,7 @@ fn fill_in_place(value: &mut Value, patient: Option<&str>, vars: &[(&str, Var)])
                 // A subject template with no patient reference is left out rather than
                 // pointing at a patient we do not know.
                 map.retain(|_, v| {
-                    v.get("reference").and_then(Value::as_str) != Some("{{patient}}")
+                    v.get("reference").and_then(Value::as_str) != Some(PATIENT_PLACEHOLDER)
                 });
             }
             for (_, v) in map.iter_mut() {
@@ -437,7 +498,8 @@ fn whole_number_placeholder(template: &str, vars: &[(&str, Var)]) -> Option<Valu
 
 /// CDS Hooks summaries must stay under 140 characters.
 fn clip_summary(summary: String) -> String {
-    if summary.chars().count() < 140 {
+    // Never more characters than bytes: a summary under 140 bytes needs no count.
+    if summary.len() < 140 || summary.chars().count() < 140 {
         return summary;
     }
     let mut clipped: String = summary.chars().take(138).collect();
@@ -495,6 +557,110 @@ mod tests {
             fill_json(&template, None, &vars),
             serde_json::json!({"value": 7, "unit": "7 days"})
         );
+    }
+
+    /// JSON resource templates: `{{patient}}` strings, subjects that reference it, other
+    /// strings with and without braces, numbers, nested arrays and objects.
+    fn resource_template() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::String(PATIENT_PLACEHOLDER.into())),
+            Just(serde_json::json!({ "reference": PATIENT_PLACEHOLDER })),
+            Just(serde_json::json!({ "reference": "Patient/p9", "display": "x" })),
+            Just(Value::String("draft".into())),
+            Just(Value::String("{{patient}} and more".into())),
+            Just(Value::String("{max_days}".into())),
+            Just(Value::String("{tablet}".into())),
+            Just(Value::String("{drug} {tablet} {{x}".into())),
+            Just(Value::String("no { placeholder".into())),
+            Just(Value::Null),
+            (0i64..100).prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 5, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-z]{1,3}|subject|reference", inner, 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// A template shared with the plan and rendered later gives exactly what filling a copy
+        /// per finding gave, as a value and serialized, with and without a patient.
+        #[test]
+        fn shared_resources_render_as_filled_copies(
+            template in resource_template(),
+            patient in proptest::option::of("Patient/[a-z0-9]{1,4}"),
+            with_max_days in proptest::bool::ANY,
+            with_drug in proptest::bool::ANY,
+        ) {
+            let mut vars = vec![("other", Var::Number(1.0))];
+            if with_max_days {
+                vars.push(("max_days", Var::Number(7.0)));
+            }
+            if with_drug {
+                vars.push(("drug", Var::Text("oxycodone".into())));
+            }
+            let filled = fill_json(&template, patient.as_deref(), &vars);
+            let shared = Resource::Template {
+                template: Arc::new(template.clone()),
+                patient: patient.as_deref().map(Arc::from),
+            };
+            let names = placeholder_names(&template);
+            if names.iter().any(|name| vars.iter().any(|(n, _)| n == name)) {
+                // Filled per finding, as before; only then does filling change a string.
+                proptest::prop_assert!(with_max_days || with_drug);
+            } else {
+                proptest::prop_assert_eq!(&shared.to_value(), &filled);
+                proptest::prop_assert_eq!(serde_json::to_value(&shared).unwrap(), filled.clone());
+                proptest::prop_assert_eq!(
+                    serde_json::to_string(&shared).unwrap(),
+                    serde_json::to_string(&filled).unwrap()
+                );
+                proptest::prop_assert_eq!(&shared, &Resource::Value(filled));
+            }
+        }
+    }
+
+    #[test]
+    fn the_builtin_pathway_shares_its_create_resources() {
+        let plan = crate::pathway::Plan::builtin();
+        let actions: Vec<_> = plan
+            .rules
+            .iter()
+            .flat_map(|r| r.suggestions.iter().flat_map(|s| s.actions.iter()))
+            .filter(|a| a.resource.is_some())
+            .collect();
+        assert!(actions.iter().any(|a| a.placeholders.is_empty()));
+        for a in actions {
+            let template = a.resource.as_ref().unwrap();
+            if a.placeholders.iter().all(|p| p == "tablet" || p == "spray") {
+                let shared = Resource::Template {
+                    template: template.clone(),
+                    patient: Some("Patient/p1".into()),
+                };
+                assert_eq!(
+                    shared.to_value(),
+                    fill_json(template, Some("Patient/p1"), &[])
+                );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// The byte-length shortcut clips exactly as counting the characters always did.
+        #[test]
+        fn summaries_clip_as_by_counting(summary in "[aé€😀 ]{100,160}") {
+            let counted = if summary.chars().count() < 140 {
+                summary.clone()
+            } else {
+                let mut clipped: String = summary.chars().take(138).collect();
+                clipped.push('…');
+                clipped
+            };
+            proptest::prop_assert_eq!(clip_summary(summary), counted);
+        }
     }
 
     #[test]

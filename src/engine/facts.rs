@@ -9,7 +9,9 @@ use crate::domain::{ClinicalFlag, Concept, EvaluationInput, LabResult, RecordSec
 use crate::pathway::{Plan, ValueSetId};
 use crate::terminology::{DrugClass, Terminology};
 use chrono::{DateTime, Utc};
+use std::cell::OnceCell;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// Value sets the engine itself reads to decide applicability, etiology, flags and labs. The
 /// pathway must define them (checked when it is compiled, which resolves each one to its place
@@ -139,6 +141,8 @@ pub struct Facts<'a> {
     pub labs: Labs,
     /// Drafted and active medication orders in a current state, drafts first.
     pub medications: Vec<Medication<'a>>,
+    /// The patient reference, shared by every suggested resource that names the patient.
+    patient_reference: OnceCell<Option<Arc<str>>>,
 }
 
 impl<'a> Facts<'a> {
@@ -189,6 +193,7 @@ impl<'a> Facts<'a> {
             flags,
             labs,
             medications: medications::resolve(input),
+            patient_reference: OnceCell::new(),
         }
     }
 
@@ -251,6 +256,13 @@ impl<'a> Facts<'a> {
             .patient
             .absent_sections
             .contains(&RecordSection::Conditions)
+    }
+
+    /// The patient reference, copied once per evaluation however many resources name it.
+    pub fn patient_reference(&self) -> Option<Arc<str>> {
+        self.patient_reference
+            .get_or_init(|| self.input.patient.reference.as_deref().map(Arc::from))
+            .clone()
     }
 
     pub fn has_flag(&self, flag: ClinicalFlag) -> bool {

@@ -3,7 +3,7 @@
 
 use crate::domain::{EvaluationInput, MedicationOrder};
 use crate::engine::dosing::{self, DailyDose};
-use crate::terminology::{DrugClass, DrugMatch, Terminology};
+use crate::terminology::{Buffers, DrugClass, DrugMatch, Terminology};
 use std::sync::OnceLock;
 
 #[derive(Debug, Clone)]
@@ -59,13 +59,14 @@ impl<'a> Medication<'a> {
 /// Draft orders first (in request order), then active ones; only orders in a current state.
 pub fn resolve(input: &EvaluationInput) -> Vec<Medication<'_>> {
     let terminology = Terminology::builtin();
+    let mut buffers = Buffers::default();
     let drafted = input.orders.medications.iter().map(|o| (o, true));
     let active = input.patient.active_medications.iter().map(|o| (o, false));
     drafted
         .chain(active)
         .filter(|(order, _)| order.status.is_current())
         .map(|(order, drafted)| {
-            let drug = terminology.identify(&order.medication);
+            let drug = terminology.identify_with(&order.medication, &mut buffers);
             let classes = drug.as_ref().map_or(0, |d| {
                 d.components
                     .iter()

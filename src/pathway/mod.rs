@@ -8,10 +8,11 @@ pub mod value_set;
 pub use document::{ActionDef, MessageDef, PathwayDocument, RuleDef, Scope, SuggestionDef};
 pub use value_set::{ValueSet, ValueSetDef};
 
-use crate::decision::{PathwayRef, Severity};
+use crate::decision::{ActionKind, PathwayRef, Severity};
 use crate::engine::emit::Template;
 use crate::engine::facts::EngineSet;
 use crate::engine::rules::{self, RuleKind};
+use document::ActionTarget;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -88,18 +89,73 @@ impl PathwayError {
 /// A compiled rule: its data (texts, suggestions, severity) and the kind's compiled parameters.
 #[derive(Debug)]
 pub struct CompiledRule {
-    pub id: String,
+    /// Shared with every finding of the rule.
+    pub id: Arc<str>,
     pub severity: Severity,
     pub scope: Scope,
     pub messages: BTreeMap<String, MessageDef>,
-    pub suggestions: Vec<SuggestionDef>,
-    /// Citation names (resolved from keys), in the rule's order; each finding shares them.
-    pub citations: Vec<Arc<str>>,
+    pub suggestions: Vec<CompiledSuggestion>,
+    /// Citation names (resolved from keys), in the rule's order; each finding shares the list.
+    pub citations: Arc<[Arc<str>]>,
     /// `messages` split into (summary, detail) templates once, by variant name.
     pub templates: BTreeMap<String, (Template, Template)>,
     /// What every finding's detail ends with: "\n\nSource: a; b." (empty without citations).
     pub citation_note: String,
     pub kind: Box<dyn RuleKind>,
+}
+
+/// A rule's suggestion as its findings offer it: the texts and resource templates are the
+/// plan's, shared with every finding (`Arc`), not copied per finding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompiledSuggestion {
+    pub id: Arc<str>,
+    pub label: Arc<str>,
+    pub actions: Vec<CompiledAction>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompiledAction {
+    pub kind: ActionKind,
+    pub description: Arc<str>,
+    pub target: Option<ActionTarget>,
+    /// The resource template of a create, the patch of an update (none for a delete).
+    pub resource: Option<Arc<Value>>,
+    /// The `{name}` placeholders in `resource`'s strings (not `{{patient}}`). A finding with
+    /// a value for one of them fills its own copy; the others (in this pathway, every create:
+    /// their only `{...}` besides the patient are UCUM units such as `{tablet}`) share the
+    /// template, and the patient is filled in when the action is rendered
+    /// ([`crate::decision::Resource`]).
+    pub placeholders: Vec<String>,
+}
+
+impl CompiledSuggestion {
+    fn compile(def: &SuggestionDef) -> CompiledSuggestion {
+        CompiledSuggestion {
+            id: def.id.clone(),
+            label: def.label.clone(),
+            actions: def
+                .actions
+                .iter()
+                .map(|a| {
+                    let resource = match a.kind {
+                        ActionKind::Create => a.resource.clone(),
+                        ActionKind::Update => a.patch.clone(),
+                        ActionKind::Delete => None,
+                    };
+                    CompiledAction {
+                        kind: a.kind,
+                        description: a.description.clone(),
+                        target: a.target,
+                        placeholders: resource
+                            .as_ref()
+                            .map(crate::engine::emit::placeholder_names)
+                            .unwrap_or_default(),
+                        resource: resource.map(Arc::new),
+                    }
+                })
+                .collect(),
+        }
+    }
 }
 
 /// An immutable, compiled pathway. Cheap to share (`Arc<Plan>`); swapped whole on reload.
@@ -334,7 +390,7 @@ fn compile(
                 format!("\n\nSource: {}.", citations.join("; "))
             };
             compiled.push(CompiledRule {
-                id: rule.id.clone(),
+                id: Arc::from(rule.id.as_str()),
                 severity: rule.severity,
                 scope: rule.scope,
                 messages: rule.messages.clone(),
@@ -346,8 +402,12 @@ fn compile(
                         (name.clone(), pair)
                     })
                     .collect(),
-                suggestions: rule.suggestions.clone(),
-                citations,
+                suggestions: rule
+                    .suggestions
+                    .iter()
+                    .map(CompiledSuggestion::compile)
+                    .collect(),
+                citations: citations.into(),
                 citation_note,
                 kind,
             });

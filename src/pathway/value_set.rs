@@ -63,10 +63,20 @@ pub struct ValueSet {
 
 /// A code's bytes as [`normalize_code`] would give them, without allocating.
 fn code_chars(code: &str) -> impl Iterator<Item = u8> + '_ {
-    code.trim()
+    trim_code(code)
         .bytes()
         .filter(|b| *b != b'.')
         .map(|b| b.to_ascii_uppercase())
+}
+
+/// `code.trim()`, without decoding: a code that starts and ends with an ASCII letter or digit
+/// (nearly every code) has no whitespace to trim at either end.
+fn trim_code(code: &str) -> &str {
+    let bytes = code.as_bytes();
+    match (bytes.first(), bytes.last()) {
+        (Some(a), Some(b)) if a.is_ascii_alphanumeric() && b.is_ascii_alphanumeric() => code,
+        _ => code.trim(),
+    }
 }
 
 fn starts_with(mut code: impl Iterator<Item = u8>, prefix: &str) -> bool {
@@ -231,6 +241,13 @@ mod tests {
         assert!(s.contains(&Concept::coded(system::ICD10CM, "C96.9", None)));
         assert!(s.contains(&Concept::coded(system::ICD10CM, "C50.911", None)));
         assert!(!s.contains(&Concept::coded(system::ICD10CM, "D00.0", None)));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn codes_trim_as_str_trim(code in "[ \t\u{a0}\u{2003}]{0,2}[a-zA-Z0-9.é ]{0,6}[ \t\u{a0}\u{3000}]{0,2}") {
+            proptest::prop_assert_eq!(trim_code(&code), code.trim());
+        }
     }
 
     #[test]

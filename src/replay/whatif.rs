@@ -184,7 +184,7 @@ impl Job for WhatIf {
             .filter(|f| wanted(&f.rule_id))
             .map(|f| {
                 (
-                    f.rule_id.clone(),
+                    f.rule_id.to_string(),
                     f.order_ref.as_ref().map(|r| r.0.clone()),
                     f.severity,
                 )

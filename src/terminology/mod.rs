@@ -205,6 +205,15 @@ impl std::hash::Hasher for Fnv {
 
 type Map<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
 
+/// Scratch space for [`Terminology::identify_with`], reused across the orders of an evaluation.
+#[derive(Debug, Default)]
+pub struct Buffers {
+    normalized: String,
+    key: String,
+    run: Vec<IngredientId>,
+    strengths: Vec<Option<(Strength, bool)>>,
+}
+
 pub struct Terminology {
     ingredients: Vec<Ingredient>,
     by_name: Map<String, IngredientId>,
@@ -592,10 +601,21 @@ impl Terminology {
     /// on whole tokens, longest phrase first, so "codeine" never matches inside "hydrocodone"
     /// and "calcium carbonate" wins over "calcium".
     fn match_text(&self, normalized: &str) -> Option<DrugMatch> {
+        self.match_text_with(normalized, &mut Buffers::default())
+    }
+
+    /// [`Terminology::match_text`] with the phrase key, the run of names and the strengths
+    /// in `buffers`, kept from one order to the next.
+    fn match_text_with(&self, normalized: &str, buffers: &mut Buffers) -> Option<DrugMatch> {
         let tokens = text::lex(normalized);
         let mut components: Vec<Component> = Vec::new();
-        let mut key = String::new();
-        let mut run: Vec<IngredientId> = Vec::new();
+        let Buffers {
+            key,
+            run,
+            strengths,
+            ..
+        } = buffers;
+        run.clear();
         let mut run_end = usize::MAX;
         let mut i = 0;
         while i < tokens.len() {
@@ -645,13 +665,13 @@ impl Terminology {
                 run.clear();
             }
             run.extend(ids.iter().copied());
-            let own = read_strengths(&tokens, &mut j, ids.len());
-            let (named, strengths): (&[IngredientId], _) =
-                if own.is_empty() && run.len() > ids.len() {
-                    (&run, read_strengths(&tokens, &mut j, run.len()))
-                } else {
-                    (ids, own)
-                };
+            read_strengths(&tokens, &mut j, ids.len(), strengths);
+            let named: &[IngredientId] = if strengths.is_empty() && run.len() > ids.len() {
+                read_strengths(&tokens, &mut j, run.len(), strengths);
+                run
+            } else {
+                ids
+            };
             for (n, id) in named.iter().enumerate() {
                 let (strength, elemental) = strengths.get(n).copied().flatten().unzip();
                 let elemental = elemental.unwrap_or(false);
@@ -703,14 +723,21 @@ impl Terminology {
     /// strengths. Codes in other systems, and unknown or local RxNorm codes, are ignored, so
     /// the text still finds the drug. Returns None when nothing names a known ingredient.
     pub fn identify(&self, medication: &Concept) -> Option<DrugMatch> {
+        self.identify_with(medication, &mut Buffers::default())
+    }
+
+    /// [`Terminology::identify`] reusing `buffers` (one per evaluation: the normalized text,
+    /// the phrase key, the strengths read), so that the orders after the first allocate only
+    /// their tokens and their result.
+    pub fn identify_with(&self, medication: &Concept, buffers: &mut Buffers) -> Option<DrugMatch> {
         for code in medication.codes_in(system::RXNORM) {
             if let Some(&index) = self.product_by_rxcui.get(code) {
                 return Some(self.products[index].1.clone());
             }
         }
         let mut by_text = None;
-        // One buffer for every text of the order (the text, then each display).
-        let mut normalized = String::new();
+        // One buffer for every text of every order (the text, then each display).
+        let mut normalized = std::mem::take(&mut buffers.normalized);
         for text in medication.texts() {
             normalized.clear();
             normalize_text_onto(&mut normalized, &text::without_thousands_separators(text));
@@ -721,9 +748,10 @@ impl Terminology {
                 break;
             }
             if by_text.is_none() {
-                by_text = self.match_text(&normalized);
+                by_text = self.match_text_with(&normalized, buffers);
             }
         }
+        buffers.normalized = normalized;
         for code in medication.codes_in(system::RXNORM) {
             if let Some(&id) = self.by_rxcui.get(code) {
                 // The text may add what an ingredient code cannot say: the strength, the form,
@@ -810,14 +838,18 @@ impl Terminology {
 
 /// Strengths after an ingredient phrase: one per ingredient ("oxycodone 5 mg"), or for a
 /// combination "5/325", "5-325" or "5 mg/325 mg" in the order the ingredients were named.
+/// The strengths of `count` ingredients read at `tokens[*j..]` into `out` (emptied first;
+/// left empty when none is there).
 fn read_strengths(
     tokens: &[Token<'_>],
     j: &mut usize,
     count: usize,
-) -> Vec<Option<(Strength, bool)>> {
+    out: &mut Vec<Option<(Strength, bool)>>,
+) {
+    out.clear();
     if let Some((strength, elemental, next)) = text::parse_strength(tokens, *j) {
         *j = next;
-        let mut out = vec![Some((strength, elemental))];
+        out.push(Some((strength, elemental)));
         while out.len() < count {
             match (tokens.get(*j), text::parse_strength(tokens, *j + 1)) {
                 (Some(Token::Slash), Some((s, e, next))) => {
@@ -827,7 +859,7 @@ fn read_strengths(
                 _ => break,
             }
         }
-        return out;
+        return;
     }
     if count > 1 {
         // "percocet 5/325": bare numbers in milligrams, separated by slashes; or by spaces
@@ -854,21 +886,17 @@ fn read_strengths(
                 k += 1;
             }
             *j = k;
-            return numbers
-                .into_iter()
-                .map(|amount| {
-                    Some((
-                        Strength::PerUnit {
-                            amount,
-                            unit: StrengthUnit::Milligram,
-                        },
-                        false,
-                    ))
-                })
-                .collect();
+            out.extend(numbers.into_iter().map(|amount| {
+                Some((
+                    Strength::PerUnit {
+                        amount,
+                        unit: StrengthUnit::Milligram,
+                    },
+                    false,
+                ))
+            }));
         }
     }
-    Vec::new()
 }
 
 #[cfg(test)]

@@ -261,6 +261,33 @@ mod prop {
         fn identify_never_panics_on_drugish_text(s in "(oxycodone|percocet|[0-9./ ]|mg|ml|hr|calcium|/){0,12}") {
             let _ = t().identify(&Concept::from_text(&s));
         }
+
+        /// One set of buffers for a sequence of orders identifies each as fresh buffers do:
+        /// nothing one order leaves in them changes the next.
+        #[test]
+        fn reused_buffers_identify_as_fresh_ones(
+            orders in proptest::collection::vec(
+                (
+                    "(oxycodone|acetaminophen|percocet|hydrocodone|calcium carbonate|vitamin d|[0-9./ -]|mg|ml|hr|tab|/|x){0,10}",
+                    proptest::option::of("(oxycodone|5 mg|[0-9]){0,3}"),
+                    proptest::option::of(proptest::sample::select(vec!["7804", "161", "1049221", "197696", "1"])),
+                ),
+                1..6,
+            ),
+        ) {
+            let mut buffers = Buffers::default();
+            for (text, display, code) in &orders {
+                let mut c = Concept::from_text(text);
+                if let Some(code) = code {
+                    c.codings.push(Coding {
+                        system: Some(system::RXNORM.into()),
+                        code: (*code).into(),
+                        display: display.clone(),
+                    });
+                }
+                prop_assert_eq!(t().identify_with(&c, &mut buffers), t().identify(&c));
+            }
+        }
     }
 }
 

@@ -384,7 +384,7 @@ async fn metrics_count_requests_per_route_and_findings_per_rule() {
             numbers: Default::default(),
             labels: Default::default(),
             suggestions: vec![],
-            citations: vec![],
+            citations: Default::default(),
         }],
         ..Evaluation::default()
     });

@@ -438,7 +438,7 @@ pub(crate) fn decision(
                     numbers: Default::default(),
                     labels: Default::default(),
                     suggestions: vec![],
-                    citations: vec![],
+                    citations: Default::default(),
                 })
                 .collect(),
             unrecognized: vec![],

@@ -113,7 +113,11 @@ mod tests {
                 assert_eq!(number(&f, "course_days"), 29.0);
                 assert_eq!(number(&f, "allowed_days"), 28.0);
                 assert_eq!(suggestion_ids(&f), ["limit-4-weeks"]);
-                let patch = f.suggestions[0].actions[0].resource.as_ref().unwrap();
+                let patch = f.suggestions[0].actions[0]
+                    .resource
+                    .as_ref()
+                    .unwrap()
+                    .to_value();
                 assert_eq!(
                     patch["dispenseRequest"]["expectedSupplyDuration"]["value"],
                     28

@@ -211,7 +211,7 @@ mod tests {
                 assert!(f.detail.contains("× 1 ="), "{}", f.detail);
                 // Naloxone 4 mg nasal spray is offered.
                 let s = &f.suggestions[0];
-                let resource = s.actions[0].resource.as_ref().unwrap();
+                let resource = s.actions[0].resource.as_ref().unwrap().to_value();
                 assert_eq!(resource["resourceType"], "MedicationRequest");
                 assert!(
                     resource["medicationCodeableConcept"]["text"]

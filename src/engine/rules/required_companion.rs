@@ -405,7 +405,7 @@ mod tests {
                 .unwrap();
             assert_eq!(suggestion_ids(&f), expect, "age {age}, eGFR {gfr:?}");
             let create = &f.suggestions[0].actions[0];
-            let resource = create.resource.as_ref().unwrap();
+            let resource = create.resource.as_ref().unwrap().to_value();
             assert_eq!(resource["resourceType"], "MedicationRequest");
             assert_eq!(resource["subject"]["reference"], "Patient/test");
             assert!(

@@ -154,7 +154,11 @@ mod tests {
                 assert_eq!(number(&f, "max_days"), 7.0);
                 assert_eq!(number(&f, "fracture_days"), 10.0);
                 assert_eq!(suggestion_ids(&f), ["shorten"]);
-                let patch = f.suggestions[0].actions[0].resource.as_ref().unwrap();
+                let patch = f.suggestions[0].actions[0]
+                    .resource
+                    .as_ref()
+                    .unwrap()
+                    .to_value();
                 assert_eq!(
                     patch["dispenseRequest"]["expectedSupplyDuration"]["value"],
                     7

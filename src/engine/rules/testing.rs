@@ -84,7 +84,7 @@ impl Case {
         self.evaluate()
             .findings
             .into_iter()
-            .filter(|f| f.rule_id == rule_id)
+            .filter(|f| *f.rule_id == *rule_id)
             .collect()
     }
 
