@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::Concept;
 use crate::domain::codes::{normalize_text, normalize_text_onto, system};
-use text::Token;
+use text::{Lexed, Token};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IngredientId(u16);
@@ -210,6 +210,7 @@ type Map<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
 pub struct Buffers {
     normalized: String,
     key: String,
+    tokens: Vec<Token>,
     run: Vec<IngredientId>,
     strengths: Vec<Option<(Strength, bool)>>,
 }
@@ -361,10 +362,10 @@ fn non_empty(s: &str) -> Option<String> {
 }
 
 /// The key of a phrase as identify looks it up: its tokens joined by one space.
-fn phrase_key(tokens: &[Token<'_>]) -> Option<String> {
+fn phrase_key(tokens: Lexed<'_>) -> Option<String> {
     let mut key = String::new();
-    for t in tokens {
-        let part = t.key()?;
+    for i in 0..tokens.len() {
+        let part = tokens.key(i)?;
         if !key.is_empty() {
             key.push(' ');
         }
@@ -501,7 +502,10 @@ impl Terminology {
                 .get(row.ingredient_rxcui.trim())
                 .unwrap_or_else(|| bad(file, "ingredient rxcui", &row.ingredient_rxcui));
             let normalized = normalize_text(&row.drug_name);
-            let volume_ml = text::fixed_volume_ml(&text::lex(&normalized));
+            let volume_ml = text::fixed_volume_ml(Lexed {
+                text: &normalized,
+                tokens: &text::lex(&normalized),
+            });
             let v = row.strength_value;
             let strength = match row.strength_unit.trim() {
                 "MG" | "MG/ACTUAT" => Strength::PerUnit {
@@ -544,7 +548,11 @@ impl Terminology {
                     }
                 }
             }
-            let form = text::form_of(&text::lex(&normalize_text(&form)));
+            let form = normalize_text(&form);
+            let form = text::form_of(Lexed {
+                text: &form,
+                tokens: &text::lex(&form),
+            });
             t.add_product(Some(rxcui), &normalized, form, components);
         }
         let file = OTHER_PRODUCTS_CSV.0;
@@ -553,7 +561,11 @@ impl Terminology {
             let parsed = t
                 .match_text(&normalized)
                 .unwrap_or_else(|| bad(file, "product name (no known ingredient)", &row.name));
-            let form = text::form_of(&text::lex(&normalize_text(&row.dose_form)));
+            let form = normalize_text(&row.dose_form);
+            let form = text::form_of(Lexed {
+                text: &form,
+                tokens: &text::lex(&form),
+            });
             t.add_product(non_empty(&row.rxcui), &normalized, form, parsed.components);
         }
         t
@@ -562,10 +574,14 @@ impl Terminology {
     fn add_phrase(&mut self, phrase: &str, ids: Vec<IngredientId>) {
         let normalized = normalize_text(phrase);
         let tokens = text::lex(&normalized);
-        let Some(key) = phrase_key(&tokens).filter(|k| !k.is_empty()) else {
+        let tokens = Lexed {
+            text: &normalized,
+            tokens: &tokens,
+        };
+        let Some(key) = phrase_key(tokens).filter(|k| !k.is_empty()) else {
             panic!("terminology: phrase {phrase:?} cannot be matched")
         };
-        let first = tokens[0].key().expect("phrase_key checked").to_owned();
+        let first = tokens.key(0).expect("phrase_key checked").to_owned();
         let longest = self.phrase_starts.entry(first).or_insert(0);
         *longest = (*longest).max(tokens.len());
         self.phrases.insert(key, ids);
@@ -607,19 +623,24 @@ impl Terminology {
     /// [`Terminology::match_text`] with the phrase key, the run of names and the strengths
     /// in `buffers`, kept from one order to the next.
     fn match_text_with(&self, normalized: &str, buffers: &mut Buffers) -> Option<DrugMatch> {
-        let tokens = text::lex(normalized);
-        let mut components: Vec<Component> = Vec::new();
         let Buffers {
             key,
+            tokens,
             run,
             strengths,
             ..
         } = buffers;
+        text::lex_onto(normalized, tokens);
+        let tokens = Lexed {
+            text: normalized,
+            tokens,
+        };
+        let mut components: Vec<Component> = Vec::new();
         run.clear();
         let mut run_end = usize::MAX;
         let mut i = 0;
         while i < tokens.len() {
-            let Some(longest) = tokens[i].key().and_then(|k| self.phrase_starts.get(k)) else {
+            let Some(longest) = tokens.key(i).and_then(|k| self.phrase_starts.get(k)) else {
                 i += 1;
                 continue;
             };
@@ -627,8 +648,8 @@ impl Terminology {
             for len in (1..=(*longest).min(tokens.len() - i)).rev() {
                 key.clear();
                 let mut ok = true;
-                for t in &tokens[i..i + len] {
-                    match t.key() {
+                for k in i..i + len {
+                    match tokens.key(k) {
                         Some(part) => {
                             if !key.is_empty() {
                                 key.push(' ');
@@ -648,7 +669,7 @@ impl Terminology {
                 continue;
             };
             let mut j = i + len;
-            while let Some(Token::Word(w)) = tokens.get(j) {
+            while let Some(w) = tokens.word(j) {
                 if text::is_salt_word(w) {
                     j += 1;
                 } else {
@@ -658,16 +679,15 @@ impl Terminology {
             // Ingredient names written back to back without strengths ("oxycodone/
             // acetaminophen 5/325", "hydrocodone-acetaminophen 5-325 mg") share the numbers
             // that follow, in the order the names were written.
-            let adjacent = run_end == i
-                || (run_end.checked_add(1) == Some(i)
-                    && matches!(tokens.get(run_end), Some(Token::Slash)));
+            let adjacent =
+                run_end == i || (run_end.checked_add(1) == Some(i) && tokens.is_slash(run_end));
             if !adjacent {
                 run.clear();
             }
             run.extend(ids.iter().copied());
-            read_strengths(&tokens, &mut j, ids.len(), strengths);
+            read_strengths(tokens, &mut j, ids.len(), strengths);
             let named: &[IngredientId] = if strengths.is_empty() && run.len() > ids.len() {
-                read_strengths(&tokens, &mut j, run.len(), strengths);
+                read_strengths(tokens, &mut j, run.len(), strengths);
                 run
             } else {
                 ids
@@ -697,7 +717,7 @@ impl Terminology {
         if components.is_empty() {
             return None;
         }
-        if let Some(volume) = text::fixed_volume_ml(&tokens) {
+        if let Some(volume) = text::fixed_volume_ml(tokens) {
             for c in &mut components {
                 if let Some(Strength::PerMillilitre { volume_ml, .. }) = &mut c.strength {
                     volume_ml.get_or_insert(volume);
@@ -707,7 +727,7 @@ impl Terminology {
         Some(DrugMatch {
             matched_by: MatchedBy::IngredientText,
             product_rxcui: None,
-            form: text::form_of(&tokens),
+            form: text::form_of(tokens),
             components,
         })
     }
@@ -789,7 +809,10 @@ impl Terminology {
         if let Some(&id) = self.by_name.get(&normalized) {
             return Some(id);
         }
-        let key = phrase_key(&text::lex(&normalized))?;
+        let key = phrase_key(Lexed {
+            text: &normalized,
+            tokens: &text::lex(&normalized),
+        })?;
         match self.phrases.get(&key).map(Vec::as_slice) {
             Some([id]) => Some(*id),
             _ => None,
@@ -841,7 +864,7 @@ impl Terminology {
 /// The strengths of `count` ingredients read at `tokens[*j..]` into `out` (emptied first;
 /// left empty when none is there).
 fn read_strengths(
-    tokens: &[Token<'_>],
+    tokens: Lexed<'_>,
     j: &mut usize,
     count: usize,
     out: &mut Vec<Option<(Strength, bool)>>,
@@ -851,8 +874,8 @@ fn read_strengths(
         *j = next;
         out.push(Some((strength, elemental)));
         while out.len() < count {
-            match (tokens.get(*j), text::parse_strength(tokens, *j + 1)) {
-                (Some(Token::Slash), Some((s, e, next))) => {
+            match (tokens.is_slash(*j), text::parse_strength(tokens, *j + 1)) {
+                (true, Some((s, e, next))) => {
                     out.push(Some((s, e)));
                     *j = next;
                 }
@@ -868,19 +891,19 @@ fn read_strengths(
         let mut numbers = Vec::new();
         let mut all_slashed = true;
         let mut k = *j;
-        while let Some(Token::Number(_, v)) = tokens.get(k) {
-            numbers.push(*v);
+        while let Some(v) = tokens.number(k) {
+            numbers.push(v);
             k += 1;
             if numbers.len() == count {
                 break;
             }
-            if matches!(tokens.get(k), Some(Token::Slash)) {
+            if tokens.is_slash(k) {
                 k += 1;
             } else {
                 all_slashed = false;
             }
         }
-        let mg_follows = matches!(tokens.get(k), Some(Token::Word("mg")));
+        let mg_follows = tokens.word(k) == Some("mg");
         if numbers.len() == count && (all_slashed || mg_follows) {
             if mg_follows {
                 k += 1;

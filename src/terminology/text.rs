@@ -4,19 +4,63 @@
 
 use super::{ProductForm, Strength, StrengthUnit};
 
+/// A token of a lexed text. Words and numbers hold their place in the text (byte offsets), not
+/// the text itself, so that one token buffer can serve every text an evaluation reads
+/// (`super::Buffers`); [`Lexed`] pairs the tokens with their text.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum Token<'a> {
-    Word(&'a str),
-    Number(&'a str, f64),
+pub(crate) enum Token {
+    Word(Span),
+    Number(Span, f64),
     Slash,
 }
 
-impl<'a> Token<'a> {
-    /// The text used for phrase keys; slashes never join a phrase.
-    pub(crate) fn key(&self) -> Option<&'a str> {
-        match *self {
-            Token::Word(w) => Some(w),
-            Token::Number(n, _) => Some(n),
+/// Byte offsets `start..end` of a token in its text.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Span {
+    start: usize,
+    end: usize,
+}
+
+/// A text and its tokens, as the matchers read them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Lexed<'a> {
+    pub(crate) text: &'a str,
+    pub(crate) tokens: &'a [Token],
+}
+
+impl<'a> Lexed<'a> {
+    pub(crate) fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    fn span(&self, span: Span) -> &'a str {
+        &self.text[span.start..span.end]
+    }
+
+    /// The word at `i`, if the token there is a word.
+    pub(crate) fn word(&self, i: usize) -> Option<&'a str> {
+        match self.tokens.get(i)? {
+            Token::Word(s) => Some(self.span(*s)),
+            _ => None,
+        }
+    }
+
+    /// The value of the number at `i`, if the token there is a number.
+    pub(crate) fn number(&self, i: usize) -> Option<f64> {
+        match self.tokens.get(i)? {
+            Token::Number(_, v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn is_slash(&self, i: usize) -> bool {
+        matches!(self.tokens.get(i), Some(Token::Slash))
+    }
+
+    /// The text of token `i` used for phrase keys; slashes never join a phrase.
+    pub(crate) fn key(&self, i: usize) -> Option<&'a str> {
+        match self.tokens.get(i)? {
+            Token::Word(s) | Token::Number(s, _) => Some(self.span(*s)),
             Token::Slash => None,
         }
     }
@@ -26,10 +70,18 @@ impl<'a> Token<'a> {
 /// digits are split apart ("5mg" -> 5, mg; "d3" -> d, 3) so that typed and RxNorm spellings of
 /// the same strength read alike; "/" is kept as its own token because it separates both
 /// combination parts ("325 mg / oxycodone") and strength denominators ("mg/ml").
-pub(crate) fn lex(text: &str) -> Vec<Token<'_>> {
+pub(crate) fn lex(text: &str) -> Vec<Token> {
+    let mut tokens = Vec::new();
+    lex_onto(text, &mut tokens);
+    tokens
+}
+
+/// [`lex`] into `tokens` (emptied first), so that one buffer serves every text.
+pub(crate) fn lex_onto(text: &str, tokens: &mut Vec<Token>) {
     // Read byte by byte: normalized order text is nearly always ASCII, and only a non-ASCII
     // character is decoded (to ask whether it is a letter).
-    let mut tokens = Vec::with_capacity(text.len() / 3 + 1);
+    tokens.clear();
+    tokens.reserve(text.len() / 3 + 1);
     let bytes = text.as_bytes();
     let mut i = 0;
     while let Some(&byte) = bytes.get(i) {
@@ -46,9 +98,8 @@ pub(crate) fn lex(text: &str) -> Vec<Token<'_>> {
                     break;
                 }
             }
-            let s = &text[start..i];
-            if let Some(v) = parse_decimal(s) {
-                tokens.push(Token::Number(s, v));
+            if let Some(v) = parse_decimal(&text[start..i]) {
+                tokens.push(Token::Number(Span { start, end: i }, v));
             }
         } else if let Some(len) = letter_len(text, i) {
             let start = i;
@@ -56,7 +107,7 @@ pub(crate) fn lex(text: &str) -> Vec<Token<'_>> {
             while let Some(len) = letter_len(text, i) {
                 i += len;
             }
-            tokens.push(Token::Word(&text[start..i]));
+            tokens.push(Token::Word(Span { start, end: i }));
         } else {
             if byte == b'/' {
                 tokens.push(Token::Slash);
@@ -64,7 +115,6 @@ pub(crate) fn lex(text: &str) -> Vec<Token<'_>> {
             i += text[i..].chars().next().map_or(1, char::len_utf8);
         }
     }
-    tokens
 }
 
 /// The byte length of the character at `text[i..]` when it is alphabetic.
@@ -199,20 +249,15 @@ fn numerator_unit(word: &str) -> Option<Numerator> {
 
 /// A strength read at `tokens[i..]`: the strength, whether "elemental" follows it, and the
 /// index after it.
-pub(crate) fn parse_strength(tokens: &[Token<'_>], i: usize) -> Option<(Strength, bool, usize)> {
-    let Some(Token::Number(_, value)) = tokens.get(i) else {
-        return None;
-    };
-    let Some(Token::Word(unit_word)) = tokens.get(i + 1) else {
-        return None;
-    };
+pub(crate) fn parse_strength(tokens: Lexed<'_>, i: usize) -> Option<(Strength, bool, usize)> {
+    let value = tokens.number(i)?;
+    let unit_word = tokens.word(i + 1)?;
     let Numerator::Unit(unit, scale) = numerator_unit(unit_word)?;
     let amount = value * scale;
     let mut next = i + 2;
     let mut strength = Strength::PerUnit { amount, unit };
-    let denominator = match (tokens.get(next), tokens.get(next + 1)) {
-        (Some(Token::Slash), Some(Token::Word(d))) => Some((*d, 2)),
-        (Some(Token::Word("per")), Some(Token::Word(d))) => Some((*d, 2)),
+    let denominator = match tokens.word(next + 1) {
+        Some(d) if tokens.is_slash(next) || tokens.word(next) == Some("per") => Some((d, 2)),
         _ => None,
     };
     if let Some((d, width)) = denominator {
@@ -239,29 +284,23 @@ pub(crate) fn parse_strength(tokens: &[Token<'_>], i: usize) -> Option<(Strength
             _ => {}
         }
     }
-    let elemental = tokens[next..]
-        .iter()
-        .take(2)
-        .any(|t| matches!(t, Token::Word("elemental")));
+    let elemental = (next..next + 2).any(|k| tokens.word(k) == Some("elemental"));
     Some((strength, elemental, next))
 }
 
 /// A fixed volume stated apart from the strength: "1 ML denosumab 60 MG/ML", "... 100 ml bag".
-pub(crate) fn fixed_volume_ml(tokens: &[Token<'_>]) -> Option<f64> {
-    tokens.windows(2).enumerate().find_map(|(i, w)| match w {
-        [
-            Token::Number(_, v),
-            Token::Word("ml" | "milliliter" | "millilitre"),
-        ] if i == 0 || !matches!(tokens[i - 1], Token::Slash) => Some(*v),
-        _ => None,
+pub(crate) fn fixed_volume_ml(tokens: Lexed<'_>) -> Option<f64> {
+    (0..tokens.len()).find_map(|i| {
+        let v = tokens.number(i)?;
+        let ml = matches!(tokens.word(i + 1), Some("ml" | "milliliter" | "millilitre"));
+        (ml && (i == 0 || !tokens.is_slash(i - 1))).then_some(v)
     })
 }
 
 /// The dose form named first in the text ("Tablet for Oral Suspension" is a tablet).
-pub(crate) fn form_of(tokens: &[Token<'_>]) -> Option<ProductForm> {
-    tokens.iter().find_map(|t| {
-        let Token::Word(w) = t else { return None };
-        Some(match *w {
+pub(crate) fn form_of(tokens: Lexed<'_>) -> Option<ProductForm> {
+    (0..tokens.len()).find_map(|i| {
+        Some(match tokens.word(i)? {
             "tablet" | "tablets" | "tab" | "tabs" | "caplet" => ProductForm::Tablet,
             "capsule" | "capsules" | "cap" | "caps" => ProductForm::Capsule,
             "transdermal" | "patch" => ProductForm::Patch,
@@ -283,25 +322,58 @@ pub(crate) fn form_of(tokens: &[Token<'_>]) -> Option<ProductForm> {
 mod tests {
     use super::*;
 
+    /// The tokens of `text`, each with its text: `w` word, `n` number (and its value's bits),
+    /// `/`.
+    fn described(text: &str) -> Vec<(String, u64)> {
+        let tokens = lex(text);
+        let l = Lexed {
+            text,
+            tokens: &tokens,
+        };
+        (0..l.len())
+            .map(|i| match tokens[i] {
+                Token::Number(_, v) => (format!("n{}", l.key(i).unwrap()), v.to_bits()),
+                Token::Word(_) => (format!("w{}", l.word(i).unwrap()), 0),
+                Token::Slash => ("/".to_owned(), 0),
+            })
+            .collect()
+    }
+
+    fn lexed<'a>(text: &'a str, tokens: &'a [Token]) -> Lexed<'a> {
+        Lexed { text, tokens }
+    }
+
     #[test]
     fn lexer_splits_numbers_from_units() {
+        let n = |s: &str, v: f64| (format!("n{s}"), v.to_bits());
+        let w = |s: &str| (format!("w{s}"), 0);
         assert_eq!(
-            lex("oxycodone 5mg/325 tab"),
+            described("oxycodone 5mg/325 tab"),
             vec![
-                Token::Word("oxycodone"),
-                Token::Number("5", 5.0),
-                Token::Word("mg"),
-                Token::Slash,
-                Token::Number("325", 325.0),
-                Token::Word("tab"),
+                w("oxycodone"),
+                n("5", 5.0),
+                w("mg"),
+                ("/".to_owned(), 0),
+                n("325", 325.0),
+                w("tab"),
             ]
         );
-        assert_eq!(lex("0.075 mg/hr")[0], Token::Number("0.075", 0.075));
-        assert_eq!(lex("vitamin d3"), lex("vitamin d 3"));
+        assert_eq!(described("0.075 mg/hr")[0], n("0.075", 0.075));
+        assert_eq!(described("vitamin d3"), described("vitamin d 3"));
+    }
+
+    #[test]
+    fn one_buffer_serves_every_text() {
+        let mut tokens = Vec::new();
+        for text in ["oxycodone 5mg/325 tab", "", "vitamin d3 1000 units", "é/2"] {
+            lex_onto(text, &mut tokens);
+            assert_eq!(tokens, lex(text));
+        }
     }
 
     /// The lexer as it was written, one `char` at a time: the reference for the byte reader.
-    fn lex_reference(text: &str) -> Vec<Token<'_>> {
+    /// Its tokens are described as [`described`] describes them.
+    fn lex_reference(text: &str) -> Vec<(String, u64)> {
         let mut tokens = Vec::new();
         let bytes = text.as_bytes();
         let mut chars = text.char_indices().peekable();
@@ -323,7 +395,7 @@ mod tests {
                 }
                 let s = &text[start..end];
                 if let Ok(v) = s.parse::<f64>() {
-                    tokens.push(Token::Number(s, v));
+                    tokens.push((format!("n{s}"), v.to_bits()));
                 }
             } else if ch.is_alphabetic() {
                 let mut end = start;
@@ -335,10 +407,10 @@ mod tests {
                         break;
                     }
                 }
-                tokens.push(Token::Word(&text[start..end]));
+                tokens.push((format!("w{}", &text[start..end]), 0));
             } else {
                 if ch == '/' {
-                    tokens.push(Token::Slash);
+                    tokens.push(("/".to_owned(), 0));
                 }
                 chars.next();
             }
@@ -349,16 +421,8 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn lexer_agrees_with_the_char_by_char_reading(text in "\\PC{0,40}|[ a-z0-9./%µé²٣]{0,40}|[0-9.]{0,30}") {
-            let (fast, reference) = (lex(&text), lex_reference(&text));
-            // Compare numbers bit for bit (NaN never occurs; -0 cannot be written).
-            let bits = |tokens: &[Token<'_>]| -> Vec<(String, u64)> {
-                tokens.iter().map(|t| match t {
-                    Token::Number(s, v) => (format!("n{s}"), v.to_bits()),
-                    Token::Word(w) => (format!("w{w}"), 0),
-                    Token::Slash => ("/".to_owned(), 0),
-                }).collect()
-            };
-            proptest::prop_assert_eq!(bits(&fast), bits(&reference));
+            // Numbers are compared bit for bit (NaN never occurs; -0 cannot be written).
+            proptest::prop_assert_eq!(described(&text), lex_reference(&text));
         }
 
         #[test]
@@ -386,13 +450,15 @@ mod tests {
 
     #[test]
     fn strengths_per_unit_per_ml_per_hour() {
-        let t = lex("0.075 mg/hr");
+        let (text, tokens) = ("0.075 mg/hr", lex("0.075 mg/hr"));
+        let t = lexed(text, &tokens);
         assert!(
-            matches!(parse_strength(&t, 0), Some((Strength::PerHour { micrograms }, false, 4)) if (micrograms - 75.0).abs() < 1e-9)
+            matches!(parse_strength(t, 0), Some((Strength::PerHour { micrograms }, false, 4)) if (micrograms - 75.0).abs() < 1e-9)
         );
-        let t = lex("2 mg/ml");
+        let (text, tokens) = ("2 mg/ml", lex("2 mg/ml"));
+        let t = lexed(text, &tokens);
         assert!(matches!(
-            parse_strength(&t, 0),
+            parse_strength(t, 0),
             Some((
                 Strength::PerMillilitre {
                     amount: 2.0,
@@ -403,11 +469,13 @@ mod tests {
                 _
             ))
         ));
-        let t = lex("500 mg elemental");
-        assert!(matches!(parse_strength(&t, 0), Some((_, true, _))));
-        let t = lex("325 mg / oxycodone");
+        let (text, tokens) = ("500 mg elemental", lex("500 mg elemental"));
+        let t = lexed(text, &tokens);
+        assert!(matches!(parse_strength(t, 0), Some((_, true, _))));
+        let (text, tokens) = ("325 mg / oxycodone", lex("325 mg / oxycodone"));
+        let t = lexed(text, &tokens);
         assert!(matches!(
-            parse_strength(&t, 0),
+            parse_strength(t, 0),
             Some((Strength::PerUnit { .. }, false, 2))
         ));
     }
