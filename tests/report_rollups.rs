@@ -121,16 +121,13 @@ async fn compare_all(pool: &PgPool, now: DateTime<Utc>) -> usize {
                         .unwrap();
                     *query.filters.slot(*filter) = Some(value.clone());
                 }
-                let rollup = reports::run_from(pool, *name, &query, Source::Auto)
-                    .await
-                    .unwrap();
-                let raw = reports::run_from(pool, *name, &query, Source::Raw)
-                    .await
-                    .unwrap();
-                assert_eq!(
-                    rollup.rows, raw.rows,
-                    "{name} from {from} to {to} with {filters:?}: rollup (left) and raw differ"
-                );
+                let raw = assert_rollup_is_raw(
+                    pool,
+                    *name,
+                    &query,
+                    format!("{name} from {from} to {to} with {filters:?}"),
+                )
+                .await;
                 compared += usize::from(!raw.rows.is_empty());
                 // The per-encounter and per-prescriber reports limit parts of their answer
                 // before merging them: each column's order, both ways, a few rows.
@@ -143,18 +140,17 @@ async fn compare_all(pool: &PgPool, now: DateTime<Utc>) -> usize {
                                 column: column.name.clone(),
                                 direction,
                             }];
-                            let rollup = reports::run_from(pool, *name, &sorted, Source::Auto)
-                                .await
-                                .unwrap();
-                            let raw = reports::run_from(pool, *name, &sorted, Source::Raw)
-                                .await
-                                .unwrap();
-                            assert_eq!(
-                                rollup.rows, raw.rows,
-                                "{name} from {from} to {to} with {filters:?} sorted by \
-                                 {} {direction:?}: rollup (left) and raw differ",
-                                column.name
-                            );
+                            assert_rollup_is_raw(
+                                pool,
+                                *name,
+                                &sorted,
+                                format!(
+                                    "{name} from {from} to {to} with {filters:?} sorted by {} \
+                                     {direction:?}",
+                                    column.name
+                                ),
+                            )
+                            .await;
                         }
                     }
                 }
@@ -162,6 +158,27 @@ async fn compare_all(pool: &PgPool, now: DateTime<Utc>) -> usize {
         }
     }
     compared
+}
+
+/// Runs `name` over `query` from the rollup and raw, asserts the rows are equal (`what` names
+/// the case), and returns the raw table.
+async fn assert_rollup_is_raw(
+    pool: &PgPool,
+    name: ReportName,
+    query: &ReportQuery,
+    what: String,
+) -> reports::ReportTable {
+    let rollup = reports::run_from(pool, name, query, Source::Auto)
+        .await
+        .unwrap();
+    let raw = reports::run_from(pool, name, query, Source::Raw)
+        .await
+        .unwrap();
+    assert_eq!(
+        rollup.rows, raw.rows,
+        "{what}: rollup (left) and raw differ"
+    );
+    raw
 }
 
 async fn first(pool: &PgPool, sql: &'static str) -> String {

@@ -445,22 +445,28 @@ fn by_encounter_totals(qb: &mut Builder, span: &Span, query: &ReportQuery) {
     // Kinds 1 and 2: the week's rows, hash-joined. Kind 3: each encounter's rows looked up
     // while they are few (OFFSET 0 keeps the lookup a lookup), else the span's rows
     // hash-joined; the count decides at run time, one branch runs.
-    qb.push(format_args!(
-        "), edge_rows AS (SELECT s.encounter_ref, {measures} FROM report_encounter_days s \
-         JOIN crossing c ON c.encounter_ref = s.encounter_ref AND c.kind = 1 WHERE"
-    ));
-    span_days(qb);
-    qb.push(" AND s.day < ")
-        .push_bind(lo)
-        .push(format_args!(" + {EDGE_DAYS}"));
-    qb.push(format_args!(
-        " UNION ALL SELECT s.encounter_ref, {measures} FROM report_encounter_days s \
-         JOIN crossing c ON c.encounter_ref = s.encounter_ref AND c.kind = 2 WHERE"
-    ));
-    span_days(qb);
-    qb.push(" AND s.day >= ")
-        .push_bind(hi)
-        .push(format_args!(" - {EDGE_DAYS}"));
+    // The span's rows of the crossing encounters of `kind`, hash-joined, with `bound` (a
+    // condition on `s.day`) appended.
+    let joined = |qb: &mut Builder, kind: u8, bound: &dyn Fn(&mut Builder)| {
+        qb.push(format_args!(
+            "SELECT s.encounter_ref, {measures} FROM report_encounter_days s \
+             JOIN crossing c ON c.encounter_ref = s.encounter_ref AND c.kind = {kind} WHERE"
+        ));
+        span_days(qb);
+        bound(qb);
+    };
+    qb.push("), edge_rows AS (");
+    joined(qb, 1, &|qb| {
+        qb.push(" AND s.day < ")
+            .push_bind(lo)
+            .push(format_args!(" + {EDGE_DAYS}"));
+    });
+    qb.push(" UNION ALL ");
+    joined(qb, 2, &|qb| {
+        qb.push(" AND s.day >= ")
+            .push_bind(hi)
+            .push(format_args!(" - {EDGE_DAYS}"));
+    });
     qb.push(format_args!(
         " UNION ALL SELECT x.* FROM crossing c, LATERAL (SELECT s.encounter_ref, {measures} \
          FROM report_encounter_days s WHERE s.encounter_ref = c.encounter_ref AND"
@@ -470,14 +476,12 @@ fn by_encounter_totals(qb: &mut Builder, span: &Span, query: &ReportQuery) {
         " OFFSET 0) x WHERE c.kind = 3 \
          AND (SELECT count(*) FROM crossing WHERE kind = 3) <= {LOOKUP_LIMIT_SQL}"
     ));
-    qb.push(format_args!(
-        " UNION ALL SELECT s.encounter_ref, {measures} FROM report_encounter_days s \
-         JOIN crossing c ON c.encounter_ref = s.encounter_ref AND c.kind = 3 WHERE"
-    ));
-    span_days(qb);
-    qb.push(format_args!(
-        " AND (SELECT count(*) FROM crossing WHERE kind = 3) > {LOOKUP_LIMIT_SQL}"
-    ));
+    qb.push(" UNION ALL ");
+    joined(qb, 3, &|qb| {
+        qb.push(format_args!(
+            " AND (SELECT count(*) FROM crossing WHERE kind = 3) > {LOOKUP_LIMIT_SQL}"
+        ));
+    });
     // Inside encounters that also have tail rows: their totals, looked up one by one (a tail
     // is at most a day or two of encounters; OFFSET 0 keeps the lookup from becoming a hash
     // join over every encounter's totals). None when nothing of the window is folded.
