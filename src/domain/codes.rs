@@ -53,6 +53,21 @@ pub struct Concept {
     /// reads them, and normalizing per check cost more than the checks themselves.
     #[serde(skip)]
     normalized: std::sync::OnceLock<Vec<String>>,
+    /// Which value sets of a plan the concept is in, found once on the first check: a rule
+    /// asks several sets about the same order or diagnosis (`pathway::value_set::Membership`).
+    #[serde(skip)]
+    value_sets: std::sync::OnceLock<ValueSetCache>,
+}
+
+/// A concept's value-set membership under one plan's index, by code and by text apart (a set
+/// may be asked by code only, and the text half reads the normalized texts). Bit `i` is the
+/// plan's `i`-th value set.
+#[derive(Debug, Clone)]
+pub struct ValueSetCache {
+    /// The membership index these bits came from (`Membership::key`).
+    pub index: u64,
+    pub by_code: std::sync::OnceLock<u64>,
+    pub by_text: std::sync::OnceLock<u64>,
 }
 
 impl PartialEq for Concept {
@@ -85,6 +100,7 @@ impl Concept {
             codings,
             text,
             normalized: Default::default(),
+            value_sets: Default::default(),
         }
     }
 
@@ -128,6 +144,18 @@ impl Concept {
                 .filter(|t| !t.is_empty())
                 .collect()
         })
+    }
+
+    /// The value-set bits cached for membership index `index`; `None` when the concept was
+    /// first checked under another plan's index (the caller then computes without caching).
+    /// Callers that change `text` or `codings` after a check must build a new concept.
+    pub fn value_set_cache(&self, index: u64) -> Option<&ValueSetCache> {
+        let cache = self.value_sets.get_or_init(|| ValueSetCache {
+            index,
+            by_code: Default::default(),
+            by_text: Default::default(),
+        });
+        (cache.index == index).then_some(cache)
     }
 
     /// The best single label for messages: text, else the first display, else the first code.

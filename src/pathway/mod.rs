@@ -283,11 +283,12 @@ fn compile(
     content: Arc<[u8]>,
 ) -> Result<Plan, PathwayError> {
     let mut errors = Vec::new();
-    let value_sets: Vec<ValueSet> = document
-        .value_sets
-        .iter()
-        .map(|(name, def)| ValueSet::compile(name, def))
-        .collect();
+    let value_sets = ValueSet::compile_all(
+        document
+            .value_sets
+            .iter()
+            .map(|(name, def)| (name.as_str(), def)),
+    );
     let value_set_index: HashMap<String, usize> = value_sets
         .iter()
         .enumerate()
