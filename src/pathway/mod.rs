@@ -164,6 +164,11 @@ pub struct Plan {
     pub reference: PathwayRef,
     pub title: String,
     pub rules: Vec<CompiledRule>,
+    /// `rules` indices by rule severity (most severe first), then rule id: the order the
+    /// engine evaluates them in. Findings then mostly arrive in the order they are sorted
+    /// into (`Sink::finish`), which leaves the sort little to move; the order of evaluation
+    /// changes nothing else (rules are pure and read only the shared facts).
+    pub evaluation_order: Vec<usize>,
     pub value_sets: Vec<ValueSet>,
     value_set_index: HashMap<String, usize>,
     /// Where each [`EngineSet`] is in `value_sets` (`engine_sets[set as usize]`).
@@ -418,6 +423,11 @@ fn compile(
         Ok(ids) if errors.is_empty() => ids,
         _ => return Err(PathwayError::Invalid(errors)),
     };
+    let mut evaluation_order: Vec<usize> = (0..compiled.len()).collect();
+    evaluation_order.sort_by(|&a, &b| {
+        let (a, b) = (&compiled[a], &compiled[b]);
+        b.severity.cmp(&a.severity).then_with(|| a.id.cmp(&b.id))
+    });
     Ok(Plan {
         reference: PathwayRef {
             id: document.id.clone(),
@@ -426,6 +436,7 @@ fn compile(
         },
         title: document.title.clone(),
         rules: compiled,
+        evaluation_order,
         value_sets,
         value_set_index,
         engine_sets,
