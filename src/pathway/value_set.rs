@@ -63,7 +63,7 @@ pub struct ValueSet {
     prefixes: Vec<(String, String)>,
     ranges: Vec<(String, String, String)>,
     phrases: Vec<String>,
-    /// The plan's index and this set's bit in it; `None` for a set past the 64th of its plan,
+    /// The plan's index and this set's bit in it; `None` for a set past the 63rd of its plan,
     /// which is checked by scanning its own lists.
     membership: Option<(Arc<Membership>, u64)>,
 }
@@ -183,7 +183,7 @@ impl ValueSet {
     }
 
     /// [`ValueSet::contains_code`] by scanning this set's own codes: for a set past the
-    /// index's 64 bits, and the reference the index is tested against.
+    /// index's 63 bits, and the reference the index is tested against.
     fn scan_codes(&self, concept: &Concept) -> bool {
         concept.codings.iter().any(|coding| {
             let Some(system) = coding.system.as_deref() else {
@@ -265,8 +265,9 @@ struct SystemCodes {
 }
 
 impl Membership {
-    /// The sets a `u64` has bits for; later sets scan their own lists.
-    pub const MAX_SETS: usize = 64;
+    /// The sets a concept's cache has bits for (bit 63 is its "known" mark); later sets
+    /// scan their own lists.
+    pub const MAX_SETS: usize = 63;
 
     fn build(sets: &[ValueSet]) -> Membership {
         static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
@@ -330,18 +331,14 @@ impl Membership {
 
     /// The sets that list one of the concept's codings, cached in the concept.
     fn by_code(&self, concept: &Concept) -> u64 {
-        match concept.value_set_cache(self.key) {
-            Some(cache) => *cache.by_code.get_or_init(|| self.code_bits(concept)),
-            None => self.code_bits(concept),
-        }
+        let cache = concept.value_set_cache();
+        cache.by_code(self.key, || self.code_bits(concept))
     }
 
     /// The sets with a phrase in one of the concept's texts, cached in the concept.
     fn by_text(&self, concept: &Concept) -> u64 {
-        match concept.value_set_cache(self.key) {
-            Some(cache) => *cache.by_text.get_or_init(|| self.text_bits(concept)),
-            None => self.text_bits(concept),
-        }
+        let cache = concept.value_set_cache();
+        cache.by_text(self.key, || self.text_bits(concept))
     }
 
     fn code_bits(&self, concept: &Concept) -> u64 {
@@ -591,7 +588,7 @@ mod tests {
     }
 
     #[test]
-    fn sets_past_the_64th_scan_their_own_lists() {
+    fn sets_past_the_63rd_scan_their_own_lists() {
         let defs: Vec<ValueSetDef> = (0..70)
             .map(|i| ValueSetDef {
                 codes: vec![CodeEntry {
@@ -606,8 +603,8 @@ mod tests {
             .collect();
         let names: Vec<String> = (0..70).map(|i| format!("set{i}")).collect();
         let sets = ValueSet::compile_all(names.iter().map(String::as_str).zip(&defs));
-        assert!(sets[63].membership.is_some() && sets[64].membership.is_none());
-        for i in [0, 63, 64, 69] {
+        assert!(sets[62].membership.is_some() && sets[63].membership.is_none());
+        for i in [0, 62, 63, 69] {
             assert!(sets[i].contains(&Concept::coded(system::SNOMED, &format!("{i}"), None)));
             assert!(sets[i].contains(&Concept::from_text(&format!("a word{i}"))));
             assert!(!sets[i].contains(&Concept::coded(system::SNOMED, "x", None)));
