@@ -4,6 +4,7 @@
 //! hide a drug: the terminology layer matches by code *and* by normalized text.
 
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Code system URIs the pathway uses.
 pub mod system {
@@ -53,6 +54,74 @@ pub struct Concept {
     /// reads them, and normalizing per check cost more than the checks themselves.
     #[serde(skip)]
     normalized: std::sync::OnceLock<Vec<String>>,
+    /// Which value sets of a plan the concept is in, found once on the first check: a rule
+    /// asks several sets about the same order or diagnosis (`pathway::value_set::Membership`).
+    #[serde(skip)]
+    value_sets: ValueSetCache,
+}
+
+/// A concept's value-set membership under one plan's index, by code and by text apart (a set
+/// may be asked by code only, and the text half reads the normalized texts). Bit `i` is the
+/// plan's `i`-th value set; bit 63 marks a half as known.
+///
+/// Atomics rather than `OnceLock`s: three lazy initializations per concept cost more than the
+/// lookups they cache. Two threads may both compute a half; they store the same bits.
+#[derive(Debug, Default)]
+pub struct ValueSetCache {
+    /// The membership index the bits are for (`Membership::key`); 0 until the first check.
+    index: AtomicU64,
+    by_code: AtomicU64,
+    by_text: AtomicU64,
+}
+
+impl ValueSetCache {
+    /// Marks a half of the cache as computed (so a plan has at most 63 bits).
+    pub const KNOWN: u64 = 1 << 63;
+
+    /// The bits by code for index `index`, computed by `compute` on the first ask.
+    pub fn by_code(&self, index: u64, compute: impl FnOnce() -> u64) -> u64 {
+        self.get(&self.by_code, index, compute)
+    }
+
+    /// The bits by text for index `index`, computed by `compute` on the first ask.
+    pub fn by_text(&self, index: u64, compute: impl FnOnce() -> u64) -> u64 {
+        self.get(&self.by_text, index, compute)
+    }
+
+    fn get(&self, half: &AtomicU64, index: u64, compute: impl FnOnce() -> u64) -> u64 {
+        // The first index to ask owns the cache; a concept asked under another plan's index
+        // (another pathway version, a test) is answered without caching.
+        let owner =
+            match self
+                .index
+                .compare_exchange(0, index, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => index,
+                Err(owner) => owner,
+            };
+        if owner != index {
+            return compute();
+        }
+        let cached = half.load(Ordering::Relaxed);
+        if cached & Self::KNOWN != 0 {
+            return cached & !Self::KNOWN;
+        }
+        let bits = compute();
+        debug_assert_eq!(bits & Self::KNOWN, 0, "bit 63 is the known mark");
+        half.store(bits | Self::KNOWN, Ordering::Relaxed);
+        bits
+    }
+}
+
+impl Clone for ValueSetCache {
+    fn clone(&self) -> Self {
+        let copy = |a: &AtomicU64| AtomicU64::new(a.load(Ordering::Relaxed));
+        ValueSetCache {
+            index: copy(&self.index),
+            by_code: copy(&self.by_code),
+            by_text: copy(&self.by_text),
+        }
+    }
 }
 
 impl PartialEq for Concept {
@@ -85,6 +154,7 @@ impl Concept {
             codings,
             text,
             normalized: Default::default(),
+            value_sets: Default::default(),
         }
     }
 
@@ -128,6 +198,12 @@ impl Concept {
                 .filter(|t| !t.is_empty())
                 .collect()
         })
+    }
+
+    /// The concept's cached value-set bits (see [`ValueSetCache`]). Callers that change
+    /// `text` or `codings` after a check must build a new concept.
+    pub fn value_set_cache(&self) -> &ValueSetCache {
+        &self.value_sets
     }
 
     /// The best single label for messages: text, else the first display, else the first code.

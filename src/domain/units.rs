@@ -200,6 +200,49 @@ pub fn format_number(value: f64) -> String {
 /// [`format_number`] written onto `out`: cards hold dozens of numbers per evaluation, and
 /// `format!` costs an allocation and the formatting machinery for each.
 pub fn push_number(out: &mut String, value: f64) {
+    // Nearly every number on a card is below 10^9: rounded to cents with integer arithmetic.
+    // `f64::round` and `fract` are library calls on the baseline x86-64 target, and they were
+    // most of this function's cost. (NaN fails the comparison and takes the general path.)
+    if value.abs() < 1e9 {
+        push_cents(out, round_half_away(value * 100.0));
+        return;
+    }
+    push_number_general(out, value);
+}
+
+/// `x.round() as i64` for `|x| < 2^52`, without the library call: `x - trunc(x)` is exact.
+fn round_half_away(x: f64) -> i64 {
+    let whole = x as i64;
+    let fraction = x - whole as f64;
+    if fraction >= 0.5 {
+        whole + 1
+    } else if fraction <= -0.5 {
+        whole - 1
+    } else {
+        whole
+    }
+}
+
+/// A number of hundredths as [`push_number`] writes it: no trailing zero, no dot when whole.
+fn push_cents(out: &mut String, cents: i64) {
+    if cents < 0 {
+        out.push('-');
+    }
+    let cents = cents.unsigned_abs();
+    push_unsigned(out, cents / 100);
+    let (tenths, hundredths) = ((cents % 100) / 10, cents % 10);
+    if tenths != 0 || hundredths != 0 {
+        out.push('.');
+        out.push(char::from(b'0' + tenths as u8));
+        if hundredths != 0 {
+            out.push(char::from(b'0' + hundredths as u8));
+        }
+    }
+}
+
+/// [`push_number`] for any value: what it was before the fast path, kept for the numbers at
+/// or above 10^9 and as the reference the fast path is tested against.
+fn push_number_general(out: &mut String, value: f64) {
     use std::fmt::Write as _;
     if !(value * 100.0).is_finite() {
         // Only absurd inputs get here (1e308): say the number rather than "inf".
@@ -516,6 +559,22 @@ mod tests {
         #[test]
         fn numbers_format_as_with_format(value in proptest::num::f64::ANY) {
             prop_assert_eq!(format_number(value), format_number_reference(value));
+        }
+
+        /// The integer fast path writes what the general path writes, on and beside the
+        /// half-cent boundaries where rounding decides.
+        #[test]
+        fn the_fast_path_formats_as_the_general_one(
+            value in proptest::num::f64::ANY,
+            half_cents in -2_000_000_001i64..2_000_000_001,
+            noise in -1e-9f64..1e-9,
+        ) {
+            for value in [value, half_cents as f64 / 200.0, half_cents as f64 / 200.0 + noise] {
+                let (mut fast, mut general) = (String::new(), String::new());
+                push_number(&mut fast, value);
+                push_number_general(&mut general, value);
+                prop_assert_eq!(fast, general, "{:?}", value);
+            }
         }
 
         #[test]

@@ -164,6 +164,11 @@ pub struct Plan {
     pub reference: PathwayRef,
     pub title: String,
     pub rules: Vec<CompiledRule>,
+    /// `rules` indices by rule severity (most severe first), then rule id: the order the
+    /// engine evaluates them in. Findings then mostly arrive in the order they are sorted
+    /// into (`Sink::finish`), which leaves the sort little to move; the order of evaluation
+    /// changes nothing else (rules are pure and read only the shared facts).
+    pub evaluation_order: Vec<usize>,
     pub value_sets: Vec<ValueSet>,
     value_set_index: HashMap<String, usize>,
     /// Where each [`EngineSet`] is in `value_sets` (`engine_sets[set as usize]`).
@@ -283,11 +288,12 @@ fn compile(
     content: Arc<[u8]>,
 ) -> Result<Plan, PathwayError> {
     let mut errors = Vec::new();
-    let value_sets: Vec<ValueSet> = document
-        .value_sets
-        .iter()
-        .map(|(name, def)| ValueSet::compile(name, def))
-        .collect();
+    let value_sets = ValueSet::compile_all(
+        document
+            .value_sets
+            .iter()
+            .map(|(name, def)| (name.as_str(), def)),
+    );
     let value_set_index: HashMap<String, usize> = value_sets
         .iter()
         .enumerate()
@@ -417,6 +423,11 @@ fn compile(
         Ok(ids) if errors.is_empty() => ids,
         _ => return Err(PathwayError::Invalid(errors)),
     };
+    let mut evaluation_order: Vec<usize> = (0..compiled.len()).collect();
+    evaluation_order.sort_by(|&a, &b| {
+        let (a, b) = (&compiled[a], &compiled[b]);
+        b.severity.cmp(&a.severity).then_with(|| a.id.cmp(&b.id))
+    });
     Ok(Plan {
         reference: PathwayRef {
             id: document.id.clone(),
@@ -425,6 +436,7 @@ fn compile(
         },
         title: document.title.clone(),
         rules: compiled,
+        evaluation_order,
         value_sets,
         value_set_index,
         engine_sets,

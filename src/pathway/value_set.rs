@@ -4,6 +4,8 @@
 
 use crate::domain::codes::{Concept, normalize_text};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// How a listed code matches a concept's code.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,7 +53,9 @@ pub struct ValueSetDef {
     pub texts: Vec<String>,
 }
 
-/// A compiled value set: codes normalized once, phrases normalized once.
+/// A compiled value set: codes normalized once, phrases normalized once. A set compiled with
+/// the other sets of its plan answers from the plan's [`Membership`] index: one bit of the
+/// concept's membership bits, found once per concept for every set.
 #[derive(Debug, Clone)]
 pub struct ValueSet {
     pub name: String,
@@ -59,6 +63,9 @@ pub struct ValueSet {
     prefixes: Vec<(String, String)>,
     ranges: Vec<(String, String, String)>,
     phrases: Vec<String>,
+    /// The plan's index and this set's bit in it; `None` for a set past the 63rd of its plan,
+    /// which is checked by scanning its own lists.
+    membership: Option<(Arc<Membership>, u64)>,
 }
 
 /// A code's bytes as [`normalize_code`] would give them, without allocating.
@@ -88,8 +95,33 @@ fn normalize_code(code: &str) -> String {
     code.trim().replace('.', "").to_ascii_uppercase()
 }
 
+/// A range's bounds compare the code's first `from.len()` bytes, at most this many.
+const RANGE_HEAD_MAX: usize = 8;
+
 impl ValueSet {
+    /// One set on its own (with an index of its own).
     pub fn compile(name: &str, def: &ValueSetDef) -> ValueSet {
+        ValueSet::compile_all([(name, def)])
+            .pop()
+            .expect("one set in, one set out")
+    }
+
+    /// A plan's value sets, in order, sharing one membership index.
+    pub fn compile_all<'d>(
+        defs: impl IntoIterator<Item = (&'d str, &'d ValueSetDef)>,
+    ) -> Vec<ValueSet> {
+        let mut sets: Vec<ValueSet> = defs
+            .into_iter()
+            .map(|(name, def)| ValueSet::compile_alone(name, def))
+            .collect();
+        let membership = Arc::new(Membership::build(&sets));
+        for (i, set) in sets.iter_mut().enumerate().take(Membership::MAX_SETS) {
+            set.membership = Some((membership.clone(), 1 << i));
+        }
+        sets
+    }
+
+    fn compile_alone(name: &str, def: &ValueSetDef) -> ValueSet {
         ValueSet {
             name: name.to_owned(),
             exact: def
@@ -121,13 +153,38 @@ impl ValueSet {
                 .map(|t| normalize_text(t))
                 .filter(|t| !t.is_empty())
                 .collect(),
+            membership: None,
         }
     }
 
     /// Whether any coding of the concept is in the set by code.
     pub fn contains_code(&self, concept: &Concept) -> bool {
-        // Called for every order and diagnosis against several sets per evaluation: compare
-        // without allocating (the listed codes were normalized once, at compile time).
+        match &self.membership {
+            Some((index, bit)) => index.by_code(concept) & bit != 0,
+            None => self.scan_codes(concept),
+        }
+    }
+
+    /// Whether the concept's text or a display contains one of the phrases as whole words.
+    pub fn contains_text(&self, concept: &Concept) -> bool {
+        // A set without phrases never reads (nor normalizes) the concept's texts.
+        if self.phrases.is_empty() {
+            return false;
+        }
+        match &self.membership {
+            Some((index, bit)) => index.by_text(concept) & bit != 0,
+            None => self.scan_texts(concept),
+        }
+    }
+
+    /// By code, else by text.
+    pub fn contains(&self, concept: &Concept) -> bool {
+        self.contains_code(concept) || self.contains_text(concept)
+    }
+
+    /// [`ValueSet::contains_code`] by scanning this set's own codes: for a set past the
+    /// index's 63 bits, and the reference the index is tested against.
+    fn scan_codes(&self, concept: &Concept) -> bool {
         concept.codings.iter().any(|coding| {
             let Some(system) = coding.system.as_deref() else {
                 return false;
@@ -141,7 +198,7 @@ impl ValueSet {
                     .iter()
                     .any(|(s, p)| s == system && starts_with(code(), p))
                 || self.ranges.iter().any(|(s, from, to)| {
-                    let mut head = [0u8; 8];
+                    let mut head = [0u8; RANGE_HEAD_MAX];
                     let len = from.len().min(head.len());
                     let mut taken = 0;
                     for (slot, byte) in head.iter_mut().zip(code().take(len)) {
@@ -154,22 +211,13 @@ impl ValueSet {
         })
     }
 
-    /// Whether the concept's text or a display contains one of the phrases as whole words.
-    pub fn contains_text(&self, concept: &Concept) -> bool {
-        if self.phrases.is_empty() {
-            return false;
-        }
-        // The concept normalizes its texts once (several sets read them per evaluation).
+    /// [`ValueSet::contains_text`] by scanning this set's own phrases (as [`scan_codes`]).
+    fn scan_texts(&self, concept: &Concept) -> bool {
         concept.normalized_texts().iter().any(|text| {
             self.phrases
                 .iter()
                 .any(|phrase| contains_words(text, phrase))
         })
-    }
-
-    /// By code, else by text.
-    pub fn contains(&self, concept: &Concept) -> bool {
-        self.contains_code(concept) || self.contains_text(concept)
     }
 }
 
@@ -188,10 +236,205 @@ pub fn contains_words(text: &str, phrase: &str) -> bool {
     })
 }
 
+/// Every value set of a plan in one index, so that a concept is looked up once for all of
+/// them: its codes by system (exact codes by binary search, then the system's prefixes and
+/// ranges), its normalized texts word by word against every set's phrases at once. The result
+/// is a bit per set, cached in the concept ([`Concept::value_set_cache`]): each later
+/// `contains` is a bit test. Rules ask several sets about the same order or diagnosis, and
+/// scanning set by set repeated the same comparisons for each.
+#[derive(Debug)]
+pub struct Membership {
+    /// Unique per index (process-wide), so a concept's cache from another plan is not read.
+    key: u64,
+    systems: Vec<SystemCodes>,
+    /// Distinct phrases of every set with the sets that list them, sorted by first byte.
+    phrases: Vec<(String, u64)>,
+    /// `phrases[phrase_starts[b]..phrase_starts[b + 1]]` are the phrases starting with byte `b`.
+    phrase_starts: Box<[u32; 257]>,
+}
+
+/// One code system's codes across the sets, each with the bits of the sets that list it.
+#[derive(Debug)]
+struct SystemCodes {
+    system: String,
+    /// Sorted by code, one entry per code.
+    exact: Vec<(String, u64)>,
+    prefixes: Vec<(String, u64)>,
+    /// (from, to) bounds as in [`CodeRange`].
+    ranges: Vec<((String, String), u64)>,
+}
+
+impl Membership {
+    /// The sets a concept's cache has bits for (bit 63 is its "known" mark); later sets
+    /// scan their own lists.
+    pub const MAX_SETS: usize = 63;
+
+    fn build(sets: &[ValueSet]) -> Membership {
+        static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
+        let mut systems: Vec<SystemCodes> = Vec::new();
+        let mut phrases: Vec<(String, u64)> = Vec::new();
+        fn add<K: PartialEq>(list: &mut Vec<(K, u64)>, key: K, bit: u64) {
+            match list.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, bits)) => *bits |= bit,
+                None => list.push((key, bit)),
+            }
+        }
+        fn system<'s>(systems: &'s mut Vec<SystemCodes>, name: &str) -> &'s mut SystemCodes {
+            let at = match systems.iter().position(|s| s.system == name) {
+                Some(at) => at,
+                None => {
+                    systems.push(SystemCodes {
+                        system: name.to_owned(),
+                        exact: Vec::new(),
+                        prefixes: Vec::new(),
+                        ranges: Vec::new(),
+                    });
+                    systems.len() - 1
+                }
+            };
+            &mut systems[at]
+        }
+        for (i, set) in sets.iter().enumerate().take(Self::MAX_SETS) {
+            let bit = 1u64 << i;
+            for (s, code) in &set.exact {
+                add(&mut system(&mut systems, s).exact, code.clone(), bit);
+            }
+            for (s, prefix) in &set.prefixes {
+                add(&mut system(&mut systems, s).prefixes, prefix.clone(), bit);
+            }
+            for (s, from, to) in &set.ranges {
+                let range = (from.clone(), to.clone());
+                add(&mut system(&mut systems, s).ranges, range, bit);
+            }
+            for phrase in &set.phrases {
+                add(&mut phrases, phrase.clone(), bit);
+            }
+        }
+        for s in &mut systems {
+            s.exact.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        // Sorting by the whole phrase groups them by first byte.
+        phrases.sort_by(|a, b| a.0.cmp(&b.0));
+        // Phrases are never empty (empty ones are dropped when a set compiles).
+        let mut phrase_starts = Box::new([0u32; 257]);
+        for (b, start) in phrase_starts.iter_mut().enumerate() {
+            let first_at_least = phrases.partition_point(|(p, _)| usize::from(p.as_bytes()[0]) < b);
+            *start = u32::try_from(first_at_least).expect("fewer than 2^32 phrases");
+        }
+        Membership {
+            key: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
+            systems,
+            phrases,
+            phrase_starts,
+        }
+    }
+
+    /// The sets that list one of the concept's codings, cached in the concept.
+    fn by_code(&self, concept: &Concept) -> u64 {
+        let cache = concept.value_set_cache();
+        cache.by_code(self.key, || self.code_bits(concept))
+    }
+
+    /// The sets with a phrase in one of the concept's texts, cached in the concept.
+    fn by_text(&self, concept: &Concept) -> u64 {
+        let cache = concept.value_set_cache();
+        cache.by_text(self.key, || self.text_bits(concept))
+    }
+
+    fn code_bits(&self, concept: &Concept) -> u64 {
+        let mut bits = 0;
+        for coding in &concept.codings {
+            let Some(system) = coding.system.as_deref() else {
+                continue;
+            };
+            let Some(codes) = self.systems.iter().find(|s| s.system == system) else {
+                continue;
+            };
+            // The code as `normalize_code` gives it, on the stack: codes are short.
+            let mut buffer = [0u8; 32];
+            let long: Vec<u8>;
+            let trimmed = trim_code(&coding.code);
+            let code: &[u8] = if trimmed.len() <= buffer.len() {
+                let mut len = 0;
+                for byte in code_chars(trimmed) {
+                    buffer[len] = byte;
+                    len += 1;
+                }
+                &buffer[..len]
+            } else {
+                long = code_chars(trimmed).collect();
+                &long
+            };
+            bits |= codes.bits_of(code);
+        }
+        bits
+    }
+
+    fn text_bits(&self, concept: &Concept) -> u64 {
+        let mut bits = 0;
+        for text in concept.normalized_texts() {
+            let text = text.as_bytes();
+            // Every word start: where a phrase may begin on a word boundary.
+            let starts = std::iter::once(0).chain(
+                text.iter()
+                    .enumerate()
+                    .filter(|(_, b)| **b == b' ')
+                    .map(|(i, _)| i + 1),
+            );
+            for at in starts {
+                let Some(&first) = text.get(at) else {
+                    continue;
+                };
+                let (from, to) = (
+                    self.phrase_starts[usize::from(first)] as usize,
+                    self.phrase_starts[usize::from(first) + 1] as usize,
+                );
+                for (phrase, phrase_bits) in &self.phrases[from..to] {
+                    let end = at + phrase.len();
+                    if text[at..].starts_with(phrase.as_bytes())
+                        && (end == text.len() || text[end] == b' ')
+                    {
+                        bits |= phrase_bits;
+                    }
+                }
+            }
+        }
+        bits
+    }
+}
+
+impl SystemCodes {
+    /// The sets that list `code` (normalized) in this system, exactly, by prefix or by range.
+    fn bits_of(&self, code: &[u8]) -> u64 {
+        // Byte by byte, not through `memcmp`: codes are a few bytes and most comparisons end
+        // at the first one, where the library call's overhead was the whole cost.
+        let by_bytes = |listed: &str| listed.bytes().cmp(code.iter().copied());
+        let mut bits = match self.exact.binary_search_by(|(c, _)| by_bytes(c)) {
+            Ok(at) => self.exact[at].1,
+            Err(_) => 0,
+        };
+        for (prefix, prefix_bits) in &self.prefixes {
+            let prefix = prefix.as_bytes();
+            if prefix.len() <= code.len() && prefix.iter().zip(code).all(|(p, c)| p == c) {
+                bits |= prefix_bits;
+            }
+        }
+        for ((from, to), range_bits) in &self.ranges {
+            let len = from.len().min(RANGE_HEAD_MAX);
+            if let Some(head) = code.get(..len)
+                && head >= from.as_bytes()
+                && head <= to.as_bytes()
+            {
+                bits |= range_bits;
+            }
+        }
+        bits
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::codes::system;
+    use crate::domain::codes::{Coding, system};
 
     fn set() -> ValueSet {
         ValueSet::compile(
@@ -247,6 +490,128 @@ mod tests {
         #[test]
         fn codes_trim_as_str_trim(code in "[ \t\u{a0}\u{2003}]{0,2}[a-zA-Z0-9.é ]{0,6}[ \t\u{a0}\u{3000}]{0,2}") {
             proptest::prop_assert_eq!(trim_code(&code), code.trim());
+        }
+    }
+
+    /// Value sets from a small alphabet, so that codes, prefixes, ranges and phrases of
+    /// different sets overlap and the concepts below often hit them.
+    fn value_set_defs() -> impl proptest::strategy::Strategy<Value = Vec<ValueSetDef>> {
+        use proptest::prelude::*;
+        let system = prop_oneof![Just("a"), Just("b"), Just("c")];
+        let code = "[ ]?[AbC1.]{0,4}[ ]?";
+        let entry =
+            (system.clone(), code, proptest::bool::ANY).prop_map(|(s, c, prefix)| CodeEntry {
+                system: s.into(),
+                code: c,
+                match_kind: if prefix {
+                    CodeMatch::Prefix
+                } else {
+                    CodeMatch::Exact
+                },
+                display: None,
+            });
+        let range = (system, "[ABC1]{1,3}", "[ABC1]{1,3}").prop_map(|(s, from, to)| CodeRange {
+            system: s.into(),
+            from,
+            to,
+        });
+        let def = (
+            proptest::collection::vec(entry, 0..4),
+            proptest::collection::vec(range, 0..2),
+            proptest::collection::vec(
+                "(bed|rest|x-ray|mri|a){1,3}( (bed|rest|mri|a)){0,2}| ",
+                0..3,
+            ),
+        )
+            .prop_map(|(codes, ranges, texts)| ValueSetDef {
+                codes,
+                ranges,
+                texts,
+                ..ValueSetDef::default()
+            });
+        proptest::collection::vec(def, 1..6)
+    }
+
+    fn concepts() -> impl proptest::strategy::Strategy<Value = Concept> {
+        use proptest::prelude::*;
+        let coding = (
+            proptest::option::of(prop_oneof![Just("a"), Just("b"), Just("d")]),
+            "[ ]?[aAbBC1.]{0,5}[ ]?",
+            proptest::option::of("(Bed|rest|x ray|MRI|a|bedrest){1,3}"),
+        )
+            .prop_map(|(system, code, display)| Coding {
+                system: system.map(str::to_owned),
+                code,
+                display,
+            });
+        (
+            proptest::collection::vec(coding, 0..3),
+            proptest::option::of("((BED|rest|X-ray|mri|a|-) ?){0,6}"),
+        )
+            .prop_map(|(codings, text)| Concept::new(codings, text))
+    }
+
+    proptest::proptest! {
+        /// The plan-wide index answers as each set's own lists do, for every set, by code, by
+        /// text and both, asked in any order (the concept caches its bits on the first ask).
+        #[test]
+        fn the_membership_index_answers_as_scanning_each_set(
+            defs in value_set_defs(),
+            concept in concepts(),
+        ) {
+            let names: Vec<String> = (0..defs.len()).map(|i| format!("set{i}")).collect();
+            let sets = ValueSet::compile_all(names.iter().map(String::as_str).zip(&defs));
+            for set in sets.iter().rev() {
+                let by_text = !set.phrases.is_empty() && set.scan_texts(&concept);
+                proptest::prop_assert_eq!(set.contains_text(&concept), by_text);
+                proptest::prop_assert_eq!(set.contains_code(&concept), set.scan_codes(&concept));
+                proptest::prop_assert_eq!(
+                    set.contains(&concept),
+                    set.scan_codes(&concept) || by_text
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_concept_checked_under_another_plan_is_not_misread() {
+        let bed_rest = ValueSetDef {
+            texts: vec!["bed rest".into()],
+            ..ValueSetDef::default()
+        };
+        let other = ValueSetDef {
+            texts: vec!["ambulate".into()],
+            ..ValueSetDef::default()
+        };
+        let first = ValueSet::compile_all([("bed_rest", &bed_rest)]);
+        let second = ValueSet::compile_all([("other", &other), ("bed_rest", &bed_rest)]);
+        let concept = Concept::from_text("strict bed rest");
+        assert!(first[0].contains(&concept));
+        assert!(!second[0].contains(&concept));
+        assert!(second[1].contains(&concept));
+    }
+
+    #[test]
+    fn sets_past_the_63rd_scan_their_own_lists() {
+        let defs: Vec<ValueSetDef> = (0..70)
+            .map(|i| ValueSetDef {
+                codes: vec![CodeEntry {
+                    system: system::SNOMED.into(),
+                    code: format!("{i}"),
+                    match_kind: CodeMatch::Exact,
+                    display: None,
+                }],
+                texts: vec![format!("word{i}")],
+                ..ValueSetDef::default()
+            })
+            .collect();
+        let names: Vec<String> = (0..70).map(|i| format!("set{i}")).collect();
+        let sets = ValueSet::compile_all(names.iter().map(String::as_str).zip(&defs));
+        assert!(sets[62].membership.is_some() && sets[63].membership.is_none());
+        for i in [0, 62, 63, 69] {
+            assert!(sets[i].contains(&Concept::coded(system::SNOMED, &format!("{i}"), None)));
+            assert!(sets[i].contains(&Concept::from_text(&format!("a word{i}"))));
+            assert!(!sets[i].contains(&Concept::coded(system::SNOMED, "x", None)));
         }
     }
 
