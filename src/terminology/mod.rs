@@ -12,7 +12,9 @@
 mod text;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
+
+use smallvec::{SmallVec, smallvec};
 
 use serde::{Deserialize, Serialize};
 
@@ -165,12 +167,17 @@ pub enum MatchedBy {
     IngredientText,
 }
 
+/// The parts of a drug. Nearly every drug has one or two, held inline: identifying an order
+/// then allocates nothing for its result, and a table product is copied, not rebuilt.
+pub type Components = SmallVec<[Component; 2]>;
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct DrugMatch {
     pub matched_by: MatchedBy,
-    pub product_rxcui: Option<String>,
+    /// Shared with the product table, so that a product match copies no string.
+    pub product_rxcui: Option<Arc<str>>,
     pub form: Option<ProductForm>,
-    pub components: Vec<Component>,
+    pub components: Components,
 }
 
 impl DrugMatch {
@@ -181,29 +188,11 @@ impl DrugMatch {
     }
 }
 
-/// FNV-1a: the keys are short drug words and codes from our own tables; a fast non-keyed hash
-/// halves the cost of reading free text (no untrusted party chooses the table keys).
-#[derive(Default)]
-struct Fnv(u64);
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for b in bytes {
-            h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-type Map<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
+/// foldhash with its fixed seed: the keys are short drug words, codes and names from our own
+/// tables, and a fast non-keyed hash that reads 8 bytes at a time is most of the cost of
+/// reading free text (no untrusted party chooses the table keys; a looked-up text only
+/// probes them).
+type Map<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
 /// Scratch space for [`Terminology::identify_with`], reused across the orders of an evaluation.
 #[derive(Debug, Default)]
@@ -566,7 +555,7 @@ impl Terminology {
                 text: &form,
                 tokens: &text::lex(&form),
             });
-            t.add_product(Some(rxcui), &normalized, form, components);
+            t.add_product(Some(rxcui), &normalized, form, components.into());
         }
         let file = OTHER_PRODUCTS_CSV.0;
         for row in rows::<OtherProductRow>(OTHER_PRODUCTS_CSV) {
@@ -596,7 +585,9 @@ impl Terminology {
             .map(|k| tokens.key(k).map(Box::from))
             .collect();
         let (Some(first), Some(rest)) = (tokens.word(0), rest) else {
-            panic!("terminology: phrase {phrase:?} cannot be matched (empty, not starting with a word, or with a slash)")
+            panic!(
+                "terminology: phrase {phrase:?} cannot be matched (empty, not starting with a word, or with a slash)"
+            )
         };
         #[cfg(test)]
         self.phrases
@@ -637,12 +628,12 @@ impl Terminology {
         rxcui: Option<String>,
         normalized_name: &str,
         form: Option<ProductForm>,
-        components: Vec<Component>,
+        components: Components,
     ) {
         let index = self.products.len();
         let m = DrugMatch {
             matched_by: MatchedBy::ProductCode,
-            product_rxcui: rxcui.clone(),
+            product_rxcui: rxcui.as_deref().map(Arc::from),
             form,
             components,
         };
@@ -679,7 +670,7 @@ impl Terminology {
             text: normalized,
             tokens,
         };
-        let mut components: Vec<Component> = Vec::new();
+        let mut components = Components::new();
         run.clear();
         let mut run_end = usize::MAX;
         let mut i = 0;
@@ -806,7 +797,7 @@ impl Terminology {
                         matched_by: MatchedBy::IngredientCode,
                         product_rxcui: None,
                         form: None,
-                        components: vec![Component {
+                        components: smallvec![Component {
                             ingredient: id,
                             strength: None,
                             elemental: false,

@@ -91,9 +91,7 @@ pub(crate) fn lex_onto(text: &str, tokens: &mut Vec<Token>) {
             while let Some(&b) = bytes.get(i) {
                 if b.is_ascii_digit() {
                     i += 1;
-                } else if b == b'.'
-                    && !seen_dot
-                    && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
+                } else if b == b'.' && !seen_dot && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
                 {
                     seen_dot = true;
                     i += 1;
@@ -104,7 +102,8 @@ pub(crate) fn lex_onto(text: &str, tokens: &mut Vec<Token>) {
             if let Some(v) = parse_decimal(&text[start..i]) {
                 tokens.push(Token::Number(Span { start, end: i }, v));
             }
-        } else if byte.is_ascii_alphabetic() || (!byte.is_ascii() && letter_len(text, i).is_some()) {
+        } else if byte.is_ascii_alphabetic() || (!byte.is_ascii() && letter_len(text, i).is_some())
+        {
             // A word: ASCII letters one byte each, other letters decoded.
             loop {
                 match bytes.get(i) {
