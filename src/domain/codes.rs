@@ -233,9 +233,63 @@ pub fn normalize_text(text: &str) -> String {
 }
 
 /// [`normalize_text`] appended to `out`, so that a caller normalizing several texts reuses
-/// one buffer. Order texts are nearly always ASCII: a run of kept ASCII bytes is copied whole
-/// and lower-cased in place; any other character is read whole and kept when alphanumeric.
+/// one buffer. Order texts are nearly always ASCII: those are read byte by byte through a
+/// table; a text with any other character is read as [`normalize_any_onto`] reads it.
 pub fn normalize_text_onto(out: &mut String, text: &str) {
+    if text.is_ascii() {
+        normalize_ascii_onto(out, text);
+    } else {
+        normalize_any_onto(out, text);
+    }
+}
+
+/// What each byte of an ASCII text becomes in normalized text: letters lower-cased, digits,
+/// '.', '/' and '%' kept as they are, and 0 for every other byte (a word separator). Bytes
+/// from 128 up are never looked up (the text is ASCII).
+const NORMALIZED_ASCII: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 128 {
+        let byte = b as u8;
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'/' | b'%') {
+            table[b] = byte.to_ascii_lowercase();
+        }
+        b += 1;
+    }
+    table
+};
+
+/// [`normalize_text_onto`] for an ASCII `text`: one table look-up per byte, the bytes written
+/// to `out`'s own buffer.
+fn normalize_ascii_onto(out: &mut String, text: &str) {
+    let mut bytes = std::mem::take(out).into_bytes();
+    bytes.reserve(text.len());
+    let start = bytes.len();
+    // A separator is written only after a kept byte, so there is never a leading space and at
+    // most one trailing one.
+    let mut last_space = true;
+    for &byte in text.as_bytes() {
+        match NORMALIZED_ASCII[usize::from(byte)] {
+            0 if !last_space => {
+                bytes.push(b' ');
+                last_space = true;
+            }
+            0 => {}
+            kept => {
+                bytes.push(kept);
+                last_space = false;
+            }
+        }
+    }
+    if last_space && bytes.len() > start {
+        bytes.pop();
+    }
+    *out = String::from_utf8(bytes).expect("UTF-8 with ASCII appended is UTF-8");
+}
+
+/// [`normalize_text_onto`] for any text: a run of kept ASCII bytes is copied whole and
+/// lower-cased in place; any other character is read whole and kept when alphanumeric.
+fn normalize_any_onto(out: &mut String, text: &str) {
     let kept_ascii = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'/' | b'%');
     out.reserve(text.len());
     let start = out.len();
@@ -312,6 +366,17 @@ mod tests {
             let mut onto = String::from("kept ");
             normalize_text_onto(&mut onto, &text);
             proptest::prop_assert_eq!(onto, format!("kept {}", normalize_text_reference(&text)));
+            // Both readings, whichever the text would take.
+            let mut any = String::new();
+            normalize_any_onto(&mut any, &text);
+            proptest::prop_assert_eq!(any, normalize_text_reference(&text));
+        }
+
+        #[test]
+        fn the_ascii_table_agrees_with_the_char_by_char_reading(text in "[ -~\t\n]{0,40}") {
+            let mut ascii = String::from("kept ");
+            normalize_ascii_onto(&mut ascii, &text);
+            proptest::prop_assert_eq!(ascii, format!("kept {}", normalize_text_reference(&text)));
         }
     }
 

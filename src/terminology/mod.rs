@@ -12,7 +12,9 @@
 mod text;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
+
+use smallvec::{SmallVec, smallvec};
 
 use serde::{Deserialize, Serialize};
 
@@ -165,12 +167,17 @@ pub enum MatchedBy {
     IngredientText,
 }
 
+/// The parts of a drug. Nearly every drug has one or two, held inline: identifying an order
+/// then allocates nothing for its result, and a table product is copied, not rebuilt.
+pub type Components = SmallVec<[Component; 2]>;
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct DrugMatch {
     pub matched_by: MatchedBy,
-    pub product_rxcui: Option<String>,
+    /// Shared with the product table, so that a product match copies no string.
+    pub product_rxcui: Option<Arc<str>>,
     pub form: Option<ProductForm>,
-    pub components: Vec<Component>,
+    pub components: Components,
 }
 
 impl DrugMatch {
@@ -181,35 +188,16 @@ impl DrugMatch {
     }
 }
 
-/// FNV-1a: the keys are short drug words and codes from our own tables; a fast non-keyed hash
-/// halves the cost of reading free text (no untrusted party chooses the table keys).
-#[derive(Default)]
-struct Fnv(u64);
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for b in bytes {
-            h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-type Map<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
+/// foldhash with its fixed seed: the keys are short drug words, codes and names from our own
+/// tables, and a fast non-keyed hash that reads 8 bytes at a time is most of the cost of
+/// reading free text (no untrusted party chooses the table keys; a looked-up text only
+/// probes them).
+type Map<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
 /// Scratch space for [`Terminology::identify_with`], reused across the orders of an evaluation.
 #[derive(Debug, Default)]
 pub struct Buffers {
     normalized: String,
-    key: String,
     tokens: Vec<Token>,
     run: Vec<IngredientId>,
     strengths: Vec<Option<(Strength, bool)>>,
@@ -219,14 +207,26 @@ pub struct Terminology {
     ingredients: Vec<Ingredient>,
     by_name: Map<String, IngredientId>,
     by_rxcui: Map<String, IngredientId>,
-    /// Normalized name or synonym (tokens joined by one space) -> ingredients, in order.
+    /// Every ingredient name and synonym by its first word (no name starts with a number or
+    /// a slash), the longest first: the matcher hashes each word of a text once and compares
+    /// the few names that start with it token by token.
+    phrase_starts: Map<Box<str>, Vec<Phrase>>,
+    /// Normalized name or synonym (tokens joined by one space) -> ingredients: the plain
+    /// lookup that `phrase_starts` replaced, kept as the oracle of the tests.
+    #[cfg(test)]
     phrases: Map<String, Vec<IngredientId>>,
-    /// First token of a phrase -> the longest phrase (in tokens) starting with it.
-    phrase_starts: Map<String, usize>,
     /// Table products: (rxcui, match). Products without a code are matched by name only.
     products: Vec<(Option<String>, DrugMatch)>,
     product_by_rxcui: Map<String, usize>,
     product_by_text: Map<String, usize>,
+}
+
+/// An ingredient name or synonym as the matcher reads it, filed under its first word.
+struct Phrase {
+    /// The tokens after the first word, as the lexer reads them from the normalized phrase.
+    rest: Box<[Box<str>]>,
+    /// What the phrase names: one ingredient, or the parts of a combination ("percocet").
+    ingredients: Box<[IngredientId]>,
 }
 
 const INGREDIENTS_CSV: (&str, &str) = (
@@ -361,7 +361,8 @@ fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_owned())
 }
 
-/// The key of a phrase as identify looks it up: its tokens joined by one space.
+/// The key of a phrase in the tests' plain phrase map: its tokens joined by one space.
+#[cfg(test)]
 fn phrase_key(tokens: Lexed<'_>) -> Option<String> {
     let mut key = String::new();
     for i in 0..tokens.len() {
@@ -385,8 +386,9 @@ impl Terminology {
             ingredients: Vec::new(),
             by_name: Map::default(),
             by_rxcui: Map::default(),
-            phrases: Map::default(),
             phrase_starts: Map::default(),
+            #[cfg(test)]
+            phrases: Map::default(),
             products: Vec::new(),
             product_by_rxcui: Map::default(),
             product_by_text: Map::default(),
@@ -553,7 +555,7 @@ impl Terminology {
                 text: &form,
                 tokens: &text::lex(&form),
             });
-            t.add_product(Some(rxcui), &normalized, form, components);
+            t.add_product(Some(rxcui), &normalized, form, components.into());
         }
         let file = OTHER_PRODUCTS_CSV.0;
         for row in rows::<OtherProductRow>(OTHER_PRODUCTS_CSV) {
@@ -578,13 +580,47 @@ impl Terminology {
             text: &normalized,
             tokens: &tokens,
         };
-        let Some(key) = phrase_key(tokens).filter(|k| !k.is_empty()) else {
-            panic!("terminology: phrase {phrase:?} cannot be matched")
+        // The matcher looks names up by their first word only, and a slash never joins one.
+        let rest: Option<Box<[Box<str>]>> = (1..tokens.len())
+            .map(|k| tokens.key(k).map(Box::from))
+            .collect();
+        let (Some(first), Some(rest)) = (tokens.word(0), rest) else {
+            panic!(
+                "terminology: phrase {phrase:?} cannot be matched (empty, not starting with a word, or with a slash)"
+            )
         };
-        let first = tokens.key(0).expect("phrase_key checked").to_owned();
-        let longest = self.phrase_starts.entry(first).or_insert(0);
-        *longest = (*longest).max(tokens.len());
-        self.phrases.insert(key, ids);
+        #[cfg(test)]
+        self.phrases
+            .insert(phrase_key(tokens).expect("no slash"), ids.clone());
+        let starting_here = self.phrase_starts.entry(Box::from(first)).or_default();
+        // A phrase listed twice names what its last row says (as a map insert would).
+        if let Some(same) = starting_here.iter_mut().find(|p| p.rest == rest) {
+            same.ingredients = ids.into();
+            return;
+        }
+        // Longest first, so that the first phrase that matches is the longest one.
+        let at = starting_here.partition_point(|p| p.rest.len() >= rest.len());
+        starting_here.insert(
+            at,
+            Phrase {
+                rest,
+                ingredients: ids.into(),
+            },
+        );
+    }
+
+    /// The longest ingredient name or synonym at token `i`: what it names and its length in
+    /// tokens. Names match whole tokens, so "codeine" never matches inside "hydrocodone", and a
+    /// slash never joins a name.
+    fn phrase_at(&self, tokens: Lexed<'_>, i: usize) -> Option<(&[IngredientId], usize)> {
+        let candidates = self.phrase_starts.get(tokens.word(i)?)?;
+        let phrase = candidates.iter().find(|p| {
+            p.rest
+                .iter()
+                .enumerate()
+                .all(|(k, part)| tokens.key(i + 1 + k) == Some(&**part))
+        })?;
+        Some((&phrase.ingredients, 1 + phrase.rest.len()))
     }
 
     fn add_product(
@@ -592,12 +628,12 @@ impl Terminology {
         rxcui: Option<String>,
         normalized_name: &str,
         form: Option<ProductForm>,
-        components: Vec<Component>,
+        components: Components,
     ) {
         let index = self.products.len();
         let m = DrugMatch {
             matched_by: MatchedBy::ProductCode,
-            product_rxcui: rxcui.clone(),
+            product_rxcui: rxcui.as_deref().map(Arc::from),
             form,
             components,
         };
@@ -620,11 +656,10 @@ impl Terminology {
         self.match_text_with(normalized, &mut Buffers::default())
     }
 
-    /// [`Terminology::match_text`] with the phrase key, the run of names and the strengths
+    /// [`Terminology::match_text`] with the tokens, the run of names and the strengths
     /// in `buffers`, kept from one order to the next.
     fn match_text_with(&self, normalized: &str, buffers: &mut Buffers) -> Option<DrugMatch> {
         let Buffers {
-            key,
             tokens,
             run,
             strengths,
@@ -635,36 +670,12 @@ impl Terminology {
             text: normalized,
             tokens,
         };
-        let mut components: Vec<Component> = Vec::new();
+        let mut components = Components::new();
         run.clear();
         let mut run_end = usize::MAX;
         let mut i = 0;
         while i < tokens.len() {
-            let Some(longest) = tokens.key(i).and_then(|k| self.phrase_starts.get(k)) else {
-                i += 1;
-                continue;
-            };
-            let mut found = None;
-            for len in (1..=(*longest).min(tokens.len() - i)).rev() {
-                key.clear();
-                let mut ok = true;
-                for k in i..i + len {
-                    match tokens.key(k) {
-                        Some(part) => {
-                            if !key.is_empty() {
-                                key.push(' ');
-                            }
-                            key.push_str(part);
-                        }
-                        None => ok = false,
-                    }
-                }
-                if ok && let Some(ids) = self.phrases.get(key.as_str()) {
-                    found = Some((ids, len));
-                    break;
-                }
-            }
-            let Some((ids, len)) = found else {
+            let Some((ids, len)) = self.phrase_at(tokens, i) else {
                 i += 1;
                 continue;
             };
@@ -747,7 +758,7 @@ impl Terminology {
     }
 
     /// [`Terminology::identify`] reusing `buffers` (one per evaluation: the normalized text,
-    /// the phrase key, the strengths read), so that the orders after the first allocate only
+    /// the tokens, the strengths read), so that the orders after the first allocate only
     /// their tokens and their result.
     pub fn identify_with(&self, medication: &Concept, buffers: &mut Buffers) -> Option<DrugMatch> {
         for code in medication.codes_in(system::RXNORM) {
@@ -786,7 +797,7 @@ impl Terminology {
                         matched_by: MatchedBy::IngredientCode,
                         product_rxcui: None,
                         form: None,
-                        components: vec![Component {
+                        components: smallvec![Component {
                             ingredient: id,
                             strength: None,
                             elemental: false,
@@ -809,12 +820,14 @@ impl Terminology {
         if let Some(&id) = self.by_name.get(&normalized) {
             return Some(id);
         }
-        let key = phrase_key(Lexed {
+        // A phrase spanning every token of the name, when it names one ingredient.
+        let tokens = text::lex(&normalized);
+        let tokens = Lexed {
             text: &normalized,
-            tokens: &text::lex(&normalized),
-        })?;
-        match self.phrases.get(&key).map(Vec::as_slice) {
-            Some([id]) => Some(*id),
+            tokens: &tokens,
+        };
+        match self.phrase_at(tokens, 0) {
+            Some((&[id], len)) if len == tokens.len() => Some(id),
             _ => None,
         }
     }

@@ -503,3 +503,71 @@ fn every_non_opioid_product_name_gives_strengths() {
         Some(70.0)
     );
 }
+
+/// The phrase lookup as it was before `phrase_starts` filed names by their first word: for
+/// every length from the longest possible down, the tokens joined by one space, looked up in
+/// the plain phrase map. The reference for [`Terminology::phrase_at`].
+fn phrase_at_reference(tokens: Lexed<'_>, i: usize) -> Option<(&'static [IngredientId], usize)> {
+    (1..=tokens.len().saturating_sub(i)).rev().find_map(|len| {
+        let parts: Option<Vec<&str>> = (i..i + len).map(|k| tokens.key(k)).collect();
+        let ids = t().phrases.get(&parts?.join(" "))?;
+        Some((ids.as_slice(), len))
+    })
+}
+
+mod phrases {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Every word of every name and synonym, and a few words and numbers that are not.
+    fn words() -> Vec<String> {
+        let mut words: Vec<String> = t()
+            .phrases
+            .keys()
+            .flat_map(|k| k.split(' ').map(str::to_owned))
+            .chain(["mg", "tab", "hcl", "5", "325", "0.5", "x"].map(str::to_owned))
+            .collect();
+        words.sort_unstable();
+        words.dedup();
+        words
+    }
+
+    #[test]
+    fn every_name_and_synonym_is_found_whole() {
+        for (key, ids) in &t().phrases {
+            let tokens = text::lex(key);
+            let tokens = Lexed {
+                text: key,
+                tokens: &tokens,
+            };
+            assert_eq!(
+                t().phrase_at(tokens, 0),
+                Some((ids.as_slice(), tokens.len())),
+                "{key}"
+            );
+        }
+    }
+
+    proptest! {
+        /// Texts made of the names' own words (so that long names and their prefixes meet),
+        /// slashes and other words: the same name at every token as the plain lookup.
+        #[test]
+        fn phrase_at_agrees_with_the_plain_lookup(
+            picks in proptest::collection::vec(
+                prop_oneof![
+                    8 => proptest::sample::select(words()),
+                    1 => Just("/".to_owned()),
+                    1 => "[a-z0-9]{1,4}",
+                ],
+                0..8,
+            ),
+        ) {
+            let normalized = normalize_text(&picks.join(" "));
+            let tokens = text::lex(&normalized);
+            let tokens = Lexed { text: &normalized, tokens: &tokens };
+            for i in 0..=tokens.len() {
+                prop_assert_eq!(t().phrase_at(tokens, i), phrase_at_reference(tokens, i), "{} at {}", normalized, i);
+            }
+        }
+    }
+}

@@ -85,14 +85,15 @@ pub(crate) fn lex_onto(text: &str, tokens: &mut Vec<Token>) {
     let bytes = text.as_bytes();
     let mut i = 0;
     while let Some(&byte) = bytes.get(i) {
+        let start = i;
         if byte.is_ascii_digit() {
-            let start = i;
             let mut seen_dot = false;
             while let Some(&b) = bytes.get(i) {
-                let dot_then_digit =
-                    b == b'.' && !seen_dot && bytes.get(i + 1).is_some_and(u8::is_ascii_digit);
-                if b.is_ascii_digit() || dot_then_digit {
-                    seen_dot |= b == b'.';
+                if b.is_ascii_digit() {
+                    i += 1;
+                } else if b == b'.' && !seen_dot && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
+                {
+                    seen_dot = true;
                     i += 1;
                 } else {
                     break;
@@ -101,28 +102,33 @@ pub(crate) fn lex_onto(text: &str, tokens: &mut Vec<Token>) {
             if let Some(v) = parse_decimal(&text[start..i]) {
                 tokens.push(Token::Number(Span { start, end: i }, v));
             }
-        } else if let Some(len) = letter_len(text, i) {
-            let start = i;
-            i += len;
-            while let Some(len) = letter_len(text, i) {
-                i += len;
+        } else if byte.is_ascii_alphabetic() || (!byte.is_ascii() && letter_len(text, i).is_some())
+        {
+            // A word: ASCII letters one byte each, other letters decoded.
+            loop {
+                match bytes.get(i) {
+                    Some(b) if b.is_ascii_alphabetic() => i += 1,
+                    Some(b) if !b.is_ascii() => match letter_len(text, i) {
+                        Some(len) => i += len,
+                        None => break,
+                    },
+                    _ => break,
+                }
             }
             tokens.push(Token::Word(Span { start, end: i }));
-        } else {
+        } else if byte.is_ascii() {
             if byte == b'/' {
                 tokens.push(Token::Slash);
             }
+            i += 1;
+        } else {
             i += text[i..].chars().next().map_or(1, char::len_utf8);
         }
     }
 }
 
-/// The byte length of the character at `text[i..]` when it is alphabetic.
+/// The byte length of the non-ASCII character at `text[i..]` when it is alphabetic.
 fn letter_len(text: &str, i: usize) -> Option<usize> {
-    let byte = *text.as_bytes().get(i)?;
-    if byte.is_ascii() {
-        return byte.is_ascii_alphabetic().then_some(1);
-    }
     let ch = text[i..].chars().next()?;
     ch.is_alphabetic().then(|| ch.len_utf8())
 }
