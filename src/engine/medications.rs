@@ -3,7 +3,7 @@
 
 use crate::domain::{EvaluationInput, MedicationOrder};
 use crate::engine::dosing::{self, DailyDose};
-use crate::terminology::{Buffers, DrugClass, DrugMatch, Terminology};
+use crate::terminology::{Buffers, DrugClass, DrugClasses, DrugMatch, Terminology};
 use std::sync::OnceLock;
 
 #[derive(Debug, Clone)]
@@ -13,9 +13,9 @@ pub struct Medication<'a> {
     pub drafted: bool,
     /// The identified drug; `None` when no code or text matches the tables.
     pub drug: Option<DrugMatch>,
-    /// The drug classes of every ingredient, one bit per [`DrugClass`]: rules ask "is this an
-    /// opioid?" of every medication many times per evaluation.
-    classes: u32,
+    /// The drug classes of every ingredient: rules ask "is this an opioid?" of every
+    /// medication many times per evaluation.
+    classes: DrugClasses,
     /// Daily amounts per ingredient, computed on first use: several dose rules read them and
     /// writing out the arithmetic for cards is the costliest step of an evaluation.
     doses: OnceLock<Vec<DailyDose>>,
@@ -23,7 +23,7 @@ pub struct Medication<'a> {
 
 impl<'a> Medication<'a> {
     pub fn has_class(&self, class: DrugClass) -> bool {
-        self.classes & class_bit(class) != 0
+        self.classes.contains(&class)
     }
 
     /// Lower-case ingredient names, in the product's order.
@@ -67,11 +67,11 @@ pub fn resolve(input: &EvaluationInput) -> Vec<Medication<'_>> {
         .filter(|(order, _)| order.status.is_current())
         .map(|(order, drafted)| {
             let drug = terminology.identify_with(&order.medication, &mut buffers);
-            let classes = drug.as_ref().map_or(0, |d| {
+            let classes = drug.as_ref().map_or(DrugClasses::default(), |d| {
                 d.components
                     .iter()
-                    .flat_map(|c| terminology.ingredient(c.ingredient).classes.iter())
-                    .fold(0, |bits, class| bits | class_bit(*class))
+                    .map(|c| terminology.ingredient(c.ingredient).classes)
+                    .fold(DrugClasses::default(), DrugClasses::union)
             });
             Medication {
                 order,
@@ -82,10 +82,4 @@ pub fn resolve(input: &EvaluationInput) -> Vec<Medication<'_>> {
             }
         })
         .collect()
-}
-
-fn class_bit(class: DrugClass) -> u32 {
-    // OpioidAntagonist is the last variant: every class has its bit.
-    const _: () = assert!((DrugClass::OpioidAntagonist as u32) < 32);
-    1 << (class as u32)
 }

@@ -11,7 +11,7 @@
 
 mod text;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 use smallvec::{SmallVec, smallvec};
@@ -45,6 +45,79 @@ pub enum DrugClass {
     Laxative,
     Anticoagulant,
     OpioidAntagonist,
+}
+
+impl DrugClass {
+    /// Every class, in declaration order (`ALL[class as usize] == class`).
+    pub const ALL: [DrugClass; 16] = [
+        DrugClass::Opioid,
+        DrugClass::Acetaminophen,
+        DrugClass::Nsaid,
+        DrugClass::MuscleRelaxant,
+        DrugClass::Calcitonin,
+        DrugClass::Bisphosphonate,
+        DrugClass::Denosumab,
+        DrugClass::Anabolic,
+        DrugClass::AntiOsteoporosis,
+        DrugClass::Calcium,
+        DrugClass::VitaminD,
+        DrugClass::Benzodiazepine,
+        DrugClass::Gabapentinoid,
+        DrugClass::Laxative,
+        DrugClass::Anticoagulant,
+        DrugClass::OpioidAntagonist,
+    ];
+
+    fn bit(self) -> u32 {
+        // OpioidAntagonist is the last variant: every class has its bit.
+        const _: () = assert!((DrugClass::OpioidAntagonist as usize) < 32);
+        1 << (self as u32)
+    }
+}
+
+/// A set of drug classes, one bit per class: the rules ask "is this an opioid?" of every
+/// ingredient many times per evaluation, and a medication's classes are the union of its
+/// ingredients' (one `|` per ingredient).
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct DrugClasses(u32);
+
+impl DrugClasses {
+    pub fn contains(&self, class: &DrugClass) -> bool {
+        self.0 & class.bit() != 0
+    }
+
+    pub fn insert(&mut self, class: DrugClass) {
+        self.0 |= class.bit();
+    }
+
+    pub fn union(self, other: DrugClasses) -> DrugClasses {
+        DrugClasses(self.0 | other.0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+
+    /// The classes in declaration order.
+    pub fn iter(&self) -> impl Iterator<Item = DrugClass> + '_ {
+        DrugClass::ALL.into_iter().filter(|c| self.contains(c))
+    }
+}
+
+impl FromIterator<DrugClass> for DrugClasses {
+    fn from_iter<I: IntoIterator<Item = DrugClass>>(iter: I) -> Self {
+        let mut set = DrugClasses::default();
+        for class in iter {
+            set.insert(class);
+        }
+        set
+    }
+}
+
+impl std::fmt::Debug for DrugClasses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,7 +173,7 @@ pub struct Ingredient {
     /// Lower-case canonical name, e.g. "oxycodone".
     pub name: String,
     pub rxcui: Option<String>,
-    pub classes: BTreeSet<DrugClass>,
+    pub classes: DrugClasses,
     pub max_daily: Option<DailyLimit>,
     /// Acetaminophen 3000 mg at age >= 65 or hepatic disease.
     pub max_daily_elderly_or_hepatic: Option<DailyLimit>,

@@ -571,3 +571,32 @@ mod phrases {
         }
     }
 }
+
+#[test]
+fn drug_class_sets_behave_as_sets_of_classes() {
+    for (i, class) in DrugClass::ALL.iter().enumerate() {
+        assert_eq!(*class as usize, i, "DrugClass::ALL is in declaration order");
+    }
+    // Every subset of the classes, against the BTreeSet the ingredients held before.
+    for mask in 0u32..(1 << DrugClass::ALL.len()) {
+        let members: std::collections::BTreeSet<DrugClass> = DrugClass::ALL
+            .into_iter()
+            .filter(|c| mask & (1 << *c as u32) != 0)
+            .collect();
+        let set: DrugClasses = members.iter().copied().collect();
+        assert_eq!(
+            set.iter().collect::<Vec<_>>(),
+            members.iter().copied().collect::<Vec<_>>()
+        );
+        assert_eq!(set.is_empty(), members.is_empty());
+        for class in DrugClass::ALL {
+            assert_eq!(set.contains(&class), members.contains(&class));
+        }
+    }
+    let opioid: DrugClasses = [DrugClass::Opioid].into_iter().collect();
+    let both = opioid.union([DrugClass::Acetaminophen].into_iter().collect());
+    assert_eq!(
+        both.iter().collect::<Vec<_>>(),
+        [DrugClass::Opioid, DrugClass::Acetaminophen]
+    );
+}
