@@ -20,7 +20,7 @@ use crate::pathway::{Plan, Scope};
 pub fn evaluate(plan: &Plan, input: &EvaluationInput) -> Evaluation {
     let facts = Facts::gather(plan, input);
     let mut sink = emit::Sink::default();
-    for rule in plan.evaluation_order.iter().map(|&ix| &plan.rules[ix]) {
+    for rule in plan.rules_in_evaluation_order() {
         if rule.scope == Scope::Vcf && facts.fracture.is_none() {
             if facts.conditions_absent() {
                 sink.missing("conditions", &rule.id);

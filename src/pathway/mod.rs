@@ -164,11 +164,9 @@ pub struct Plan {
     pub reference: PathwayRef,
     pub title: String,
     pub rules: Vec<CompiledRule>,
-    /// `rules` indices by rule severity (most severe first), then rule id: the order the
-    /// engine evaluates them in. Findings then mostly arrive in the order they are sorted
-    /// into (`Sink::finish`), which leaves the sort little to move; the order of evaluation
-    /// changes nothing else (rules are pure and read only the shared facts).
-    pub evaluation_order: Vec<usize>,
+    /// `rules` indices by rule severity (most severe first), then rule id: see
+    /// [`Plan::rules_in_evaluation_order`].
+    evaluation_order: Vec<usize>,
     pub value_sets: Vec<ValueSet>,
     value_set_index: HashMap<String, usize>,
     /// Where each [`EngineSet`] is in `value_sets` (`engine_sets[set as usize]`).
@@ -184,6 +182,15 @@ pub struct Plan {
 pub struct ValueSetId(pub usize);
 
 impl Plan {
+    /// The rules by severity (most severe first), then id: the order the engine evaluates
+    /// them in. Findings then mostly arrive in the order they are sorted into
+    /// (`Sink::finish`), which leaves the sort little to move; the order of evaluation changes
+    /// nothing else (rules are pure and read only the shared facts). `rules` keeps the
+    /// pathway's own order for lint and listings.
+    pub fn rules_in_evaluation_order(&self) -> impl Iterator<Item = &CompiledRule> {
+        self.evaluation_order.iter().map(|&ix| &self.rules[ix])
+    }
+
     /// Loads, validates and compiles a pathway file.
     pub fn from_path(path: &Path) -> Result<Plan, PathwayError> {
         let text = std::fs::read_to_string(path).map_err(|source| PathwayError::Io {
