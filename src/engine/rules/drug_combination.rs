@@ -37,7 +37,29 @@ pub(super) fn compile(
     }))
 }
 
+/// The card labels of the medications of `class`, comma-separated, a label repeated by the
+/// next medication written once (as collecting, `dedup` and `join` did, into one string).
 fn names(meds: &[Med<'_>], class: DrugClass) -> String {
+    let mut out = String::new();
+    // Where the last label written starts, to compare the next one with it.
+    let mut last: Option<usize> = None;
+    for m in meds.iter().filter(|m| m.has_class(class)) {
+        let start = out.len();
+        if last.is_some() {
+            out.push_str(", ");
+        }
+        let label = out.len();
+        m.push_card_label(&mut out);
+        match last {
+            Some(previous) if out[previous..start] == out[label..] => out.truncate(start),
+            _ => last = Some(label),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+fn names_by_collecting(meds: &[Med<'_>], class: DrugClass) -> String {
     let mut labels: Vec<String> = meds
         .iter()
         .filter(|m| m.has_class(class))
@@ -81,6 +103,42 @@ mod tests {
             6.0,
             PeriodUnit::Hour,
         )
+    }
+
+    proptest::proptest! {
+        /// Writing the labels into one string names the drugs exactly as collecting them,
+        /// `dedup` and `join` did: repeated, interleaved, drafted and active medications.
+        #[test]
+        fn names_are_written_as_collected(
+            picks in proptest::collection::vec((0usize..5, proptest::bool::ANY), 0..8)
+        ) {
+            use crate::engine::Facts;
+            use crate::terminology::DrugClass;
+            let texts = [
+                "oxycodone 5 MG Oral Tablet",
+                "oxycodone 5 MG Oral Tablet",
+                "lorazepam 1 MG Oral Tablet",
+                "gabapentin 300 MG Oral Capsule",
+                "morphine sulfate 15 MG Oral Tablet",
+            ];
+            let mut case = Case::new(patient_aged(60));
+            for (n, (pick, active)) in picks.iter().enumerate() {
+                let order = med_per_day(&format!("MedicationRequest/m{n}"), texts[*pick], 1.0, "mg", 2);
+                case = if *active { case.active_medication(order) } else { case.medication(order) };
+            }
+            let plan = crate::pathway::Plan::builtin();
+            let facts = Facts::gather(&plan, case.input());
+            let meds = super::medications(&facts);
+            // The pool's drugs are recognized, so the comparison is not of two empty strings.
+            let opioids = picks.iter().filter(|(pick, _)| [0, 1, 4].contains(pick)).count();
+            proptest::prop_assert_eq!(opioids == 0, super::names(meds, DrugClass::Opioid).is_empty());
+            for class in [DrugClass::Opioid, DrugClass::Benzodiazepine, DrugClass::Gabapentinoid] {
+                proptest::prop_assert_eq!(
+                    super::names(meds, class),
+                    super::names_by_collecting(meds, class)
+                );
+            }
+        }
     }
 
     #[test]

@@ -76,6 +76,11 @@ impl Case {
         &mut self.input.patient
     }
 
+    /// The input as built so far, for tests that look below the findings (e.g. at `Facts`).
+    pub fn input(&self) -> &EvaluationInput {
+        &self.input
+    }
+
     pub fn evaluate(&self) -> Evaluation {
         crate::engine::evaluate(&self.plan, &self.input)
     }
