@@ -40,7 +40,8 @@ pub(super) fn compile(
 /// The card labels of the medications of `class`, comma-separated, a label repeated by the
 /// next medication written once (as collecting, `dedup` and `join` did, into one string).
 fn names(meds: &[Med<'_>], class: DrugClass) -> String {
-    let mut out = String::new();
+    // Room for two or three order texts, so that the line is written without growing.
+    let mut out = String::with_capacity(128);
     // Where the last label written starts, to compare the next one with it.
     let mut last: Option<usize> = None;
     for m in meds.iter().filter(|m| m.has_class(class)) {
