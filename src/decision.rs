@@ -253,7 +253,16 @@ impl<V> Named<V> {
     }
 
     fn position(&self, name: &str) -> Result<usize, usize> {
-        self.entries.binary_search_by(|(k, _)| (**k).cmp(name))
+        // A name after the last one (values given in name order) costs one comparison.
+        match self.entries.last() {
+            None => return Err(0),
+            Some((last, _)) => match cmp_names(last, name) {
+                std::cmp::Ordering::Less => return Err(self.entries.len()),
+                std::cmp::Ordering::Equal => return Ok(self.entries.len() - 1),
+                std::cmp::Ordering::Greater => {}
+            },
+        }
+        self.entries.binary_search_by(|(k, _)| cmp_names(k, name))
     }
 
     /// Sets `name` to `value`, returning the value it replaces.
@@ -291,6 +300,16 @@ impl<V> Named<V> {
 
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.entries.iter().map(|(k, _)| &**k)
+    }
+}
+
+/// `a.cmp(b)`, deciding by the first bytes where they differ (most names do) without a
+/// `memcmp` call.
+#[inline]
+fn cmp_names(a: &str, b: &str) -> std::cmp::Ordering {
+    match a.as_bytes().first().cmp(&b.as_bytes().first()) {
+        std::cmp::Ordering::Equal => a.cmp(b),
+        other => other,
     }
 }
 
