@@ -230,31 +230,35 @@ impl NumberText {
     }
 
     /// A number of hundredths (|cents| ≤ 10^11): no trailing zero, no dot when whole. Written
-    /// from the last digit back, the integer part in `u32` (at most 10^9).
+    /// from the last digit back, two digits at a time, the integer part in `u32` (at most 10^9).
     fn from_cents(cents: i64) -> NumberText {
         let mut bytes = [0u8; 15];
         let mut at = bytes.len();
         let negative = cents < 0;
         let cents = cents.unsigned_abs();
-        let fraction = (cents % 100) as u8;
+        let fraction = usize::from((cents % 100) as u8);
         if fraction != 0 {
-            let (tenths, hundredths) = (fraction / 10, fraction % 10);
-            if hundredths != 0 {
+            let [tenths, hundredths] = pair(fraction);
+            if hundredths != b'0' {
                 at -= 1;
-                bytes[at] = b'0' + hundredths;
+                bytes[at] = hundredths;
             }
-            bytes[at - 1] = b'0' + tenths;
+            bytes[at - 1] = tenths;
             bytes[at - 2] = b'.';
             at -= 2;
         }
         let mut whole = (cents / 100) as u32;
-        loop {
+        while whole >= 100 {
+            at -= 2;
+            [bytes[at], bytes[at + 1]] = pair((whole % 100) as usize);
+            whole /= 100;
+        }
+        if whole >= 10 {
+            at -= 2;
+            [bytes[at], bytes[at + 1]] = pair(whole as usize);
+        } else {
             at -= 1;
-            bytes[at] = b'0' + (whole % 10) as u8;
-            whole /= 10;
-            if whole == 0 {
-                break;
-            }
+            bytes[at] = b'0' + whole as u8;
         }
         if negative {
             at -= 1;
@@ -283,6 +287,13 @@ impl NumberText {
             out.push(char::from(byte));
         }
     }
+}
+
+/// The two digits of `n` (below 100).
+#[inline]
+fn pair(n: usize) -> [u8; 2] {
+    const PAIRS: &[u8; 200] = b"00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
+    [PAIRS[2 * n], PAIRS[2 * n + 1]]
 }
 
 /// `x.round() as i64` for `|x| < 2^52`, without the library call: `x - trunc(x)` is exact.

@@ -2,7 +2,7 @@
 //! or active, when the draft orders contain one of them. Opioids with benzodiazepines or
 //! gabapentinoids add respiratory depression; the card names both drugs.
 
-use super::dose_common::{DoseView, Med, anchor, medications};
+use super::dose_common::{Med, anchor, joined_card_labels, medications};
 use super::{RuleKind, params};
 use crate::engine::{Emitter, Facts};
 use crate::pathway::CompileContext;
@@ -38,13 +38,7 @@ pub(super) fn compile(
 }
 
 fn names(meds: &[Med<'_>], class: DrugClass) -> String {
-    let mut labels: Vec<String> = meds
-        .iter()
-        .filter(|m| m.has_class(class))
-        .map(|m| m.card_label())
-        .collect();
-    labels.dedup();
-    labels.join(", ")
+    joined_card_labels(meds, |m| m.has_class(class))
 }
 
 impl RuleKind for DrugCombination {
