@@ -493,6 +493,22 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// The first-byte decision orders names as `str::cmp` does (shared prefixes, prefixes
+        /// of each other, empty, non-ASCII).
+        #[test]
+        fn names_compare_as_strings(
+            prefix in "(dose_|daily_|)",
+            a in "[a-cé_-]{0,10}",
+            b in "[a-cé_-]{0,10}",
+        ) {
+            let (a, b) = (format!("{prefix}{a}"), format!("{prefix}{b}"));
+            proptest::prop_assert_eq!(cmp_names(&a, &b), a.cmp(&b));
+            proptest::prop_assert_eq!(cmp_names(&b, &a), b.cmp(&a));
+            proptest::prop_assert_eq!(cmp_names(&a, &a), std::cmp::Ordering::Equal);
+        }
+    }
+
     #[test]
     fn severities_order_by_urgency() {
         assert!(Severity::Critical > Severity::Warning && Severity::Warning > Severity::Info);

@@ -221,6 +221,7 @@ pub struct NumberText {
 
 impl NumberText {
     /// `None` at or above 10^9 and for NaN: [`push_number`] writes those by the general path.
+    #[inline]
     pub fn new(value: f64) -> Option<NumberText> {
         if value.abs() < 1e9 {
             Some(NumberText::from_cents(round_half_away(value * 100.0)))
@@ -231,6 +232,7 @@ impl NumberText {
 
     /// A number of hundredths (|cents| ≤ 10^11): no trailing zero, no dot when whole. Written
     /// from the last digit back, two digits at a time, the integer part in `u32` (at most 10^9).
+    #[inline]
     fn from_cents(cents: i64) -> NumberText {
         let mut bytes = [0u8; 15];
         let mut at = bytes.len();
@@ -280,11 +282,13 @@ impl NumberText {
 
     /// Pushed as characters: checking the bytes are UTF-8 to push them as a `str` cost more
     /// than the few pushes of a card's numbers (one to four characters, nearly always).
+    #[inline]
     pub fn push_onto(&self, out: &mut String) {
         let text = &self.bytes[usize::from(self.start)..];
         out.reserve(text.len());
         for &byte in text {
-            out.push(char::from(byte));
+            // ASCII (the mask changes nothing), so that each push is of one byte.
+            out.push(char::from(byte & 0x7f));
         }
     }
 }
@@ -297,6 +301,7 @@ fn pair(n: usize) -> [u8; 2] {
 }
 
 /// `x.round() as i64` for `|x| < 2^52`, without the library call: `x - trunc(x)` is exact.
+#[inline]
 pub(crate) fn round_half_away(x: f64) -> i64 {
     let whole = x as i64;
     let fraction = x - whole as f64;

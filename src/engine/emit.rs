@@ -435,20 +435,28 @@ fn number_json_general(n: f64) -> Value {
 /// placeholders, so filling it per finding is copying, not scanning. Fills exactly as [`fill`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Template {
-    text: String,
+    /// The template's length in bytes.
+    len: usize,
     parts: Vec<Part>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Each piece held as its own string: filling copies it without slicing the template (which
+/// checks both ends are character boundaries).
+#[derive(Debug, Clone, PartialEq)]
 enum Part {
-    /// `text[start..end]` as is.
-    Literal(usize, usize),
-    /// A placeholder whose name is `text[start..end]`, and the name's key.
-    Placeholder(usize, usize, NameKey),
+    /// Text as is.
+    Literal(Box<str>),
+    /// A placeholder's name, and the name's key.
+    Placeholder(Box<str>, NameKey),
 }
 
 impl Template {
     pub fn compile(template: &str) -> Template {
+        // Found as ranges, then copied out.
+        enum Range {
+            Literal(usize, usize),
+            Placeholder(usize, usize, NameKey),
+        }
         let mut parts = Vec::new();
         let mut literal_start = 0;
         let mut pos = 0;
@@ -461,9 +469,9 @@ impl Template {
                         .chars()
                         .all(|c| c.is_ascii_alphanumeric() || c == '_') =>
                 {
-                    parts.push(Part::Literal(literal_start, pos + open));
+                    parts.push(Range::Literal(literal_start, pos + open));
                     let name = &template[after_start..after_start + close];
-                    parts.push(Part::Placeholder(
+                    parts.push(Range::Placeholder(
                         after_start,
                         after_start + close,
                         NameKey::of(name),
@@ -475,11 +483,17 @@ impl Template {
                 _ => pos = after_start,
             }
         }
-        parts.push(Part::Literal(literal_start, template.len()));
-        parts.retain(|p| !matches!(p, Part::Literal(a, b) if a == b));
+        parts.push(Range::Literal(literal_start, template.len()));
+        parts.retain(|p| !matches!(p, Range::Literal(a, b) if a == b));
         Template {
-            text: template.to_owned(),
-            parts,
+            len: template.len(),
+            parts: parts
+                .into_iter()
+                .map(|part| match part {
+                    Range::Literal(a, b) => Part::Literal(template[a..b].into()),
+                    Range::Placeholder(a, b, key) => Part::Placeholder(template[a..b].into(), key),
+                })
+                .collect(),
         }
     }
 
@@ -495,13 +509,11 @@ impl Template {
 
     /// [`Template::fill`] into a string with room for `extra` bytes beyond the template.
     pub fn fill_reserving(&self, vars: &[Slot], extra: usize) -> String {
-        let mut out = String::with_capacity(self.text.len() + extra);
+        let mut out = String::with_capacity(self.len + extra);
         for part in &self.parts {
-            match *part {
-                Part::Literal(a, b) => out.push_str(&self.text[a..b]),
-                Part::Placeholder(a, b, key) => {
-                    push_var_keyed(&mut out, &self.text[a..b], key, vars)
-                }
+            match part {
+                Part::Literal(text) => out.push_str(text),
+                Part::Placeholder(name, key) => push_var_keyed(&mut out, name, *key, vars),
             }
         }
         out
@@ -583,10 +595,10 @@ pub fn placeholder_names(template: &Value) -> Vec<String> {
             Value::String(s) if s.contains('{') => {
                 let template = Template::compile(s);
                 for part in &template.parts {
-                    if let Part::Placeholder(a, b, _) = *part
-                        && !names.iter().any(|n| *n == template.text[a..b])
+                    if let Part::Placeholder(name, _) = part
+                        && !names.iter().any(|n| **n == **name)
                     {
-                        names.push(template.text[a..b].to_owned());
+                        names.push(name.to_string());
                     }
                 }
             }
