@@ -54,14 +54,25 @@ const ACTIVE: &str = " (active)";
 /// when the next order has it too: what collecting the labels, `dedup` and `join(", ")` gave,
 /// written into one string.
 pub(super) fn joined_card_labels(meds: &[Med<'_>], which: impl Fn(&Med<'_>) -> bool) -> String {
-    join_deduplicated(meds.iter().filter(|m| which(m)), |m, out| {
+    // Room for every label and separator (duplicates included), so that the string never grows.
+    let room = meds
+        .iter()
+        .filter(|m| which(m))
+        .map(|m| m.order.medication.label_str().len() + ACTIVE.len() + 2)
+        .sum();
+    join_deduplicated(meds.iter().filter(|m| which(m)), room, |m, out| {
         m.push_card_label(out)
     })
 }
 
-/// `items` written by `push`, separated by ", ", skipping one written as the one kept before it.
-fn join_deduplicated<T>(items: impl Iterator<Item = T>, push: impl Fn(&T, &mut String)) -> String {
-    let mut out = String::with_capacity(64);
+/// `items` written by `push`, separated by ", ", skipping one written as the one kept before it,
+/// into a string with room for `room` bytes.
+fn join_deduplicated<T>(
+    items: impl Iterator<Item = T>,
+    room: usize,
+    push: impl Fn(&T, &mut String),
+) -> String {
+    let mut out = String::with_capacity(room);
     // Where the last kept item's text is in `out`.
     let mut last: Option<(usize, usize)> = None;
     for item in items {
@@ -214,7 +225,7 @@ mod join_tests {
         ) {
             let mut collected: Vec<String> = labels.clone();
             collected.dedup();
-            let joined = super::join_deduplicated(labels.iter(), |l, out| out.push_str(l));
+            let joined = super::join_deduplicated(labels.iter(), 0, |l, out| out.push_str(l));
             proptest::prop_assert_eq!(joined, collected.join(", "));
         }
     }
