@@ -371,19 +371,16 @@ impl FindingBuilder<'_, '_> {
             .iter()
             .filter(|slot| matches!(slot.var, Var::Number(..)))
             .count();
-        let mut numbers = Numbers::with_capacity(count);
-        let mut labels = Labels::with_capacity(vars.len() - count);
+        let mut numbers = Vec::with_capacity(count);
+        let mut labels = Vec::with_capacity(vars.len() - count);
         for Slot { name, var, .. } in vars.drain(..) {
             match var {
-                Var::Number(n, _) => {
-                    numbers.insert(name, number_json(n));
-                }
-                Var::Text(t) if !t.is_empty() => {
-                    labels.insert(name, t);
-                }
+                Var::Number(n, _) => numbers.push((Cow::Borrowed(name), number_json(n))),
+                Var::Text(t) if !t.is_empty() => labels.push((Cow::Borrowed(name), t)),
                 Var::Text(_) => {}
             }
         }
+        let (numbers, labels) = (Numbers::from_entries(numbers), Labels::from_entries(labels));
         emitter.sink.vars = vars;
         emitter.sink.findings.push(Finding {
             rule_id: rule.id.clone(),
