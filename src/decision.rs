@@ -253,7 +253,40 @@ impl<V> Named<V> {
     }
 
     fn position(&self, name: &str) -> Result<usize, usize> {
-        self.entries.binary_search_by(|(k, _)| (**k).cmp(name))
+        // A name after the last one (values given in name order) costs one comparison.
+        match self.entries.last() {
+            None => return Err(0),
+            Some((last, _)) => match cmp_names(last, name) {
+                std::cmp::Ordering::Less => return Err(self.entries.len()),
+                std::cmp::Ordering::Equal => return Ok(self.entries.len() - 1),
+                std::cmp::Ordering::Greater => {}
+            },
+        }
+        self.entries.binary_search_by(|(k, _)| cmp_names(k, name))
+    }
+
+    /// The map of `entries` given in any order, as inserting them one by one would make it
+    /// (the last value of a name given twice wins), sorted in one pass: a finding's handful
+    /// of values, nearly in name order already, cost a comparison each rather than a search
+    /// and a shift of the vector's tail each.
+    pub fn from_entries(mut entries: Vec<(Cow<'static, str>, V)>) -> Self {
+        // Insertion sort, stable: equal names stay in the order given.
+        for i in 1..entries.len() {
+            let mut j = i;
+            while j > 0 && cmp_names(&entries[j - 1].0, &entries[j].0).is_gt() {
+                entries.swap(j - 1, j);
+                j -= 1;
+            }
+        }
+        // Of equal names (adjacent now) the last given wins, moved into the first's place.
+        entries.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                std::mem::swap(&mut later.1, &mut kept.1);
+            }
+            same
+        });
+        Named { entries }
     }
 
     /// Sets `name` to `value`, returning the value it replaces.
@@ -291,6 +324,16 @@ impl<V> Named<V> {
 
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.entries.iter().map(|(k, _)| &**k)
+    }
+}
+
+/// `a.cmp(b)`, deciding by the first bytes where they differ (most names do) without a
+/// `memcmp` call.
+#[inline]
+fn cmp_names(a: &str, b: &str) -> std::cmp::Ordering {
+    match a.as_bytes().first().cmp(&b.as_bytes().first()) {
+        std::cmp::Ordering::Equal => a.cmp(b),
+        other => other,
     }
 }
 
@@ -470,7 +513,28 @@ mod tests {
             let json = serde_json::to_string(&named).unwrap();
             proptest::prop_assert_eq!(&json, &serde_json::to_string(&map).unwrap());
             let back: Numbers = serde_json::from_str(&json).unwrap();
-            proptest::prop_assert_eq!(back, named);
+            proptest::prop_assert_eq!(&back, &named);
+            let entries = inserts
+                .iter()
+                .map(|(k, v)| (Cow::Owned(k.clone()), serde_json::json!(v)))
+                .collect();
+            proptest::prop_assert_eq!(Numbers::from_entries(entries), named);
+        }
+    }
+
+    proptest::proptest! {
+        /// The first-byte decision orders names as `str::cmp` does (shared prefixes, prefixes
+        /// of each other, empty, non-ASCII).
+        #[test]
+        fn names_compare_as_strings(
+            prefix in "(dose_|daily_|)",
+            a in "[a-cé_-]{0,10}",
+            b in "[a-cé_-]{0,10}",
+        ) {
+            let (a, b) = (format!("{prefix}{a}"), format!("{prefix}{b}"));
+            proptest::prop_assert_eq!(cmp_names(&a, &b), a.cmp(&b));
+            proptest::prop_assert_eq!(cmp_names(&b, &a), b.cmp(&a));
+            proptest::prop_assert_eq!(cmp_names(&a, &a), std::cmp::Ordering::Equal);
         }
     }
 

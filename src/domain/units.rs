@@ -203,15 +203,106 @@ pub fn push_number(out: &mut String, value: f64) {
     // Nearly every number on a card is below 10^9: rounded to cents with integer arithmetic.
     // `f64::round` and `fract` are library calls on the baseline x86-64 target, and they were
     // most of this function's cost. (NaN fails the comparison and takes the general path.)
-    if value.abs() < 1e9 {
-        push_cents(out, round_half_away(value * 100.0));
-        return;
+    match NumberText::new(value) {
+        Some(text) => text.push_onto(out),
+        None => push_number_general(out, value),
     }
-    push_number_general(out, value);
+}
+
+/// A number below 10^9 as [`push_number`] writes it, held inline (no allocation): formatted
+/// once, it can be pushed onto several texts (a finding's summary and detail name the same
+/// numbers) as a copy of its few bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NumberText {
+    /// The text is `bytes[start..]`, ASCII: a sign, up to 10 digits, a dot and 2 decimals.
+    bytes: [u8; 15],
+    start: u8,
+}
+
+impl NumberText {
+    /// `None` at or above 10^9 and for NaN: [`push_number`] writes those by the general path.
+    #[inline]
+    pub fn new(value: f64) -> Option<NumberText> {
+        if value.abs() < 1e9 {
+            Some(NumberText::from_cents(round_half_away(value * 100.0)))
+        } else {
+            None
+        }
+    }
+
+    /// A number of hundredths (|cents| ≤ 10^11): no trailing zero, no dot when whole. Written
+    /// from the last digit back, two digits at a time, the integer part in `u32` (at most 10^9).
+    #[inline]
+    fn from_cents(cents: i64) -> NumberText {
+        let mut bytes = [0u8; 15];
+        let mut at = bytes.len();
+        let negative = cents < 0;
+        let cents = cents.unsigned_abs();
+        let fraction = usize::from((cents % 100) as u8);
+        if fraction != 0 {
+            let [tenths, hundredths] = pair(fraction);
+            if hundredths != b'0' {
+                at -= 1;
+                bytes[at] = hundredths;
+            }
+            bytes[at - 1] = tenths;
+            bytes[at - 2] = b'.';
+            at -= 2;
+        }
+        let mut whole = (cents / 100) as u32;
+        while whole >= 100 {
+            at -= 2;
+            [bytes[at], bytes[at + 1]] = pair((whole % 100) as usize);
+            whole /= 100;
+        }
+        if whole >= 10 {
+            at -= 2;
+            [bytes[at], bytes[at + 1]] = pair(whole as usize);
+        } else {
+            at -= 1;
+            bytes[at] = b'0' + whole as u8;
+        }
+        if negative {
+            at -= 1;
+            bytes[at] = b'-';
+        }
+        NumberText {
+            bytes,
+            start: at as u8,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len() - usize::from(self.start)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Pushed as characters: checking the bytes are UTF-8 to push them as a `str` cost more
+    /// than the few pushes of a card's numbers (one to four characters, nearly always).
+    #[inline]
+    pub fn push_onto(&self, out: &mut String) {
+        let text = &self.bytes[usize::from(self.start)..];
+        out.reserve(text.len());
+        for &byte in text {
+            // ASCII (the mask changes nothing), so that each push is of one byte.
+            out.push(char::from(byte & 0x7f));
+        }
+    }
+}
+
+/// The two digits of `n` (below 100).
+#[inline]
+fn pair(n: usize) -> [u8; 2] {
+    const PAIRS: &[u8; 200] = b"00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
+    [PAIRS[2 * n], PAIRS[2 * n + 1]]
 }
 
 /// `x.round() as i64` for `|x| < 2^52`, without the library call: `x - trunc(x)` is exact.
-fn round_half_away(x: f64) -> i64 {
+#[inline]
+pub(crate) fn round_half_away(x: f64) -> i64 {
     let whole = x as i64;
     let fraction = x - whole as f64;
     if fraction >= 0.5 {
@@ -223,7 +314,9 @@ fn round_half_away(x: f64) -> i64 {
     }
 }
 
-/// A number of hundredths as [`push_number`] writes it: no trailing zero, no dot when whole.
+/// The fast path as it was before [`NumberText`]: hundredths pushed digit by digit onto the
+/// text. Kept as the oracle [`NumberText`] is tested against.
+#[cfg(test)]
 fn push_cents(out: &mut String, cents: i64) {
     if cents < 0 {
         out.push('-');
@@ -574,6 +667,22 @@ mod tests {
                 push_number(&mut fast, value);
                 push_number_general(&mut general, value);
                 prop_assert_eq!(fast, general, "{:?}", value);
+            }
+        }
+
+        /// [`NumberText`] writes what pushing the hundredths digit by digit wrote.
+        #[test]
+        fn number_texts_write_as_the_digit_by_digit_path(
+            cents in -100_000_000_000i64..=100_000_000_000,
+            small in -100_000i64..100_000,
+        ) {
+            for cents in [cents, small] {
+                let (mut text, mut old) = (String::from("x"), String::from("x"));
+                let number = NumberText::from_cents(cents);
+                number.push_onto(&mut text);
+                push_cents(&mut old, cents);
+                prop_assert_eq!(number.len(), old.len() - 1);
+                prop_assert_eq!(text, old, "{}", cents);
             }
         }
 

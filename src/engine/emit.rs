@@ -9,11 +9,12 @@ use crate::decision::{
     Severity, Suggestion,
 };
 use crate::domain::OrderRef;
-use crate::domain::units::push_number;
+use crate::domain::units::{NumberText, push_number, round_half_away};
 use crate::pathway::CompiledRule;
 use crate::pathway::document::ActionTarget;
 use serde_json::Value;
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -26,7 +27,7 @@ pub struct Sink {
     findings: Vec<Finding>,
     /// The values of the finding under construction: one buffer for every finding of the
     /// evaluation, handed to each builder and taken back when it is emitted.
-    vars: Vec<(&'static str, Var)>,
+    vars: Vec<Slot>,
     missing: BTreeMap<String, BTreeSet<String>>,
 }
 
@@ -66,8 +67,103 @@ impl Sink {
 /// A value placed into a message template and, for numbers, into the finding's `numbers`.
 #[derive(Debug, Clone)]
 pub enum Var {
-    Number(f64),
+    /// A number and its text, written the first time a template names it: a finding's summary
+    /// and detail (and suggestion labels) name the same numbers, formatted once.
+    Number(f64, Cell<Option<NumberText>>),
     Text(Cow<'static, str>),
+}
+
+impl Var {
+    #[inline]
+    pub fn number(value: f64) -> Var {
+        Var::Number(value, Cell::new(None))
+    }
+
+    /// Writes the value as a template shows it.
+    fn push_onto(&self, out: &mut String) {
+        match self {
+            Var::Number(value, text) => match text.get() {
+                Some(text) => text.push_onto(out),
+                None => match NumberText::new(*value) {
+                    Some(new) => {
+                        text.set(Some(new));
+                        new.push_onto(out);
+                    }
+                    None => push_number(out, *value),
+                },
+            },
+            Var::Text(t) => out.push_str(t),
+        }
+    }
+}
+
+/// A cheap first test of two placeholder names being equal (their length and three of their
+/// bytes), so that finding a placeholder's value among a finding's compares names in full only
+/// for the one that matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct NameKey(u32);
+
+impl NameKey {
+    #[inline]
+    fn of(name: &str) -> NameKey {
+        let bytes = name.as_bytes();
+        match bytes {
+            [] => NameKey(0),
+            [first, .., last] | [first @ last] => NameKey(
+                (bytes.len() as u32 & 0xff)
+                    | (u32::from(*first) << 8)
+                    | (u32::from(*last) << 16)
+                    | (u32::from(bytes[bytes.len() / 2]) << 24),
+            ),
+        }
+    }
+}
+
+/// `a == b`, compared here rather than by a `memcmp` call: names are short, and by the time
+/// their keys agree they are nearly always equal. Up to 16 bytes by two overlapping loads of
+/// 8 (or 4) bytes from each end, which together cover every byte.
+#[inline]
+fn same_name(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let u64_at = |s: &[u8], i: usize| s[i..i + 8].first_chunk().map(|c| u64::from_le_bytes(*c));
+    let u32_at = |s: &[u8], i: usize| s[i..i + 4].first_chunk().map(|c| u32::from_le_bytes(*c));
+    match n {
+        0..=3 => a.iter().zip(b).all(|(x, y)| x == y),
+        4..=7 => u32_at(a, 0) == u32_at(b, 0) && u32_at(a, n - 4) == u32_at(b, n - 4),
+        8..=16 => u64_at(a, 0) == u64_at(b, 0) && u64_at(a, n - 8) == u64_at(b, n - 8),
+        _ => a == b,
+    }
+}
+
+/// A finding's value with its name (and the name's [`NameKey`]).
+#[derive(Debug, Clone)]
+pub struct Slot {
+    name: &'static str,
+    key: NameKey,
+    var: Var,
+}
+
+impl Slot {
+    #[inline]
+    pub fn new(name: &'static str, var: Var) -> Slot {
+        Slot {
+            name,
+            key: NameKey::of(name),
+            var,
+        }
+    }
+}
+
+/// The value of the placeholder `name` (whose key is `key`): the first one given.
+#[inline]
+fn find_var<'v>(vars: &'v [Slot], name: &str, key: NameKey) -> Option<&'v Var> {
+    vars.iter()
+        .find(|slot| slot.key == key && same_name(slot.name, name))
+        .map(|slot| &slot.var)
 }
 
 /// The per-rule reporting handle given to [`super::rules::RuleKind::evaluate`].
@@ -84,7 +180,7 @@ pub struct FindingBuilder<'e, 'a> {
     variant: &'static str,
     severity: Option<Severity>,
     order: Option<OrderRef>,
-    vars: Vec<(&'static str, Var)>,
+    vars: Vec<Slot>,
     /// Which of the rule's suggestions to offer, one bit per suggestion (`None`: all).
     offered: Option<u64>,
 }
@@ -122,29 +218,34 @@ impl<'a> Emitter<'a> {
 
 impl FindingBuilder<'_, '_> {
     /// Uses message variant `name` (falls back to `default` when the pathway lacks it).
+    #[inline]
     pub fn variant(mut self, name: &'static str) -> Self {
         self.variant = name;
         self
     }
 
     /// Overrides the severity (e.g. DOSE-MAX-DAILY becomes critical above 1.5× the maximum).
+    #[inline]
     pub fn severity(mut self, severity: Severity) -> Self {
         self.severity = Some(severity);
         self
     }
 
+    #[inline]
     pub fn order(mut self, order: &OrderRef) -> Self {
         self.order = Some(order.clone());
         self
     }
 
+    #[inline]
     pub fn number(mut self, name: &'static str, value: f64) -> Self {
-        self.vars.push((name, Var::Number(value)));
+        self.vars.push(Slot::new(name, Var::number(value)));
         self
     }
 
+    #[inline]
     pub fn text(mut self, name: &'static str, value: impl Into<Cow<'static, str>>) -> Self {
-        self.vars.push((name, Var::Text(value.into())));
+        self.vars.push(Slot::new(name, Var::Text(value.into())));
         self
     }
 
@@ -185,20 +286,22 @@ impl FindingBuilder<'_, '_> {
             emitter.sink.vars = vars;
             return;
         }
-        let key = if rule.messages.contains_key(variant) {
-            variant
-        } else {
-            "default"
+        // The variant's message, else the default one (two map lookups, not three).
+        let message = match rule.messages.get(variant) {
+            Some(m) => Some(m).zip(rule.templates.get(variant)),
+            None => rule
+                .messages
+                .get("default")
+                .zip(rule.templates.get("default")),
         };
-        let message = rule.messages.get(key).zip(rule.templates.get(key));
         let variant_severity = message.and_then(|(m, _)| m.severity);
         let severity = severity.or(variant_severity).unwrap_or(rule.severity);
         // Room for the detail's values and the citations, so that it is written without
         // growing: a number is rarely longer than 16 characters.
         let values_len: usize = vars
             .iter()
-            .map(|(_, v)| match v {
-                Var::Number(_) => 16,
+            .map(|slot| match &slot.var {
+                Var::Number(..) => 16,
                 Var::Text(t) => t.len(),
             })
             .sum();
@@ -233,7 +336,7 @@ impl FindingBuilder<'_, '_> {
                             let fills = a
                                 .placeholders
                                 .iter()
-                                .any(|name| vars.iter().any(|(n, _)| n == name));
+                                .any(|name| vars.iter().any(|slot| slot.name == name));
                             if fills {
                                 let patient = facts.input.patient.reference.as_deref();
                                 Resource::Value(fill_json(template, patient, &vars))
@@ -246,7 +349,11 @@ impl FindingBuilder<'_, '_> {
                         });
                         Some(Action {
                             kind: a.kind,
-                            description: fill_shared(&a.description, &vars),
+                            description: fill_shared(
+                                &a.description,
+                                a.description_template.as_ref(),
+                                &vars,
+                            ),
                             resource,
                             resource_id: target,
                         })
@@ -254,7 +361,7 @@ impl FindingBuilder<'_, '_> {
                     .collect();
                 (!actions.is_empty()).then(|| Suggestion {
                     id: s.id.clone(),
-                    label: fill_shared(&s.label, &vars),
+                    label: fill_shared(&s.label, s.label_template.as_ref(), &vars),
                     actions,
                 })
             })
@@ -262,21 +369,18 @@ impl FindingBuilder<'_, '_> {
         // Last, once the templates are filled: the texts move into the labels, uncopied.
         let count = vars
             .iter()
-            .filter(|(_, v)| matches!(v, Var::Number(_)))
+            .filter(|slot| matches!(slot.var, Var::Number(..)))
             .count();
-        let mut numbers = Numbers::with_capacity(count);
-        let mut labels = Labels::with_capacity(vars.len() - count);
-        for (name, var) in vars.drain(..) {
+        let mut numbers = Vec::with_capacity(count);
+        let mut labels = Vec::with_capacity(vars.len() - count);
+        for Slot { name, var, .. } in vars.drain(..) {
             match var {
-                Var::Number(n) => {
-                    numbers.insert(name, number_json(n));
-                }
-                Var::Text(t) if !t.is_empty() => {
-                    labels.insert(name, t);
-                }
+                Var::Number(n, _) => numbers.push((Cow::Borrowed(name), number_json(n))),
+                Var::Text(t) if !t.is_empty() => labels.push((Cow::Borrowed(name), t)),
                 Var::Text(_) => {}
             }
         }
+        let (numbers, labels) = (Numbers::from_entries(numbers), Labels::from_entries(labels));
         emitter.sink.vars = vars;
         emitter.sink.findings.push(Finding {
             rule_id: rule.id.clone(),
@@ -293,7 +397,27 @@ impl FindingBuilder<'_, '_> {
 }
 
 /// Numbers are stored rounded to 4 decimals so that float noise never changes an audit row.
+///
+/// Below 10^9 (nearly every number) by integer arithmetic: `n × 10^4` is then below 2^52, where
+/// [`round_half_away`] is `f64::round` without the library call, the ten-thousandths are exact
+/// in an `f64`, and their quotient by 10^4 is whole exactly when they divide by 10^4 (a
+/// non-whole one lies at least 10^-4 from any integer, far more than the spacing of `f64`s
+/// there). The same values as [`number_json_general`], which the rest takes.
 fn number_json(n: f64) -> Value {
+    if n.abs() < 1e9 {
+        let units = round_half_away(n * 10_000.0);
+        if units % 10_000 == 0 {
+            return Value::from(units / 10_000);
+        }
+        return serde_json::Number::from_f64(units as f64 / 10_000.0)
+            .map(Value::Number)
+            .unwrap_or(Value::Null);
+    }
+    number_json_general(n)
+}
+
+/// [`number_json`] by `f64::round` and `fract`: what it always was, for any value.
+fn number_json_general(n: f64) -> Value {
     let rounded = (n * 10_000.0).round() / 10_000.0;
     if rounded.fract() == 0.0 && rounded.abs() < 9.0e15 {
         Value::from(rounded as i64)
@@ -308,20 +432,28 @@ fn number_json(n: f64) -> Value {
 /// placeholders, so filling it per finding is copying, not scanning. Fills exactly as [`fill`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Template {
-    text: String,
+    /// The template's length in bytes.
+    len: usize,
     parts: Vec<Part>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Each piece held as its own string: filling copies it without slicing the template (which
+/// checks both ends are character boundaries).
+#[derive(Debug, Clone, PartialEq)]
 enum Part {
-    /// `text[start..end]` as is.
-    Literal(usize, usize),
-    /// A placeholder whose name is `text[start..end]`.
-    Placeholder(usize, usize),
+    /// Text as is.
+    Literal(Box<str>),
+    /// A placeholder's name, and the name's key.
+    Placeholder(Box<str>, NameKey),
 }
 
 impl Template {
     pub fn compile(template: &str) -> Template {
+        // Found as ranges, then copied out.
+        enum Range {
+            Literal(usize, usize),
+            Placeholder(usize, usize, NameKey),
+        }
         let mut parts = Vec::new();
         let mut literal_start = 0;
         let mut pos = 0;
@@ -334,8 +466,13 @@ impl Template {
                         .chars()
                         .all(|c| c.is_ascii_alphanumeric() || c == '_') =>
                 {
-                    parts.push(Part::Literal(literal_start, pos + open));
-                    parts.push(Part::Placeholder(after_start, after_start + close));
+                    parts.push(Range::Literal(literal_start, pos + open));
+                    let name = &template[after_start..after_start + close];
+                    parts.push(Range::Placeholder(
+                        after_start,
+                        after_start + close,
+                        NameKey::of(name),
+                    ));
                     pos = after_start + close + 1;
                     literal_start = pos;
                 }
@@ -343,25 +480,37 @@ impl Template {
                 _ => pos = after_start,
             }
         }
-        parts.push(Part::Literal(literal_start, template.len()));
-        parts.retain(|p| !matches!(p, Part::Literal(a, b) if a == b));
+        parts.push(Range::Literal(literal_start, template.len()));
+        parts.retain(|p| !matches!(p, Range::Literal(a, b) if a == b));
         Template {
-            text: template.to_owned(),
-            parts,
+            len: template.len(),
+            parts: parts
+                .into_iter()
+                .map(|part| match part {
+                    Range::Literal(a, b) => Part::Literal(template[a..b].into()),
+                    Range::Placeholder(a, b, key) => Part::Placeholder(template[a..b].into(), key),
+                })
+                .collect(),
         }
     }
 
-    pub fn fill(&self, vars: &[(&str, Var)]) -> String {
+    /// The template of a pathway text that has a `{` (a suggestion label, an action
+    /// description), else `None`: the text is then shared as it is.
+    pub fn compile_if_placeholders(text: &str) -> Option<Template> {
+        text.contains('{').then(|| Template::compile(text))
+    }
+
+    pub fn fill(&self, vars: &[Slot]) -> String {
         self.fill_reserving(vars, 32)
     }
 
     /// [`Template::fill`] into a string with room for `extra` bytes beyond the template.
-    pub fn fill_reserving(&self, vars: &[(&str, Var)], extra: usize) -> String {
-        let mut out = String::with_capacity(self.text.len() + extra);
+    pub fn fill_reserving(&self, vars: &[Slot], extra: usize) -> String {
+        let mut out = String::with_capacity(self.len + extra);
         for part in &self.parts {
-            match *part {
-                Part::Literal(a, b) => out.push_str(&self.text[a..b]),
-                Part::Placeholder(a, b) => push_var(&mut out, &self.text[a..b], vars),
+            match part {
+                Part::Literal(text) => out.push_str(text),
+                Part::Placeholder(name, key) => push_var_keyed(&mut out, name, *key, vars),
             }
         }
         out
@@ -369,7 +518,7 @@ impl Template {
 }
 
 /// Replaces `{name}` placeholders with the finding's values.
-pub fn fill(template: &str, vars: &[(&str, Var)]) -> String {
+pub fn fill(template: &str, vars: &[Slot]) -> String {
     if !template.contains('{') {
         return template.to_owned();
     }
@@ -397,9 +546,19 @@ pub fn fill(template: &str, vars: &[(&str, Var)]) -> String {
     out
 }
 
-/// [`fill`] for a pathway text kept as `Arc<str>`: one without a placeholder is shared, not
-/// copied.
-fn fill_shared(template: &Arc<str>, vars: &[(&str, Var)]) -> Arc<str> {
+/// [`fill`] for a pathway text kept as `Arc<str>` with its template (compiled with the plan,
+/// [`Template::compile_if_placeholders`]): one without a placeholder is shared, not copied.
+fn fill_shared(text: &Arc<str>, template: Option<&Template>, vars: &[Slot]) -> Arc<str> {
+    match template {
+        Some(template) => Arc::from(template.fill(vars)),
+        None => text.clone(),
+    }
+}
+
+/// How [`fill_shared`] filled before the plan compiled the texts' templates: the oracle of
+/// `shared_texts_fill_as_before`.
+#[cfg(test)]
+fn fill_shared_reference(template: &Arc<str>, vars: &[Slot]) -> Arc<str> {
     if template.contains('{') {
         Arc::from(fill(template, vars))
     } else {
@@ -408,10 +567,15 @@ fn fill_shared(template: &Arc<str>, vars: &[(&str, Var)]) -> Arc<str> {
 }
 
 /// Writes the value of placeholder `name`; an unknown one stays visible as `{name}`.
-fn push_var(out: &mut String, name: &str, vars: &[(&str, Var)]) {
-    match vars.iter().find(|(n, _)| *n == name) {
-        Some((_, Var::Number(v))) => push_number(out, *v),
-        Some((_, Var::Text(t))) => out.push_str(t),
+fn push_var(out: &mut String, name: &str, vars: &[Slot]) {
+    push_var_keyed(out, name, NameKey::of(name), vars);
+}
+
+/// [`push_var`] with the name's key computed beforehand (when the template compiled).
+#[inline]
+fn push_var_keyed(out: &mut String, name: &str, key: NameKey, vars: &[Slot]) {
+    match find_var(vars, name, key) {
+        Some(var) => var.push_onto(out),
         None => {
             out.push('{');
             out.push_str(name);
@@ -429,10 +593,10 @@ pub fn placeholder_names(template: &Value) -> Vec<String> {
             Value::String(s) if s.contains('{') => {
                 let template = Template::compile(s);
                 for part in &template.parts {
-                    if let Part::Placeholder(a, b) = *part
-                        && !names.iter().any(|n| *n == template.text[a..b])
+                    if let Part::Placeholder(name, _) = part
+                        && !names.iter().any(|n| **n == **name)
                     {
-                        names.push(template.text[a..b].to_owned());
+                        names.push(name.to_string());
                     }
                 }
             }
@@ -449,13 +613,13 @@ pub fn placeholder_names(template: &Value) -> Vec<String> {
 /// Fills a FHIR resource template: `{{patient}}` becomes the patient reference, other strings
 /// take `{name}` placeholders. The template is copied whole (a structural clone, cheap) and
 /// only its strings with a placeholder are rewritten in place.
-fn fill_json(template: &Value, patient: Option<&str>, vars: &[(&str, Var)]) -> Value {
+fn fill_json(template: &Value, patient: Option<&str>, vars: &[Slot]) -> Value {
     let mut value = template.clone();
     fill_in_place(&mut value, patient, vars);
     value
 }
 
-fn fill_in_place(value: &mut Value, patient: Option<&str>, vars: &[(&str, Var)]) {
+fn fill_in_place(value: &mut Value, patient: Option<&str>, vars: &[Slot]) {
     match value {
         Value::String(s) if s == PATIENT_PLACEHOLDER => {
             *s = patient.unwrap_or("Patient/unknown").to_owned();
@@ -488,11 +652,11 @@ fn fill_in_place(value: &mut Value, patient: Option<&str>, vars: &[(&str, Var)])
 /// A string that is one `{name}` placeholder for a number becomes that number, so FHIR
 /// fields that must be numeric (`expectedSupplyDuration.value`) can take the rule's limit from
 /// its parameters instead of repeating it in the suggestion.
-fn whole_number_placeholder(template: &str, vars: &[(&str, Var)]) -> Option<Value> {
+fn whole_number_placeholder(template: &str, vars: &[Slot]) -> Option<Value> {
     let name = template.strip_prefix('{')?.strip_suffix('}')?;
-    match vars.iter().find(|(n, _)| *n == name)? {
-        (_, Var::Number(v)) => Some(number_json(*v)),
-        (_, Var::Text(_)) => None,
+    match find_var(vars, name, NameKey::of(name))? {
+        Var::Number(v, _) => Some(number_json(*v)),
+        Var::Text(_) => None,
     }
 }
 
@@ -514,8 +678,8 @@ mod tests {
     #[test]
     fn fills_placeholders_and_keeps_unknown_ones_visible() {
         let vars = vec![
-            ("hours", Var::Number(72.0)),
-            ("drug", Var::Text("oxycodone".into())),
+            Slot::new("hours", Var::number(72.0)),
+            Slot::new("drug", Var::Text("oxycodone".into())),
         ];
         assert_eq!(
             fill("{drug}: {hours} h > {limit} h", &vars),
@@ -527,9 +691,9 @@ mod tests {
     #[test]
     fn compiled_templates_fill_exactly_as_fill() {
         let vars = vec![
-            ("hours", Var::Number(72.5)),
-            ("drug", Var::Text("oxycodone".into())),
-            ("empty", Var::Text("".into())),
+            Slot::new("hours", Var::number(72.5)),
+            Slot::new("drug", Var::Text("oxycodone".into())),
+            Slot::new("empty", Var::Text("".into())),
         ];
         for template in [
             "",
@@ -549,9 +713,164 @@ mod tests {
         }
     }
 
+    /// How placeholders were filled before names had keys and numbers were formatted once:
+    /// the value found by comparing names, each number formatted where it is pushed. The
+    /// oracle of `placeholders_fill_as_by_comparing_names`.
+    fn fill_reference(template: &str, vars: &[Slot]) -> String {
+        let mut out = String::new();
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            match after.find('}') {
+                Some(close)
+                    if after[..close]
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+                {
+                    let name = &after[..close];
+                    match vars.iter().find(|s| s.name == name).map(|s| &s.var) {
+                        Some(Var::Number(v, _)) => push_number(&mut out, *v),
+                        Some(Var::Text(t)) => out.push_str(t),
+                        None => {
+                            out.push('{');
+                            out.push_str(name);
+                            out.push('}');
+                        }
+                    }
+                    rest = &after[close + 1..];
+                }
+                _ => {
+                    out.push('{');
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// Names that share their key (length, first, middle and last byte) with another, names
+    /// one byte apart, the empty name.
+    const NAMES: [&str; 15] = [
+        "axbyc",
+        "azbwc",
+        "a",
+        "b",
+        "ab",
+        "dose",
+        "dose_mg",
+        "dosf",
+        "",
+        "abXdef",
+        "abcdef",
+        "abcdXfghij",
+        "abcdefghij",
+        "abcdefghijklmnopq",
+        "abcdefghiXklmnopq",
+    ];
+
+    proptest::proptest! {
+        /// The overlapping loads compare names as `==` does, at every length up to 20.
+        #[test]
+        fn names_are_the_same_as_by_eq(a in "[ab]{0,20}", b in "[ab]{0,20}", i in 0usize..20) {
+            proptest::prop_assert_eq!(same_name(&a, &b), a == b);
+            proptest::prop_assert!(same_name(&a, &a));
+            // One byte changed, anywhere.
+            if i < a.len() {
+                let mut c = a.clone().into_bytes();
+                c[i] = b'c';
+                let c = String::from_utf8(c).unwrap();
+                proptest::prop_assert!(!same_name(&a, &c));
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Filling by key and with each number formatted once gives what comparing names and
+        /// formatting every occurrence gave, on the first fill and on later ones (the numbers'
+        /// texts then cached), for compiled and uncompiled templates.
+        #[test]
+        fn placeholders_fill_as_by_comparing_names(
+            pieces in proptest::collection::vec((0usize..NAMES.len(), "[ {}x]{0,3}"), 0..8),
+            values in proptest::collection::vec(
+                (0usize..NAMES.len(), proptest::option::of(proptest::num::f64::ANY), "[a-z]{0,3}"),
+                0..8,
+            ),
+        ) {
+            let template: String = pieces
+                .iter()
+                .map(|(i, text)| format!("{{{}}}{text}", NAMES[*i]))
+                .collect();
+            let vars: Vec<Slot> = values
+                .iter()
+                .map(|(i, number, text)| {
+                    let var = match number {
+                        Some(n) => Var::number(*n),
+                        None => Var::Text(text.clone().into()),
+                    };
+                    Slot::new(NAMES[*i], var)
+                })
+                .collect();
+            let expected = fill_reference(&template, &vars);
+            let compiled = Template::compile(&template);
+            for _ in 0..2 {
+                proptest::prop_assert_eq!(&compiled.fill(&vars), &expected);
+                proptest::prop_assert_eq!(&fill(&template, &vars), &expected);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// The integer path stores the numbers the `round` / `fract` one stored, as values and
+        /// as JSON text, on and beside the half-ten-thousandth boundaries.
+        #[test]
+        fn numbers_are_stored_as_by_rounding(
+            value in proptest::num::f64::ANY,
+            halves in -20_000_000_000_001i64..20_000_000_000_001,
+            noise in -1e-9f64..1e-9,
+        ) {
+            for n in [value, halves as f64 / 20_000.0, halves as f64 / 20_000.0 + noise, -0.0, 1e9, -1e9] {
+                let (fast, general) = (number_json(n), number_json_general(n));
+                proptest::prop_assert_eq!(fast.to_string(), general.to_string(), "{:?}", n);
+                proptest::prop_assert_eq!(fast, general, "{:?}", n);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Suggestion labels and action descriptions fill from their compiled templates as they
+        /// filled from their text, and are shared (not copied) exactly when they were.
+        #[test]
+        fn shared_texts_fill_as_before(
+            pieces in proptest::collection::vec((0usize..NAMES.len(), "[ {}x]{0,3}"), 0..5),
+            plain in "[a-z ]{0,12}",
+        ) {
+            let vars = vec![
+                Slot::new("dose", Var::number(7.5)),
+                Slot::new("ab", Var::Text("text".into())),
+            ];
+            let with_braces: String = pieces
+                .iter()
+                .map(|(i, text)| format!("{{{}}}{text}", NAMES[*i]))
+                .collect();
+            for text in [with_braces, plain] {
+                let text: Arc<str> = Arc::from(text.as_str());
+                let template = Template::compile_if_placeholders(&text);
+                let filled = fill_shared(&text, template.as_ref(), &vars);
+                let reference = fill_shared_reference(&text, &vars);
+                proptest::prop_assert_eq!(&filled, &reference);
+                proptest::prop_assert_eq!(
+                    Arc::ptr_eq(&filled, &text),
+                    Arc::ptr_eq(&reference, &text)
+                );
+            }
+        }
+    }
+
     #[test]
     fn a_lone_number_placeholder_stays_a_number_in_resources() {
-        let vars = vec![("max_days", Var::Number(7.0))];
+        let vars = vec![Slot::new("max_days", Var::number(7.0))];
         let template = serde_json::json!({"value": "{max_days}", "unit": "{max_days} days"});
         assert_eq!(
             fill_json(&template, None, &vars),
@@ -595,12 +914,12 @@ mod tests {
             with_max_days in proptest::bool::ANY,
             with_drug in proptest::bool::ANY,
         ) {
-            let mut vars = vec![("other", Var::Number(1.0))];
+            let mut vars = vec![Slot::new("other", Var::number(1.0))];
             if with_max_days {
-                vars.push(("max_days", Var::Number(7.0)));
+                vars.push(Slot::new("max_days", Var::number(7.0)));
             }
             if with_drug {
-                vars.push(("drug", Var::Text("oxycodone".into())));
+                vars.push(Slot::new("drug", Var::Text("oxycodone".into())));
             }
             let filled = fill_json(&template, patient.as_deref(), &vars);
             let shared = Resource::Template {
@@ -608,7 +927,7 @@ mod tests {
                 patient: patient.as_deref().map(Arc::from),
             };
             let names = placeholder_names(&template);
-            if names.iter().any(|name| vars.iter().any(|(n, _)| n == name)) {
+            if names.iter().any(|name| vars.iter().any(|slot| slot.name == name)) {
                 // Filled per finding, as before; only then does filling change a string.
                 proptest::prop_assert!(with_max_days || with_drug);
             } else {

@@ -110,6 +110,8 @@ pub struct CompiledRule {
 pub struct CompiledSuggestion {
     pub id: Arc<str>,
     pub label: Arc<str>,
+    /// `label` split into a template when it has a `{`, else `None` (shared as it is).
+    pub label_template: Option<Template>,
     pub actions: Vec<CompiledAction>,
 }
 
@@ -117,6 +119,8 @@ pub struct CompiledSuggestion {
 pub struct CompiledAction {
     pub kind: ActionKind,
     pub description: Arc<str>,
+    /// `description` split into a template when it has a `{`, else `None`.
+    pub description_template: Option<Template>,
     pub target: Option<ActionTarget>,
     /// The resource template of a create, the patch of an update (none for a delete).
     pub resource: Option<Arc<Value>>,
@@ -133,6 +137,7 @@ impl CompiledSuggestion {
         CompiledSuggestion {
             id: def.id.clone(),
             label: def.label.clone(),
+            label_template: Template::compile_if_placeholders(&def.label),
             actions: def
                 .actions
                 .iter()
@@ -145,6 +150,7 @@ impl CompiledSuggestion {
                     CompiledAction {
                         kind: a.kind,
                         description: a.description.clone(),
+                        description_template: Template::compile_if_placeholders(&a.description),
                         target: a.target,
                         placeholders: resource
                             .as_ref()

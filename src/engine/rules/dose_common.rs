@@ -32,12 +32,65 @@ impl DoseView for Med<'_> {
         self.daily_doses()
     }
 
+    /// Sized for the label, so that " (active)" does not grow it.
+    fn card_label(&self) -> String {
+        let label = self.order.medication.label_str();
+        let mut out = String::with_capacity(label.len() + ACTIVE.len());
+        self.push_card_label(&mut out);
+        out
+    }
+
     fn push_card_label(&self, out: &mut String) {
         out.push_str(self.order.medication.label_str());
         if !self.drafted {
-            out.push_str(" (active)");
+            out.push_str(ACTIVE);
         }
     }
+}
+
+const ACTIVE: &str = " (active)";
+
+/// The card labels of the medications `which` accepts, separated by ", ", a label written once
+/// when the next order has it too: what collecting the labels, `dedup` and `join(", ")` gave,
+/// written into one string.
+pub(super) fn joined_card_labels(meds: &[Med<'_>], which: impl Fn(&Med<'_>) -> bool) -> String {
+    // Room for every label and separator (duplicates included), so that the string never grows.
+    let room = meds
+        .iter()
+        .filter(|m| which(m))
+        .map(|m| m.order.medication.label_str().len() + ACTIVE.len() + 2)
+        .sum();
+    join_deduplicated(meds.iter().filter(|m| which(m)), room, |m, out| {
+        m.push_card_label(out)
+    })
+}
+
+/// `items` written by `push`, separated by ", ", skipping one written as the one kept before it,
+/// into a string with room for `room` bytes.
+fn join_deduplicated<T>(
+    items: impl Iterator<Item = T>,
+    room: usize,
+    push: impl Fn(&T, &mut String),
+) -> String {
+    let mut out = String::with_capacity(room);
+    // Where the last kept item's text is in `out`.
+    let mut last: Option<(usize, usize)> = None;
+    for item in items {
+        let start = out.len();
+        if last.is_some() {
+            out.push_str(", ");
+        }
+        let text_start = out.len();
+        push(&item, &mut out);
+        if let Some((a, b)) = last
+            && out[text_start..] == out[a..b]
+        {
+            out.truncate(start);
+            continue;
+        }
+        last = Some((text_start, out.len()));
+    }
+    out
 }
 
 /// The current medications (drafts, then active ones), identified once per evaluation.
@@ -159,6 +212,23 @@ pub(super) fn incomplete_draft(facts: &Facts<'_>, order: &MedicationOrder) -> bo
     facts.input.orders.focus.is_some()
         && (order.dose.is_absent()
             || (order.frequency.is_absent() && !matches!(order.dose, Field::Unreadable(_))))
+}
+
+#[cfg(test)]
+mod join_tests {
+    proptest::proptest! {
+        /// Joining in one string gives what collecting, `dedup` and `join(", ")` gave (the
+        /// labels from a small alphabet so that neighbours repeat, and some hold ", ").
+        #[test]
+        fn joined_labels_are_the_deduplicated_join(
+            labels in proptest::collection::vec("(a|b|, |a, b|)", 0..8),
+        ) {
+            let mut collected: Vec<String> = labels.clone();
+            collected.dedup();
+            let joined = super::join_deduplicated(labels.iter(), 0, |l, out| out.push_str(l));
+            proptest::prop_assert_eq!(joined, collected.join(", "));
+        }
+    }
 }
 
 /// Time of a whole evaluation with a realistic pharmacist load (6 drafts, 4 active medications),

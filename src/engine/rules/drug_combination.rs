@@ -2,7 +2,7 @@
 //! or active, when the draft orders contain one of them. Opioids with benzodiazepines or
 //! gabapentinoids add respiratory depression; the card names both drugs.
 
-use super::dose_common::{DoseView, Med, anchor, medications};
+use super::dose_common::{Med, anchor, joined_card_labels, medications};
 use super::{RuleKind, params};
 use crate::engine::{Emitter, Facts};
 use crate::pathway::CompileContext;
@@ -40,27 +40,12 @@ pub(super) fn compile(
 /// The card labels of the medications of `class`, comma-separated, a label repeated by the
 /// next medication written once (as collecting, `dedup` and `join` did, into one string).
 fn names(meds: &[Med<'_>], class: DrugClass) -> String {
-    // Room for two or three order texts, so that the line is written without growing.
-    let mut out = String::with_capacity(128);
-    // Where the last label written starts, to compare the next one with it.
-    let mut last: Option<usize> = None;
-    for m in meds.iter().filter(|m| m.has_class(class)) {
-        let start = out.len();
-        if last.is_some() {
-            out.push_str(", ");
-        }
-        let label = out.len();
-        m.push_card_label(&mut out);
-        match last {
-            Some(previous) if out[previous..start] == out[label..] => out.truncate(start),
-            _ => last = Some(label),
-        }
-    }
-    out
+    joined_card_labels(meds, |m| m.has_class(class))
 }
 
 #[cfg(test)]
 fn names_by_collecting(meds: &[Med<'_>], class: DrugClass) -> String {
+    use super::dose_common::DoseView;
     let mut labels: Vec<String> = meds
         .iter()
         .filter(|m| m.has_class(class))

@@ -7,7 +7,7 @@
 //! Opioids without a 2022 factor (meperidine, fentanyl other than patches) have an unknown
 //! MME, not zero: the card names them, and the decision records the missing factor.
 
-use super::dose_common::{DoseView, Med, anchor, medications};
+use super::dose_common::{DoseView, Med, anchor, joined_card_labels, medications};
 use super::{RuleKind, params};
 use crate::domain::units::push_number;
 use crate::engine::dosing::{DailyAmount, DailyDose, Mme, mme, write_mme_explanation};
@@ -153,16 +153,11 @@ impl RuleKind for OpioidMme {
         let uncounted = total.uncounted_note();
         let explanation = total.explanation(t);
         // The opioids counted, for the pharmacist queue (not in any message).
-        let mut drugs: Vec<String> = meds
-            .iter()
-            .filter(|m| m.has_class(DrugClass::Opioid))
-            .map(|m| m.card_label())
-            .collect();
-        drugs.dedup();
+        let drugs = joined_card_labels(meds, |m| m.has_class(DrugClass::Opioid));
         let finding = out
             .finding()
             .order(order)
-            .text("drug", drugs.join(", "))
+            .text("drug", drugs)
             .number("mme_per_day", mme_per_day)
             .number("threshold", self.min)
             .text("explanation", explanation)
