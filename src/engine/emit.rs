@@ -32,6 +32,15 @@ pub struct Sink {
 }
 
 impl Sink {
+    /// A sink with room for `findings` findings, so that collecting them never moves the ones
+    /// already made (a finding is a few hundred bytes).
+    pub fn with_capacity(findings: usize) -> Sink {
+        Sink {
+            findings: Vec::with_capacity(findings),
+            ..Sink::default()
+        }
+    }
+
     pub fn missing(&mut self, input: &str, rule_id: &str) {
         self.missing
             .entry(input.to_owned())

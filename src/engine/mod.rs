@@ -19,7 +19,8 @@ use crate::pathway::{Plan, Scope};
 /// Evaluates every enabled rule of the plan against the input.
 pub fn evaluate(plan: &Plan, input: &EvaluationInput) -> Evaluation {
     let facts = Facts::gather(plan, input);
-    let mut sink = emit::Sink::default();
+    // Most rules report at most once per evaluation; room for one finding per rule.
+    let mut sink = emit::Sink::with_capacity(plan.rules.len());
     for rule in plan.rules_in_evaluation_order() {
         if rule.scope == Scope::Vcf && facts.fracture.is_none() {
             if facts.conditions_absent() {
