@@ -270,22 +270,36 @@ impl<V> Named<V> {
     /// of values, nearly in name order already, cost a comparison each rather than a search
     /// and a shift of the vector's tail each.
     pub fn from_entries(mut entries: Vec<(Cow<'static, str>, V)>) -> Self {
-        // Insertion sort, stable: equal names stay in the order given.
+        // Insertion sort, stable: equal names stay in the order given. A name stops beside an
+        // equal one whenever the sorted part already holds one (it stops at the last name not
+        // after it, which is then equal), so no `Equal` here means no two names are equal.
+        let mut equal_names = false;
         for i in 1..entries.len() {
             let mut j = i;
-            while j > 0 && cmp_names(&entries[j - 1].0, &entries[j].0).is_gt() {
-                entries.swap(j - 1, j);
-                j -= 1;
+            while j > 0 {
+                match cmp_names(&entries[j - 1].0, &entries[j].0) {
+                    std::cmp::Ordering::Greater => {
+                        entries.swap(j - 1, j);
+                        j -= 1;
+                    }
+                    std::cmp::Ordering::Equal => {
+                        equal_names = true;
+                        break;
+                    }
+                    std::cmp::Ordering::Less => break,
+                }
             }
         }
         // Of equal names (adjacent now) the last given wins, moved into the first's place.
-        entries.dedup_by(|later, kept| {
-            let same = later.0 == kept.0;
-            if same {
-                std::mem::swap(&mut later.1, &mut kept.1);
-            }
-            same
-        });
+        if equal_names {
+            entries.dedup_by(|later, kept| {
+                let same = later.0 == kept.0;
+                if same {
+                    std::mem::swap(&mut later.1, &mut kept.1);
+                }
+                same
+            });
+        }
         Named { entries }
     }
 

@@ -412,6 +412,7 @@ impl FindingBuilder<'_, '_> {
 /// in an `f64`, and their quotient by 10^4 is whole exactly when they divide by 10^4 (a
 /// non-whole one lies at least 10^-4 from any integer, far more than the spacing of `f64`s
 /// there). The same values as [`number_json_general`], which the rest takes.
+#[inline]
 fn number_json(n: f64) -> Value {
     if n.abs() < 1e9 {
         let units = round_half_away(n * 10_000.0);
