@@ -243,6 +243,57 @@ pub fn normalize_text_onto(out: &mut String, text: &str) {
     }
 }
 
+/// [`normalize_text_onto`] of `text` without its thousands separators (a comma between a
+/// digit and exactly three digits, see [`is_thousands_separator`]), so that "50,000 units"
+/// reads as "50000 units" rather than two numbers: how order texts are read to identify their
+/// drug. An ASCII text is normalized first and noted when it has a comma; only then is it
+/// looked at for separators (and read again without them when it has one), so that the
+/// texts without a comma, nearly all, are read once and searched for none.
+pub fn normalize_order_text_onto(out: &mut String, text: &str) {
+    if text.is_ascii() {
+        let start = out.len();
+        if normalize_ascii_onto(out, text)
+            && let std::borrow::Cow::Owned(without) = without_thousands_separators(text)
+        {
+            out.truncate(start);
+            normalize_ascii_onto(out, &without);
+        }
+    } else {
+        normalize_any_onto(out, &without_thousands_separators(text));
+    }
+}
+
+/// Whether the byte at `i` is a thousands separator: a comma after a digit and before exactly
+/// three digits (not four: "1,2345" is not a number with a separator).
+pub(crate) fn is_thousands_separator(bytes: &[u8], i: usize) -> bool {
+    bytes[i] == b','
+        && i > 0
+        && bytes[i - 1].is_ascii_digit()
+        && bytes.len() >= i + 4
+        && bytes[i + 1..i + 4].iter().all(u8::is_ascii_digit)
+        && bytes.get(i + 4).is_none_or(|b| !b.is_ascii_digit())
+}
+
+/// Drops thousands separators ("50,000 units" -> "50000 units") before normalization would turn
+/// the comma into a space and split the number. The text is copied only when one is present.
+pub(crate) fn without_thousands_separators(raw: &str) -> std::borrow::Cow<'_, str> {
+    // Nearly no order text has a comma: find one first (memchr), before looking at each byte.
+    if !raw.contains(',') {
+        return std::borrow::Cow::Borrowed(raw);
+    }
+    let bytes = raw.as_bytes();
+    if !(0..bytes.len()).any(|i| is_thousands_separator(bytes, i)) {
+        return std::borrow::Cow::Borrowed(raw);
+    }
+    let mut out = String::with_capacity(raw.len());
+    for (i, ch) in raw.char_indices() {
+        if !(ch == ',' && is_thousands_separator(bytes, i)) {
+            out.push(ch);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// What each byte of an ASCII text becomes in normalized text: letters lower-cased, digits,
 /// '.', '/' and '%' kept as they are, and 0 for every other byte (a word separator). Bytes
 /// from 128 up are never looked up (the text is ASCII).
@@ -260,21 +311,25 @@ const NORMALIZED_ASCII: [u8; 256] = {
 };
 
 /// [`normalize_text_onto`] for an ASCII `text`: one table look-up per byte, the bytes written
-/// to `out`'s own buffer.
-fn normalize_ascii_onto(out: &mut String, text: &str) {
+/// to `out`'s own buffer. Returns whether the text has a comma (checked on separator bytes
+/// only), for [`normalize_order_text_onto`].
+fn normalize_ascii_onto(out: &mut String, text: &str) -> bool {
     let mut bytes = std::mem::take(out).into_bytes();
     bytes.reserve(text.len());
     let start = bytes.len();
     // A separator is written only after a kept byte, so there is never a leading space and at
     // most one trailing one.
     let mut last_space = true;
+    let mut comma = false;
     for &byte in text.as_bytes() {
         match NORMALIZED_ASCII[usize::from(byte)] {
-            0 if !last_space => {
-                bytes.push(b' ');
-                last_space = true;
+            0 => {
+                comma |= byte == b',';
+                if !last_space {
+                    bytes.push(b' ');
+                    last_space = true;
+                }
             }
-            0 => {}
             kept => {
                 bytes.push(kept);
                 last_space = false;
@@ -285,6 +340,7 @@ fn normalize_ascii_onto(out: &mut String, text: &str) {
         bytes.pop();
     }
     *out = String::from_utf8(bytes).expect("UTF-8 with ASCII appended is UTF-8");
+    comma
 }
 
 /// [`normalize_text_onto`] for any text: a run of kept ASCII bytes is copied whole and
@@ -375,9 +431,37 @@ mod tests {
         #[test]
         fn the_ascii_table_agrees_with_the_char_by_char_reading(text in "[ -~\t\n]{0,40}") {
             let mut ascii = String::from("kept ");
-            normalize_ascii_onto(&mut ascii, &text);
+            let comma = normalize_ascii_onto(&mut ascii, &text);
+            proptest::prop_assert_eq!(comma, text.contains(','));
             proptest::prop_assert_eq!(ascii, format!("kept {}", normalize_text_reference(&text)));
         }
+
+        #[test]
+        fn order_text_drops_thousands_separators_as_the_copy_does(text in "[0-9, ]{0,24}|[ -~]{0,30}|\\PC{0,30}|[0-9,é]{0,20}") {
+            let mut fused = String::from("kept ");
+            normalize_order_text_onto(&mut fused, &text);
+            let copied = normalize_text_reference(&without_thousands_separators(&text));
+            proptest::prop_assert_eq!(fused, format!("kept {copied}"));
+        }
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(
+            without_thousands_separators("D2 50,000 units"),
+            "D2 50000 units"
+        );
+        assert_eq!(
+            without_thousands_separators("1,250 mg, 2 tabs"),
+            "1250 mg, 2 tabs"
+        );
+        assert_eq!(
+            without_thousands_separators("5,32 x,123 1,2345"),
+            "5,32 x,123 1,2345"
+        );
+        let mut out = String::new();
+        normalize_order_text_onto(&mut out, "Ergocalciferol 50,000 units, 1,2345 é");
+        assert_eq!(out, "ergocalciferol 50000 units 1 2345 é");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use smallvec::{SmallVec, smallvec};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Concept;
-use crate::domain::codes::{normalize_text, normalize_text_onto, system};
+use crate::domain::codes::{normalize_order_text_onto, normalize_text, system};
 use text::{Lexed, Token};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -844,7 +844,7 @@ impl Terminology {
         let mut normalized = std::mem::take(&mut buffers.normalized);
         for text in medication.texts() {
             normalized.clear();
-            normalize_text_onto(&mut normalized, &text::without_thousands_separators(text));
+            normalize_order_text_onto(&mut normalized, text);
             if let Some(&index) = self.product_by_text.get(normalized.as_str()) {
                 let mut m = self.products[index].1.clone();
                 m.matched_by = MatchedBy::ProductText;

@@ -165,35 +165,6 @@ fn parse_decimal(s: &str) -> Option<f64> {
     Some(mantissa as f64 / POWERS_OF_TEN[decimals.unwrap_or(0)])
 }
 
-/// Drops thousands separators ("50,000 units" -> "50000 units") before normalization would turn
-/// the comma into a space and split the number. Only a comma between a digit and exactly three
-/// digits counts; the text is copied only when one is present.
-pub(crate) fn without_thousands_separators(raw: &str) -> std::borrow::Cow<'_, str> {
-    // Nearly no order text has a comma: find one first (memchr), before looking at each byte.
-    if !raw.contains(',') {
-        return std::borrow::Cow::Borrowed(raw);
-    }
-    let bytes = raw.as_bytes();
-    let is_separator = |i: usize| {
-        bytes[i] == b','
-            && i > 0
-            && bytes[i - 1].is_ascii_digit()
-            && bytes.len() >= i + 4
-            && bytes[i + 1..i + 4].iter().all(u8::is_ascii_digit)
-            && bytes.get(i + 4).is_none_or(|b| !b.is_ascii_digit())
-    };
-    if !(0..bytes.len()).any(is_separator) {
-        return std::borrow::Cow::Borrowed(raw);
-    }
-    let mut out = String::with_capacity(raw.len());
-    for (i, ch) in raw.char_indices() {
-        if !(ch == ',' && is_separator(i)) {
-            out.push(ch);
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
 /// Salt and release-modifier words that sit between an ingredient name and its strength and must not
 /// stop a match ("oxycodone hydrochloride 5 MG"). Calcium and magnesium salts are ingredient
 /// names of their own and are matched first as longer phrases.
@@ -436,22 +407,6 @@ mod tests {
             let s = if frac.is_empty() { int.to_string() } else { format!("{int}.{frac}") };
             proptest::prop_assert_eq!(parse_decimal(&s).map(f64::to_bits), s.parse::<f64>().ok().map(f64::to_bits));
         }
-    }
-
-    #[test]
-    fn thousands_separators() {
-        assert_eq!(
-            without_thousands_separators("D2 50,000 units"),
-            "D2 50000 units"
-        );
-        assert_eq!(
-            without_thousands_separators("1,250 mg, 2 tabs"),
-            "1250 mg, 2 tabs"
-        );
-        assert_eq!(
-            without_thousands_separators("5,32 x,123 1,2345"),
-            "5,32 x,123 1,2345"
-        );
     }
 
     #[test]
