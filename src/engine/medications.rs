@@ -4,7 +4,7 @@
 use crate::domain::{EvaluationInput, MedicationOrder};
 use crate::engine::dosing::{self, DailyDose};
 use crate::terminology::{Buffers, DrugClass, DrugClasses, DrugMatch, Terminology};
-use std::sync::OnceLock;
+use std::cell::OnceCell;
 
 #[derive(Debug, Clone)]
 pub struct Medication<'a> {
@@ -17,8 +17,10 @@ pub struct Medication<'a> {
     /// medication many times per evaluation.
     classes: DrugClasses,
     /// Daily amounts per ingredient, computed on first use: several dose rules read them and
-    /// writing out the arithmetic for cards is the costliest step of an evaluation.
-    doses: OnceLock<Vec<DailyDose>>,
+    /// writing out the arithmetic for cards is the costliest step of an evaluation. A `OnceCell`,
+    /// not a `OnceLock`: an evaluation runs on one thread, and the lock's once-machinery cost
+    /// about 100 instructions per medication.
+    doses: OnceCell<Vec<DailyDose>>,
 }
 
 impl<'a> Medication<'a> {
@@ -78,7 +80,7 @@ pub fn resolve(input: &EvaluationInput) -> Vec<Medication<'_>> {
                 drafted,
                 drug,
                 classes,
-                doses: OnceLock::new(),
+                doses: OnceCell::new(),
             }
         })
         .collect()
