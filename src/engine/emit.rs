@@ -532,6 +532,12 @@ pub fn fill(template: &str, vars: &[Slot]) -> String {
     if !template.contains('{') {
         return template.to_owned();
     }
+    fill_with(template, |out, name| push_var(out, name, vars))
+}
+
+/// Reads `template` as [`fill`] reads it, copying its literal text and writing each `{name}`
+/// placeholder by `push(out, name)`.
+fn fill_with(template: &str, mut push: impl FnMut(&mut String, &str)) -> String {
     let mut out = String::with_capacity(template.len() + 16);
     let mut rest = template;
     while let Some(open) = rest.find('{') {
@@ -543,7 +549,7 @@ pub fn fill(template: &str, vars: &[Slot]) -> String {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '_') =>
             {
-                push_var(&mut out, &after[..close], vars);
+                push(&mut out, &after[..close]);
                 rest = &after[close + 1..];
             }
             _ => {
@@ -727,37 +733,18 @@ mod tests {
     /// the value found by comparing names, each number formatted where it is pushed. The
     /// oracle of `placeholders_fill_as_by_comparing_names`.
     fn fill_reference(template: &str, vars: &[Slot]) -> String {
-        let mut out = String::new();
-        let mut rest = template;
-        while let Some(open) = rest.find('{') {
-            out.push_str(&rest[..open]);
-            let after = &rest[open + 1..];
-            match after.find('}') {
-                Some(close)
-                    if after[..close]
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_') =>
-                {
-                    let name = &after[..close];
-                    match vars.iter().find(|s| s.name == name).map(|s| &s.var) {
-                        Some(Var::Number(v, _)) => push_number(&mut out, *v),
-                        Some(Var::Text(t)) => out.push_str(t),
-                        None => {
-                            out.push('{');
-                            out.push_str(name);
-                            out.push('}');
-                        }
-                    }
-                    rest = &after[close + 1..];
-                }
-                _ => {
+        // The same reading of the template as `fill` (`fill_with`); only the lookup differs.
+        fill_with(template, |out, name| {
+            match vars.iter().find(|s| s.name == name).map(|s| &s.var) {
+                Some(Var::Number(v, _)) => push_number(out, *v),
+                Some(Var::Text(t)) => out.push_str(t),
+                None => {
                     out.push('{');
-                    rest = after;
+                    out.push_str(name);
+                    out.push('}');
                 }
             }
-        }
-        out.push_str(rest);
-        out
+        })
     }
 
     /// Names that share their key (length, first, middle and last byte) with another, names
