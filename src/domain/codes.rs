@@ -50,10 +50,6 @@ pub struct Concept {
     pub codings: Vec<Coding>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
-    /// The text and displays, normalized once on first use: every value set a rule checks
-    /// reads them, and normalizing per check cost more than the checks themselves.
-    #[serde(skip)]
-    normalized: std::sync::OnceLock<Vec<String>>,
     /// Which value sets of a plan the concept is in, found once on the first check: a rule
     /// asks several sets about the same order or diagnosis (`pathway::value_set::Membership`).
     #[serde(skip)]
@@ -153,7 +149,6 @@ impl Concept {
         Concept {
             codings,
             text,
-            normalized: Default::default(),
             value_sets: Default::default(),
         }
     }
@@ -189,15 +184,20 @@ impl Concept {
             .chain(self.codings.iter().filter_map(|c| c.display.as_deref()))
     }
 
-    /// [`Concept::texts`], each through [`normalize_text`], computed once. Callers that change
-    /// `text` or `codings` after reading this must build a new concept.
-    pub fn normalized_texts(&self) -> &[String] {
-        self.normalized.get_or_init(|| {
-            self.texts()
-                .map(normalize_text)
-                .filter(|t| !t.is_empty())
-                .collect()
-        })
+    /// Calls `f` with each of [`Concept::texts`] through [`normalize_text`], skipping those
+    /// that normalize to nothing, all in one buffer. Not cached: the value sets read a
+    /// concept's texts once per plan and cache what they found
+    /// ([`Concept::value_set_cache`]); a cache of the texts was a vector and a string per text
+    /// for each concept, allocated and freed for that one reading.
+    pub fn for_each_normalized_text(&self, mut f: impl FnMut(&str)) {
+        let mut normalized = String::new();
+        for text in self.texts() {
+            normalized.clear();
+            normalize_text_onto(&mut normalized, text);
+            if !normalized.is_empty() {
+                f(&normalized);
+            }
+        }
     }
 
     /// The concept's cached value-set bits (see [`ValueSetCache`]). Callers that change

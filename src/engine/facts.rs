@@ -332,9 +332,9 @@ fn latest(
 
 /// mmol/L × 4.008 = mg/dL (calcium 40.08 g/mol).
 fn calcium_to_mg_dl(value: f64, unit: Option<&str>) -> Option<f64> {
-    match unit.map(|u| u.trim().to_ascii_lowercase()) {
-        Some(u) if u == "mmol/l" => Some(value * 4.008),
-        Some(u) if u == "mg/dl" => Some(value),
+    match unit.map(str::trim) {
+        Some(u) if u.eq_ignore_ascii_case("mmol/l") => Some(value * 4.008),
+        Some(u) if u.eq_ignore_ascii_case("mg/dl") => Some(value),
         // No unit: values above 5 can only be mg/dL, below 5 only mmol/L.
         None => Some(if value > 5.0 { value } else { value * 4.008 }),
         Some(_) => None,
@@ -343,9 +343,11 @@ fn calcium_to_mg_dl(value: f64, unit: Option<&str>) -> Option<f64> {
 
 /// nmol/L ÷ 2.496 = ng/mL.
 fn vitamin_d_to_ng_ml(value: f64, unit: Option<&str>) -> Option<f64> {
-    match unit.map(|u| u.trim().to_ascii_lowercase()) {
-        Some(u) if u == "nmol/l" => Some(value / 2.496),
-        Some(u) if u == "ng/ml" || u == "ug/l" => Some(value),
+    match unit.map(str::trim) {
+        Some(u) if u.eq_ignore_ascii_case("nmol/l") => Some(value / 2.496),
+        Some(u) if u.eq_ignore_ascii_case("ng/ml") || u.eq_ignore_ascii_case("ug/l") => {
+            Some(value)
+        }
         None => Some(value),
         Some(_) => None,
     }

@@ -213,11 +213,15 @@ impl ValueSet {
 
     /// [`ValueSet::contains_text`] by scanning this set's own phrases (as [`scan_codes`]).
     fn scan_texts(&self, concept: &Concept) -> bool {
-        concept.normalized_texts().iter().any(|text| {
-            self.phrases
-                .iter()
-                .any(|phrase| contains_words(text, phrase))
-        })
+        let mut found = false;
+        concept.for_each_normalized_text(|text| {
+            found = found
+                || self
+                    .phrases
+                    .iter()
+                    .any(|phrase| contains_words(text, phrase));
+        });
+        found
     }
 }
 
@@ -372,7 +376,7 @@ impl Membership {
 
     fn text_bits(&self, concept: &Concept) -> u64 {
         let mut bits = 0;
-        for text in concept.normalized_texts() {
+        concept.for_each_normalized_text(|text| {
             let text = text.as_bytes();
             // Every word start: where a phrase may begin on a word boundary.
             let starts = std::iter::once(0).chain(
@@ -398,7 +402,7 @@ impl Membership {
                     }
                 }
             }
-        }
+        });
         bits
     }
 }
