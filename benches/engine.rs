@@ -19,7 +19,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn engine(c: &mut Criterion) {
     let plan = Plan::builtin();
     // Never evaluated itself: each iteration gets a fresh copy, so the per-concept caches
-    // (value-set membership bits) start cold as they do for a real request. Copying is not timed.
+    // (value-set membership bits) start cold as they do for a real request. Copying is not
+    // timed.
     let prototype = realistic_input();
     let evaluation = orderguard::engine::evaluate(&plan, &prototype.clone());
     eprintln!(
