@@ -345,9 +345,7 @@ fn calcium_to_mg_dl(value: f64, unit: Option<&str>) -> Option<f64> {
 fn vitamin_d_to_ng_ml(value: f64, unit: Option<&str>) -> Option<f64> {
     match unit.map(str::trim) {
         Some(u) if u.eq_ignore_ascii_case("nmol/l") => Some(value / 2.496),
-        Some(u) if u.eq_ignore_ascii_case("ng/ml") || u.eq_ignore_ascii_case("ug/l") => {
-            Some(value)
-        }
+        Some(u) if u.eq_ignore_ascii_case("ng/ml") || u.eq_ignore_ascii_case("ug/l") => Some(value),
         None => Some(value),
         Some(_) => None,
     }

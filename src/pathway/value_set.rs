@@ -4,6 +4,7 @@
 
 use crate::domain::codes::{Concept, normalize_text};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -241,7 +242,7 @@ pub fn contains_words(text: &str, phrase: &str) -> bool {
 }
 
 /// Every value set of a plan in one index, so that a concept is looked up once for all of
-/// them: its codes by system (exact codes by binary search, then the system's prefixes and
+/// them: its codes by system (exact codes by hash, then the system's prefixes and
 /// ranges), its normalized texts word by word against every set's phrases at once. The result
 /// is a bit per set, cached in the concept ([`Concept::value_set_cache`]): each later
 /// `contains` is a bit test. Rules ask several sets about the same order or diagnosis, and
@@ -257,12 +258,18 @@ pub struct Membership {
     phrase_starts: Box<[u32; 257]>,
 }
 
+/// Exact codes (normalized) with the bits of the sets that list them. foldhash with its fixed
+/// seed, as the terminology's tables: the table holds the pathway's own codes, which input
+/// only looks up.
+type CodeBits = HashMap<Box<[u8]>, u64, foldhash::fast::FixedState>;
+
 /// One code system's codes across the sets, each with the bits of the sets that list it.
 #[derive(Debug)]
 struct SystemCodes {
     system: String,
-    /// Sorted by code, one entry per code.
-    exact: Vec<(String, u64)>,
+    /// Each code with the sets that list it, by hash: a concept's code is looked up once per
+    /// plan, and a binary search over the codes compared about five codes byte by byte.
+    exact: CodeBits,
     prefixes: Vec<(String, u64)>,
     /// (from, to) bounds as in [`CodeRange`].
     ranges: Vec<((String, String), u64)>,
@@ -289,7 +296,7 @@ impl Membership {
                 None => {
                     systems.push(SystemCodes {
                         system: name.to_owned(),
-                        exact: Vec::new(),
+                        exact: CodeBits::default(),
                         prefixes: Vec::new(),
                         ranges: Vec::new(),
                     });
@@ -301,7 +308,10 @@ impl Membership {
         for (i, set) in sets.iter().enumerate().take(Self::MAX_SETS) {
             let bit = 1u64 << i;
             for (s, code) in &set.exact {
-                add(&mut system(&mut systems, s).exact, code.clone(), bit);
+                *system(&mut systems, s)
+                    .exact
+                    .entry(code.as_bytes().into())
+                    .or_default() |= bit;
             }
             for (s, prefix) in &set.prefixes {
                 add(&mut system(&mut systems, s).prefixes, prefix.clone(), bit);
@@ -313,9 +323,6 @@ impl Membership {
             for phrase in &set.phrases {
                 add(&mut phrases, phrase.clone(), bit);
             }
-        }
-        for s in &mut systems {
-            s.exact.sort_by(|a, b| a.0.cmp(&b.0));
         }
         // Sorting by the whole phrase groups them by first byte.
         phrases.sort_by(|a, b| a.0.cmp(&b.0));
@@ -410,13 +417,7 @@ impl Membership {
 impl SystemCodes {
     /// The sets that list `code` (normalized) in this system, exactly, by prefix or by range.
     fn bits_of(&self, code: &[u8]) -> u64 {
-        // Byte by byte, not through `memcmp`: codes are a few bytes and most comparisons end
-        // at the first one, where the library call's overhead was the whole cost.
-        let by_bytes = |listed: &str| listed.bytes().cmp(code.iter().copied());
-        let mut bits = match self.exact.binary_search_by(|(c, _)| by_bytes(c)) {
-            Ok(at) => self.exact[at].1,
-            Err(_) => 0,
-        };
+        let mut bits = self.exact.get(code).copied().unwrap_or(0);
         for (prefix, prefix_bits) in &self.prefixes {
             let prefix = prefix.as_bytes();
             if prefix.len() <= code.len() && prefix.iter().zip(code).all(|(p, c)| p == c) {
