@@ -194,7 +194,9 @@ impl Concept {
     /// ([`Concept::value_set_cache`]); a cache of the texts was a vector and a string per text
     /// for each concept, allocated and freed for that one reading.
     pub fn for_each_normalized_text(&self, mut f: impl FnMut(&str)) {
-        let mut normalized = String::new();
+        // Normalizing never lengthens a text: one allocation for the longest.
+        let longest = self.texts().map(str::len).max().unwrap_or(0);
+        let mut normalized = String::with_capacity(longest);
         for text in self.texts() {
             normalized.clear();
             normalize_text_onto(&mut normalized, text);
