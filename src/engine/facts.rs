@@ -5,7 +5,7 @@
 
 use super::medications::{self, Medication};
 use crate::decision::Unrecognized;
-use crate::domain::{ClinicalFlag, Concept, EvaluationInput, LabResult, RecordSection};
+use crate::domain::{ClinicalFlag, EvaluationInput, LabResult, RecordSection};
 use crate::pathway::{Plan, ValueSetId};
 use crate::terminology::{DrugClass, Terminology};
 use chrono::{DateTime, Utc};
@@ -150,15 +150,12 @@ impl<'a> Facts<'a> {
         let now = input.now;
         let patient = &input.patient;
         let age = patient.age_at(now);
-        let active: Vec<&Concept> = patient
-            .diagnoses
-            .iter()
-            .filter(|d| d.is_active())
-            .map(|d| &d.code)
-            .collect();
         let any_in = |set: EngineSet| {
             let vs = plan.engine_set(set);
-            active.iter().any(|c| vs.contains(c))
+            patient
+                .diagnoses
+                .iter()
+                .any(|d| d.is_active() && vs.contains(&d.code))
         };
 
         let mut flags = patient.flags.clone();
@@ -209,33 +206,30 @@ impl<'a> Facts<'a> {
             plan.engine_set(EngineSet::VcfTraumatic),
             plan.engine_set(EngineSet::VcfMalignant),
         );
-        let vcf: Vec<_> = input
-            .patient
-            .diagnoses
-            .iter()
-            .filter(|d| d.is_active())
-            .filter(|d| {
-                fragility.contains_code(&d.code)
-                    || traumatic.contains_code(&d.code)
-                    || malignant.contains_code(&d.code)
+        // Read twice below; an iterator, not a vector: a patient has a few diagnoses, and
+        // each one's membership is cached in its concept.
+        let vcf = || {
+            input.patient.diagnoses.iter().filter(|d| {
+                d.is_active()
+                    && (fragility.contains_code(&d.code)
+                        || traumatic.contains_code(&d.code)
+                        || malignant.contains_code(&d.code))
             })
-            .collect();
-        if vcf.is_empty() {
+        };
+        if vcf().next().is_none() {
             return None;
         }
         // A fracture dated after the evaluation time or before the patient's birth is a date
         // nobody can count days from: unknown, so the rules that need it say so.
         let birth = input.patient.birth_date;
-        let date = vcf
-            .iter()
+        let date = vcf()
             .filter_map(|d| d.onset_or_recorded())
             .filter(|t| *t <= input.now && birth.is_none_or(|b| t.date_naive() >= b))
             .max();
         let etiology = if any_in(EngineSet::VcfMalignant) || any_in(EngineSet::ActiveCancer) {
             Etiology::Malignant
         } else {
-            let only_traumatic_codes = vcf
-                .iter()
+            let only_traumatic_codes = vcf()
                 .all(|d| traumatic.contains_code(&d.code) && !fragility.contains_code(&d.code));
             // S-codes at age >= 50 without a high-energy mechanism are fragility fractures:
             // emergency departments code falls from standing height this way.
