@@ -189,19 +189,16 @@ impl Concept {
     }
 
     /// Calls `f` with each of [`Concept::texts`] through [`normalize_text`], skipping those
-    /// that normalize to nothing, all in one buffer. Not cached: the value sets read a
-    /// concept's texts once per plan and cache what they found
+    /// that normalize to nothing, each written into `buffer` (emptied first). Not cached: the
+    /// value sets read a concept's texts once per plan and cache what they found
     /// ([`Concept::value_set_cache`]); a cache of the texts was a vector and a string per text
     /// for each concept, allocated and freed for that one reading.
-    pub fn for_each_normalized_text(&self, mut f: impl FnMut(&str)) {
-        // Normalizing never lengthens a text: one allocation for the longest.
-        let longest = self.texts().map(str::len).max().unwrap_or(0);
-        let mut normalized = String::with_capacity(longest);
+    pub fn for_each_normalized_text(&self, buffer: &mut String, mut f: impl FnMut(&str)) {
         for text in self.texts() {
-            normalized.clear();
-            normalize_text_onto(&mut normalized, text);
-            if !normalized.is_empty() {
-                f(&normalized);
+            buffer.clear();
+            normalize_text_onto(buffer, text);
+            if !buffer.is_empty() {
+                f(buffer);
             }
         }
     }

@@ -4,6 +4,7 @@
 
 use crate::domain::codes::{Concept, normalize_text};
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -215,7 +216,7 @@ impl ValueSet {
     /// [`ValueSet::contains_text`] by scanning this set's own phrases (as [`scan_codes`]).
     fn scan_texts(&self, concept: &Concept) -> bool {
         let mut found = false;
-        concept.for_each_normalized_text(|text| {
+        concept.for_each_normalized_text(&mut String::new(), |text| {
             found = found
                 || self
                     .phrases
@@ -382,8 +383,24 @@ impl Membership {
     }
 
     fn text_bits(&self, concept: &Concept) -> u64 {
+        thread_local! {
+            /// One buffer per thread for the normalized texts: each concept's texts are read
+            /// once, and a buffer per concept was an allocation and a free for that one reading.
+            static NORMALIZED: RefCell<String> = const { RefCell::new(String::new()) };
+        }
+        NORMALIZED.with_borrow_mut(|buffer| {
+            let bits = self.text_bits_with(concept, buffer);
+            // An unusually long text does not keep its buffer for the thread's life.
+            if buffer.capacity() > 4096 {
+                *buffer = String::new();
+            }
+            bits
+        })
+    }
+
+    fn text_bits_with(&self, concept: &Concept, buffer: &mut String) -> u64 {
         let mut bits = 0;
-        concept.for_each_normalized_text(|text| {
+        concept.for_each_normalized_text(buffer, |text| {
             let text = text.as_bytes();
             // Every word start: where a phrase may begin on a word boundary.
             let starts = std::iter::once(0).chain(
