@@ -10,7 +10,7 @@ use crate::decision::{
 };
 use crate::domain::OrderRef;
 use crate::domain::units::{NumberText, push_number, round_half_away};
-use crate::pathway::CompiledRule;
+use crate::pathway::{CompiledMessage, CompiledRule};
 use crate::pathway::document::ActionTarget;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -295,15 +295,8 @@ impl FindingBuilder<'_, '_> {
             emitter.sink.vars = vars;
             return;
         }
-        // The variant's message, else the default one (two map lookups, not three).
-        let message = match rule.messages.get(variant) {
-            Some(m) => Some(m).zip(rule.templates.get(variant)),
-            None => rule
-                .messages
-                .get("default")
-                .zip(rule.templates.get("default")),
-        };
-        let variant_severity = message.and_then(|(m, _)| m.severity);
+        let message = find_message(&rule.messages, variant);
+        let variant_severity = message.and_then(|m| m.severity);
         let severity = severity.or(variant_severity).unwrap_or(rule.severity);
         // Room for the detail's values and the citations, so that it is written without
         // growing: a number is rarely longer than 16 characters.
@@ -315,9 +308,10 @@ impl FindingBuilder<'_, '_> {
             })
             .sum();
         let (summary, mut detail) = match message {
-            Some((_, (summary, detail))) => (
-                summary.fill(&vars),
-                detail.fill_reserving(&vars, values_len + rule.citation_note.len()),
+            Some(m) => (
+                m.summary.fill(&vars),
+                m.detail
+                    .fill_reserving(&vars, values_len + rule.citation_note.len()),
             ),
             None => (fill(&rule.id, &vars), fill(&rule.id, &vars)),
         };
@@ -403,6 +397,15 @@ impl FindingBuilder<'_, '_> {
             citations: rule.citations.clone(),
         });
     }
+}
+
+/// The message of variant `name`, else the `default` one (which the plan puts first).
+#[inline]
+fn find_message<'r>(messages: &'r [CompiledMessage], name: &str) -> Option<&'r CompiledMessage> {
+    messages
+        .iter()
+        .find(|m| same_name(&m.name, name))
+        .or_else(|| messages.first().filter(|m| &*m.name == "default"))
 }
 
 /// Numbers are stored rounded to 4 decimals so that float noise never changes an audit row.
@@ -862,6 +865,33 @@ mod tests {
                     Arc::ptr_eq(&reference, &text)
                 );
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// Finding a variant among the compiled messages gives the message the two maps of
+        /// texts and templates gave: the variant when the rule has it, else `default`, else
+        /// none (a rule without `default` does not compile; the lookup still says none).
+        #[test]
+        fn variants_are_found_as_in_the_maps(
+            names in proptest::collection::btree_set("(default|a|ab|b|naloxone_on_hand)", 0..5),
+            wanted in "(default|a|ab|b|c|naloxone_on_hand)",
+        ) {
+            let message = |name: &str| crate::pathway::MessageDef {
+                severity: None,
+                summary: format!("summary {name}"),
+                detail: format!("detail {name} {{x}}"),
+            };
+            let messages: BTreeMap<String, _> =
+                names.iter().map(|n| (n.clone(), message(n))).collect();
+            // As the maps answered: the variant's, else the default's texts.
+            let expected = messages
+                .get(&wanted)
+                .or(messages.get("default"))
+                .map(|m| (Template::compile(&m.summary), Template::compile(&m.detail)));
+            let compiled = CompiledMessage::compile_all(&messages);
+            let found = find_message(&compiled, &wanted).map(|m| (m.summary.clone(), m.detail.clone()));
+            proptest::prop_assert_eq!(found, expected);
         }
     }
 
