@@ -42,13 +42,14 @@ pub struct Action {
     /// The resource to create, or the fields merged into the updated order (create / update).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<Resource>,
-    /// `ResourceType/id` of the resource to delete.
+    /// `ResourceType/id` of the resource to delete (or update): the finding's order reference,
+    /// shared with it.
     #[serde(
         default,
         rename = "resourceId",
         skip_serializing_if = "Option::is_none"
     )]
-    pub resource_id: Option<String>,
+    pub resource_id: Option<Arc<str>>,
 }
 
 /// The string a resource template holds where the patient reference goes.

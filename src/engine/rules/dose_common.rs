@@ -259,7 +259,7 @@ mod anchor_tests {
                 case = if *drafted { case.medication(order) } else { case.active_medication(order) };
             }
             case.orders_mut().focus = focus.map(|f| {
-                f.iter().map(|i| OrderRef(format!("MedicationRequest/{i}"))).collect()
+                f.iter().map(|i| OrderRef(format!("MedicationRequest/{i}").into())).collect()
             });
             let plan = crate::pathway::Plan::builtin();
             let facts = Facts::gather(&plan, case.input());
