@@ -9,7 +9,6 @@ use crate::engine::{Emitter, Facts};
 use crate::pathway::CompileContext;
 use crate::terminology::DrugClass;
 use serde::Deserialize;
-use std::fmt::Write;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,7 +66,12 @@ fn risk_texts(
     age: Option<u32>,
     interacting: &[&str],
 ) -> Option<RiskTexts> {
-    let mut texts = RiskTexts::default();
+    // Room for every factor, so that the texts never grow.
+    let labels: usize = interacting.iter().map(|l| l.len() + 2).sum();
+    let mut texts = RiskTexts {
+        names: String::with_capacity(48 + p.interaction_label.len()),
+        reasons: String::with_capacity(64 + labels),
+    };
     let mut factors = 0;
     if let Some((value, measure)) = renal.filter(|(value, _)| *value < p.renal_below) {
         factors += 1;
@@ -88,9 +92,13 @@ fn risk_texts(
         }
         factors += 1;
         let RiskTexts { names, reasons } = &mut texts;
-        // Writing into a `String` cannot fail.
-        let _ = write!(names, "age {age}");
-        let _ = write!(reasons, "age {age} (≥ {})", p.min_age);
+        names.push_str("age ");
+        push_number(names, f64::from(age));
+        reasons.push_str("age ");
+        push_number(reasons, f64::from(age));
+        reasons.push_str(" (≥ ");
+        push_number(reasons, f64::from(p.min_age));
+        reasons.push(')');
     }
     if !interacting.is_empty() {
         if factors > 0 {

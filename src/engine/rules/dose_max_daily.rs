@@ -105,7 +105,8 @@ impl RuleKind for DoseMaxDaily {
                 match ingredient.max_daily_elderly_or_hepatic {
                     Some(lower) if hepatic => (lower, " (hepatic disease)".into()),
                     Some(lower) if elderly == Some(true) => {
-                        let mut reason = String::from(" (age ≥ ");
+                        let mut reason = String::with_capacity(24);
+                        reason.push_str(" (age ≥ ");
                         push_number(&mut reason, f64::from(self.elderly_age));
                         reason.push(')');
                         (lower, reason.into())

@@ -84,7 +84,7 @@ pub(super) fn regimen_violation<'t>(
             .filter(|s| dose_mg + 1e-9 >= s.min_dose_mg)
             .max_by(|x, y| x.min_dose_mg.total_cmp(&y.min_dose_mg))?;
         let interval_days = frequency.min_interval_days();
-        (interval_days < step.min_interval_days * (1.0 - tolerance)).then(|| RegimenViolation {
+        (interval_days < step.min_interval_days * (1.0 - tolerance)).then_some(RegimenViolation {
             ingredient: a.ingredient,
             dose_mg,
             interval_days,
