@@ -124,7 +124,7 @@ fn action(a: &crate::decision::Action, draft_orders: Option<&Value>) -> Value {
         }
         ActionKind::Delete => {
             if let Some(id) = &a.resource_id {
-                out.insert("resourceId".into(), Value::String(id.clone()));
+                out.insert("resourceId".into(), Value::String(id.to_string()));
             }
         }
         ActionKind::Update => {

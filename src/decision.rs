@@ -42,13 +42,14 @@ pub struct Action {
     /// The resource to create, or the fields merged into the updated order (create / update).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<Resource>,
-    /// `ResourceType/id` of the resource to delete.
+    /// `ResourceType/id` of the resource to delete (or update): the finding's order reference,
+    /// shared with it.
     #[serde(
         default,
         rename = "resourceId",
         skip_serializing_if = "Option::is_none"
     )]
-    pub resource_id: Option<String>,
+    pub resource_id: Option<Arc<str>>,
 }
 
 /// The string a resource template holds where the patient reference goes.
@@ -59,7 +60,8 @@ pub const PATIENT_PLACEHOLDER: &str = "{{patient}}";
 /// Most of a pathway's resources have no placeholder but `{{patient}}`: those stay the
 /// pathway's template, shared with the plan and every finding, with the patient reference
 /// beside it, and are filled in only when they are rendered (cards, native JSON). A resource
-/// with the finding's own `{name}` placeholders is filled when the finding is made.
+/// with the finding's own `{name}` placeholders keeps their values beside the shared template
+/// and is filled when it is rendered too.
 #[derive(Debug, Clone)]
 pub enum Resource {
     /// A template whose only placeholders are `{{patient}}` strings, and the patient.
@@ -68,6 +70,14 @@ pub enum Resource {
         /// `None`: unknown; a `{"reference": "{{patient}}"}` object is then left out, and any
         /// other `{{patient}}` string becomes `Patient/unknown`.
         patient: Option<Arc<str>>,
+    },
+    /// A template with `{name}` placeholders of the finding's (`{max_days}`), the patient and
+    /// the values of those placeholders: copying and filling the template per finding was an
+    /// allocation per node, string and key, and their frees.
+    Filled {
+        template: Arc<Value>,
+        patient: Option<Arc<str>>,
+        values: Vec<(&'static str, Placeholder)>,
     },
     /// A filled resource.
     Value(Value),
@@ -85,9 +95,26 @@ impl Resource {
             Resource::Template { template, patient } => {
                 Cow::Owned(render(template, patient.as_deref()))
             }
+            Resource::Filled {
+                template,
+                patient,
+                values,
+            } => Cow::Owned(crate::engine::emit::fill_resource(
+                template,
+                patient.as_deref(),
+                values,
+            )),
             Resource::Value(value) => Cow::Borrowed(value),
         }
     }
+}
+
+/// The value of a resource's `{name}` placeholder: a number (a string that is only the
+/// placeholder becomes the JSON number) or a text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Placeholder {
+    Number(f64),
+    Text(Cow<'static, str>),
 }
 
 impl From<Value> for Resource {
@@ -124,6 +151,7 @@ impl Serialize for Resource {
                 patient: patient.as_deref(),
             }
             .serialize(serializer),
+            Resource::Filled { .. } => self.as_value().serialize(serializer),
             Resource::Value(value) => value.serialize(serializer),
         }
     }

@@ -31,7 +31,7 @@ fn decision(findings: usize) -> Decision {
             } else {
                 Severity::Critical
             },
-            order_ref: Some(OrderRef(format!("MedicationRequest/med-{i}"))),
+            order_ref: Some(OrderRef(format!("MedicationRequest/med-{i}").into())),
             summary: "Opioid dose above 90 MME/day".into(),
             detail: "120.5 MME/day".into(),
             numbers: Numbers::from([

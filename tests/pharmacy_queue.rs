@@ -95,7 +95,7 @@ async fn the_queue_lists_every_dose_finding_newest_first_with_drug_numbers_and_l
     );
     assert_eq!(
         apap.order_ref,
-        finding.order_ref.as_ref().map(|o| o.0.clone())
+        finding.order_ref.as_ref().map(|o| o.0.to_string())
     );
 
     // Oxycodone: MME/day against the 90 threshold.
@@ -450,7 +450,7 @@ async fn the_export_is_a_valid_searchset_of_audit_events_for_the_patient(pool: P
         .as_ref()
         .unwrap()
         .0
-        .clone();
+        .to_string();
     let entities = decision["entity"].as_array().unwrap();
     // Native order ids are not FHIR references: they are exported as identifiers.
     assert!(

@@ -407,7 +407,7 @@ impl CdsHooksRequest {
                 self.context
                     .selections
                     .iter()
-                    .map(|s| OrderRef(s.clone()))
+                    .map(|s| OrderRef(s.as_str().into()))
                     .collect(),
             );
         }

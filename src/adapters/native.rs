@@ -374,7 +374,7 @@ impl NativeOrderSet {
             focus: self
                 .focus
                 .as_ref()
-                .map(|f| f.iter().map(|id| OrderRef(id.clone())).collect()),
+                .map(|f| f.iter().map(|id| OrderRef(id.as_str().into())).collect()),
         };
         if let Some(focus) = &orders.focus {
             let unknown = focus

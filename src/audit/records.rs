@@ -126,7 +126,7 @@ impl AuditRecord {
             .map(|(index, finding)| FindingRecord {
                 rule_id: finding.rule_id.to_string(),
                 severity: finding.severity,
-                order_ref: finding.order_ref.as_ref().map(|r| r.0.clone()),
+                order_ref: finding.order_ref.as_ref().map(|r| r.0.to_string()),
                 card_uuid: Some(decision.card_uuid(index)),
                 numbers: serde_json::to_value(&finding.numbers).unwrap_or_else(|_| json!({})),
                 labels: serde_json::to_value(&finding.labels).unwrap_or_else(|_| json!({})),

@@ -9,11 +9,14 @@ use super::timing::Frequency;
 use super::units::{Amount, CalendarDuration};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// A reference to an order inside the request, e.g. `MedicationRequest/abc` or the native id.
+/// Shared (`Arc`): every finding about an order, and every action on it, names it, and a copy
+/// per finding was an allocation and a free.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct OrderRef(pub String);
+pub struct OrderRef(pub Arc<str>);
 
 impl OrderRef {
     pub fn as_str(&self) -> &str {
@@ -216,7 +219,7 @@ impl MedicationOrder {
     /// An order with only a reference and a drug: every other field absent.
     pub fn new(reference: &str, medication: Concept) -> MedicationOrder {
         MedicationOrder {
-            reference: OrderRef(reference.to_owned()),
+            reference: OrderRef(reference.into()),
             medication,
             status: OrderStatus::Draft,
             authored_on: None,
@@ -251,7 +254,7 @@ pub struct ServiceOrder {
 impl ServiceOrder {
     pub fn new(reference: &str, code: Concept) -> ServiceOrder {
         ServiceOrder {
-            reference: OrderRef(reference.to_owned()),
+            reference: OrderRef(reference.into()),
             code,
             status: OrderStatus::Draft,
             do_not_perform: false,

@@ -5,13 +5,13 @@
 
 use super::facts::Facts;
 use crate::decision::{
-    Action, Evaluation, Finding, Labels, MissingInput, Numbers, PATIENT_PLACEHOLDER, Resource,
-    Severity, Suggestion,
+    Action, Evaluation, Finding, Labels, MissingInput, Numbers, PATIENT_PLACEHOLDER, Placeholder,
+    Resource, Severity, Suggestion,
 };
 use crate::domain::OrderRef;
 use crate::domain::units::{NumberText, push_number, round_half_away};
-use crate::pathway::CompiledRule;
 use crate::pathway::document::ActionTarget;
+use crate::pathway::{CompiledMessage, CompiledRule};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -86,6 +86,14 @@ impl Var {
     #[inline]
     pub fn number(value: f64) -> Var {
         Var::Number(value, Cell::new(None))
+    }
+
+    /// The value as a resource template keeps it until it is rendered.
+    fn placeholder(&self) -> Placeholder {
+        match self {
+            Var::Number(value, _) => Placeholder::Number(*value),
+            Var::Text(t) => Placeholder::Text(t.clone()),
+        }
     }
 
     /// Writes the value as a template shows it.
@@ -295,15 +303,8 @@ impl FindingBuilder<'_, '_> {
             emitter.sink.vars = vars;
             return;
         }
-        // The variant's message, else the default one (two map lookups, not three).
-        let message = match rule.messages.get(variant) {
-            Some(m) => Some(m).zip(rule.templates.get(variant)),
-            None => rule
-                .messages
-                .get("default")
-                .zip(rule.templates.get("default")),
-        };
-        let variant_severity = message.and_then(|(m, _)| m.severity);
+        let message = find_message(&rule.messages, variant);
+        let variant_severity = message.and_then(|m| m.severity);
         let severity = severity.or(variant_severity).unwrap_or(rule.severity);
         // Room for the detail's values and the citations, so that it is written without
         // growing: a number is rarely longer than 16 characters.
@@ -315,9 +316,10 @@ impl FindingBuilder<'_, '_> {
             })
             .sum();
         let (summary, mut detail) = match message {
-            Some((_, (summary, detail))) => (
-                summary.fill(&vars),
-                detail.fill_reserving(&vars, values_len + rule.citation_note.len()),
+            Some(m) => (
+                m.summary.fill(&vars),
+                m.detail
+                    .fill_reserving(&vars, values_len + rule.citation_note.len()),
             ),
             None => (fill(&rule.id, &vars), fill(&rule.id, &vars)),
         };
@@ -347,8 +349,18 @@ impl FindingBuilder<'_, '_> {
                                 .iter()
                                 .any(|name| vars.iter().any(|slot| slot.name == name));
                             if fills {
-                                let patient = facts.input.patient.reference.as_deref();
-                                Resource::Value(fill_json(template, patient, &vars))
+                                // The values of the template's placeholders, in the order the
+                                // finding gave them (the first of a name is the one filled).
+                                let values = vars
+                                    .iter()
+                                    .filter(|slot| a.placeholders.iter().any(|p| p == slot.name))
+                                    .map(|slot| (slot.name, slot.var.placeholder()))
+                                    .collect();
+                                Resource::Filled {
+                                    template: template.clone(),
+                                    patient: facts.patient_reference(),
+                                    values,
+                                }
                             } else {
                                 Resource::Template {
                                     template: template.clone(),
@@ -403,6 +415,15 @@ impl FindingBuilder<'_, '_> {
             citations: rule.citations.clone(),
         });
     }
+}
+
+/// The message of variant `name`, else the `default` one (which the plan puts first).
+#[inline]
+fn find_message<'r>(messages: &'r [CompiledMessage], name: &str) -> Option<&'r CompiledMessage> {
+    messages
+        .iter()
+        .find(|m| same_name(&m.name, name))
+        .or_else(|| messages.first().filter(|m| &*m.name == "default"))
 }
 
 /// Numbers are stored rounded to 4 decimals so that float noise never changes an audit row.
@@ -624,6 +645,25 @@ pub fn placeholder_names(template: &Value) -> Vec<String> {
     let mut names = Vec::new();
     walk(template, &mut names);
     names
+}
+
+/// A [`Resource::Filled`] as it is rendered: the template filled with its placeholders' values.
+pub fn fill_resource(
+    template: &Value,
+    patient: Option<&str>,
+    values: &[(&'static str, Placeholder)],
+) -> Value {
+    let vars: Vec<Slot> = values
+        .iter()
+        .map(|(name, value)| {
+            let var = match value {
+                Placeholder::Number(n) => Var::number(*n),
+                Placeholder::Text(t) => Var::Text(t.clone()),
+            };
+            Slot::new(name, var)
+        })
+        .collect();
+    fill_json(template, patient, &vars)
 }
 
 /// Fills a FHIR resource template: `{{patient}}` becomes the patient reference, other strings
@@ -865,6 +905,33 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Finding a variant among the compiled messages gives the message the two maps of
+        /// texts and templates gave: the variant when the rule has it, else `default`, else
+        /// none (a rule without `default` does not compile; the lookup still says none).
+        #[test]
+        fn variants_are_found_as_in_the_maps(
+            names in proptest::collection::btree_set("(default|a|ab|b|naloxone_on_hand)", 0..5),
+            wanted in "(default|a|ab|b|c|naloxone_on_hand)",
+        ) {
+            let message = |name: &str| crate::pathway::MessageDef {
+                severity: None,
+                summary: format!("summary {name}"),
+                detail: format!("detail {name} {{x}}"),
+            };
+            let messages: BTreeMap<String, _> =
+                names.iter().map(|n| (n.clone(), message(n))).collect();
+            // As the maps answered: the variant's, else the default's texts.
+            let expected = messages
+                .get(&wanted)
+                .or(messages.get("default"))
+                .map(|m| (Template::compile(&m.summary), Template::compile(&m.detail)));
+            let compiled = CompiledMessage::compile_all(&messages);
+            let found = find_message(&compiled, &wanted).map(|m| (m.summary.clone(), m.detail.clone()));
+            proptest::prop_assert_eq!(found, expected);
+        }
+    }
+
     #[test]
     fn a_lone_number_placeholder_stays_a_number_in_resources() {
         let vars = vec![Slot::new("max_days", Var::number(7.0))];
@@ -936,6 +1003,52 @@ mod tests {
                 );
                 proptest::prop_assert_eq!(&shared, &Resource::Value(filled));
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// A template kept with the values of its placeholders and rendered later gives exactly
+        /// what filling a copy when the finding was made gave, as a value and serialized: with
+        /// and without a patient, with values for some placeholders, for none, for a name
+        /// given twice (the first is filled), numbers and texts.
+        #[test]
+        fn filled_resources_render_as_filled_copies(
+            template in resource_template(),
+            patient in proptest::option::of("Patient/[a-z0-9]{1,4}"),
+            max_days in proptest::option::of(proptest::num::f64::ANY),
+            tablet in proptest::option::of("[a-z{}]{0,4}"),
+            twice in proptest::bool::ANY,
+        ) {
+            let mut vars = vec![Slot::new("other", Var::number(1.0))];
+            if let Some(n) = max_days {
+                vars.push(Slot::new("max_days", Var::number(n)));
+            }
+            if let Some(t) = tablet {
+                vars.push(Slot::new("tablet", Var::Text(t.into())));
+            }
+            if twice {
+                vars.push(Slot::new("max_days", Var::Text("again".into())));
+            }
+            let filled = fill_json(&template, patient.as_deref(), &vars);
+            // As `emit` keeps them: the values of the template's placeholders, in order.
+            let names = placeholder_names(&template);
+            let values = vars
+                .iter()
+                .filter(|slot| names.iter().any(|p| p == slot.name))
+                .map(|slot| (slot.name, slot.var.placeholder()))
+                .collect();
+            let kept = Resource::Filled {
+                template: Arc::new(template.clone()),
+                patient: patient.as_deref().map(Arc::from),
+                values,
+            };
+            proptest::prop_assert_eq!(&kept.to_value(), &filled);
+            proptest::prop_assert_eq!(serde_json::to_value(&kept).unwrap(), filled.clone());
+            proptest::prop_assert_eq!(
+                serde_json::to_string(&kept).unwrap(),
+                serde_json::to_string(&filled).unwrap()
+            );
+            proptest::prop_assert_eq!(&kept, &Resource::Value(filled));
         }
     }
 

@@ -93,15 +93,45 @@ pub struct CompiledRule {
     pub id: Arc<str>,
     pub severity: Severity,
     pub scope: Scope,
-    pub messages: BTreeMap<String, MessageDef>,
+    /// The message variants, `default` first: a rule has one to three, so a finding finds
+    /// its variant by comparing a name or two, where two string-keyed maps (the texts and
+    /// their templates) cost a search each.
+    pub messages: Vec<CompiledMessage>,
     pub suggestions: Vec<CompiledSuggestion>,
     /// Citation names (resolved from keys), in the rule's order; each finding shares the list.
     pub citations: Arc<[Arc<str>]>,
-    /// `messages` split into (summary, detail) templates once, by variant name.
-    pub templates: BTreeMap<String, (Template, Template)>,
     /// What every finding's detail ends with: "\n\nSource: a; b." (empty without citations).
     pub citation_note: String,
     pub kind: Box<dyn RuleKind>,
+}
+
+/// A message variant of a rule, its texts split into templates when the plan compiles.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompiledMessage {
+    /// The variant's name (`default`, `naloxone_on_hand`, ...).
+    pub name: Box<str>,
+    /// A variant may change the severity (e.g. the info reminder of VCF-BEDREST).
+    pub severity: Option<Severity>,
+    pub summary: Template,
+    pub detail: Template,
+}
+
+impl CompiledMessage {
+    /// The variants of `messages`, `default` first, the others in name order.
+    pub(crate) fn compile_all(messages: &BTreeMap<String, MessageDef>) -> Vec<CompiledMessage> {
+        let (default, others): (Vec<_>, Vec<_>) =
+            messages.iter().partition(|(name, _)| *name == "default");
+        default
+            .into_iter()
+            .chain(others)
+            .map(|(name, m)| CompiledMessage {
+                name: name.as_str().into(),
+                severity: m.severity,
+                summary: Template::compile(&m.summary),
+                detail: Template::compile(&m.detail),
+            })
+            .collect()
+    }
 }
 
 /// A rule's suggestion as its findings offer it: the texts and resource templates are the
@@ -412,15 +442,7 @@ fn compile(
                 id: Arc::from(rule.id.as_str()),
                 severity: rule.severity,
                 scope: rule.scope,
-                messages: rule.messages.clone(),
-                templates: rule
-                    .messages
-                    .iter()
-                    .map(|(name, m)| {
-                        let pair = (Template::compile(&m.summary), Template::compile(&m.detail));
-                        (name.clone(), pair)
-                    })
-                    .collect(),
+                messages: CompiledMessage::compile_all(&rule.messages),
                 suggestions: rule
                     .suggestions
                     .iter()

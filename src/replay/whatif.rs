@@ -185,7 +185,7 @@ impl Job for WhatIf {
             .map(|f| {
                 (
                     f.rule_id.to_string(),
-                    f.order_ref.as_ref().map(|r| r.0.clone()),
+                    f.order_ref.as_ref().map(|r| r.0.to_string()),
                     f.severity,
                 )
             })

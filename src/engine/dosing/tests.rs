@@ -506,7 +506,7 @@ pub(crate) fn read_medication_request(v: &serde_json::Value) -> MedicationOrder 
         ..Default::default()
     };
     let mut o = order(concept, dose, Frequency::from_repeat(&spec).unwrap());
-    o.reference = OrderRef(format!("MedicationRequest/{}", v["id"].as_str().unwrap()));
+    o.reference = OrderRef(format!("MedicationRequest/{}", v["id"].as_str().unwrap()).into());
     o
 }
 

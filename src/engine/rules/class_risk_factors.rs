@@ -4,7 +4,7 @@
 //! (anticoagulants: bleeding) ordered or active. The card lists every reason that applies.
 
 use super::{RuleKind, params, renal_function};
-use crate::domain::units::format_number;
+use crate::domain::units::push_number;
 use crate::engine::{Emitter, Facts};
 use crate::pathway::CompileContext;
 use crate::terminology::DrugClass;
@@ -41,6 +41,121 @@ pub(super) fn compile(
     Some(Box::new(ClassRiskFactors(p)))
 }
 
+/// The texts of a finding's risk factors: short names for the summary ("eGFR 20, age 80"),
+/// full reasons for the detail ("eGFR 20 (below 30); age 80 (≥ 75); with ...").
+#[derive(Debug, Default, PartialEq)]
+struct RiskTexts {
+    names: String,
+    reasons: String,
+}
+
+impl RiskTexts {
+    /// Starts a factor after the first: its name and reason follow separators.
+    fn next_factor(&mut self) {
+        self.names.push_str(", ");
+        self.reasons.push_str("; ");
+    }
+}
+
+/// The risk factors that apply (renal function below the cut-off, age, interacting drugs),
+/// written into the two texts directly: collecting each factor's texts and joining them cost
+/// a `format!` and a string per factor, and a vector and a join per text.
+fn risk_texts(
+    p: &Params,
+    renal: Option<(f64, &str)>,
+    age: Option<u32>,
+    interacting: &[&str],
+) -> Option<RiskTexts> {
+    // Room for every factor, so that the texts never grow.
+    let labels: usize = interacting.iter().map(|l| l.len() + 2).sum();
+    let mut texts = RiskTexts {
+        names: String::with_capacity(48 + p.interaction_label.len()),
+        reasons: String::with_capacity(64 + labels),
+    };
+    let mut factors = 0;
+    if let Some((value, measure)) = renal.filter(|(value, _)| *value < p.renal_below) {
+        factors += 1;
+        let RiskTexts { names, reasons } = &mut texts;
+        names.push_str(measure);
+        names.push(' ');
+        push_number(names, value);
+        reasons.push_str(measure);
+        reasons.push(' ');
+        push_number(reasons, value);
+        reasons.push_str(" (below ");
+        push_number(reasons, p.renal_below);
+        reasons.push(')');
+    }
+    if let Some(age) = age.filter(|age| *age >= p.min_age) {
+        if factors > 0 {
+            texts.next_factor();
+        }
+        factors += 1;
+        let RiskTexts { names, reasons } = &mut texts;
+        names.push_str("age ");
+        push_number(names, f64::from(age));
+        reasons.push_str("age ");
+        push_number(reasons, f64::from(age));
+        reasons.push_str(" (≥ ");
+        push_number(reasons, f64::from(p.min_age));
+        reasons.push(')');
+    }
+    if !interacting.is_empty() {
+        if factors > 0 {
+            texts.next_factor();
+        }
+        factors += 1;
+        let RiskTexts { names, reasons } = &mut texts;
+        names.push_str(&p.interaction_label);
+        reasons.push_str("with ");
+        for (i, label) in interacting.iter().enumerate() {
+            if i > 0 {
+                reasons.push_str(", ");
+            }
+            reasons.push_str(label);
+        }
+    }
+    (factors > 0).then_some(texts)
+}
+
+/// How [`risk_texts`] wrote the texts before: a `format!` per factor, collected and joined.
+/// The oracle of `risk_texts_are_the_joined_factors`.
+#[cfg(test)]
+fn risk_texts_by_joining(
+    p: &Params,
+    renal: Option<(f64, &str)>,
+    age: Option<u32>,
+    interacting: &[&str],
+) -> Option<RiskTexts> {
+    use crate::domain::units::format_number;
+    let mut names = Vec::new();
+    let mut reasons = Vec::new();
+    if let Some((value, measure)) = renal
+        && value < p.renal_below
+    {
+        names.push(format!("{measure} {}", format_number(value)));
+        reasons.push(format!(
+            "{measure} {} (below {})",
+            format_number(value),
+            format_number(p.renal_below)
+        ));
+    }
+    if let Some(age) = age
+        && age >= p.min_age
+    {
+        names.push(format!("age {age}"));
+        reasons.push(format!("age {age} (≥ {})", p.min_age));
+    }
+    if !interacting.is_empty() {
+        names.push(p.interaction_label.clone());
+        reasons.push(format!("with {}", interacting.join(", ")));
+    }
+    (!reasons.is_empty()).then(|| RiskTexts {
+        names: names.join(", "),
+        reasons: reasons.join("; "),
+    })
+}
+
 impl RuleKind for ClassRiskFactors {
     fn evaluate(&self, facts: &Facts<'_>, out: &mut Emitter<'_>) {
         let p = &self.0;
@@ -48,52 +163,38 @@ impl RuleKind for ClassRiskFactors {
         if orders.peek().is_none() {
             return;
         }
-        // Short names for the summary, full reasons for the detail.
-        let mut names = Vec::new();
-        let mut reasons = Vec::new();
         let renal = renal_function(facts);
-        match renal {
-            Some((value, measure)) if value < p.renal_below => {
-                names.push(format!("{measure} {}", format_number(value)));
-                reasons.push(format!(
-                    "{measure} {} (below {})",
-                    format_number(value),
-                    format_number(p.renal_below)
-                ));
-            }
-            Some(_) => {}
-            None => out.missing("renal_function"),
+        if renal.is_none() {
+            out.missing("renal_function");
         }
-        match facts.age {
-            Some(age) if age >= p.min_age => {
-                names.push(format!("age {age}"));
-                reasons.push(format!("age {age} (≥ {})", p.min_age));
-            }
-            Some(_) => {}
-            None => out.missing("birth_date"),
+        if facts.age.is_none() {
+            out.missing("birth_date");
         }
-        let interacting: Vec<String> = facts
+        let interacting: Vec<&str> = facts
             .medications
             .iter()
             .filter(|m| p.interacting_classes.iter().any(|c| m.has_class(*c)))
-            .map(|m| m.label())
+            .map(|m| m.order.medication.label_str())
             .collect();
-        if !interacting.is_empty() {
-            names.push(p.interaction_label.clone());
-            reasons.push(format!("with {}", interacting.join(", ")));
-        }
-        if reasons.is_empty() {
+        let Some(mut texts) = risk_texts(p, renal, facts.age, &interacting) else {
             return;
-        }
-        let reasons = reasons.join("; ");
-        let names = names.join(", ");
-        for medication in orders {
+        };
+        while let Some(medication) = orders.next() {
+            // The last order's finding takes the texts; the others copy them.
+            let RiskTexts { names, reasons } = if orders.peek().is_none() {
+                std::mem::take(&mut texts)
+            } else {
+                RiskTexts {
+                    names: texts.names.clone(),
+                    reasons: texts.reasons.clone(),
+                }
+            };
             let mut finding = out
                 .finding()
                 .order(&medication.order.reference)
                 .text("drug", medication.label())
-                .text("reasons", reasons.clone())
-                .text("reason_names", names.clone())
+                .text("reasons", reasons)
+                .text("reason_names", names)
                 .number("renal_below", p.renal_below)
                 .number("min_age", f64::from(p.min_age));
             if let Some((value, measure)) = renal {
@@ -115,6 +216,34 @@ impl RuleKind for ClassRiskFactors {
 #[cfg(test)]
 mod tests {
     use crate::engine::rules::testing::{Case, drug_order, egfr, lab, number, vcf_patient_aged};
+
+    proptest::proptest! {
+        /// The texts written in place are the factors' texts joined as before: each factor
+        /// alone and together, renal values on both sides of the cut-off, fractional values,
+        /// ages on both sides of the limit, none to several interacting drugs, an empty
+        /// interaction label.
+        #[test]
+        fn risk_texts_are_the_joined_factors(
+            renal in proptest::option::of((0.0f64..120.0, proptest::bool::ANY)),
+            age in proptest::option::of(0u32..120),
+            interacting in proptest::collection::vec("[a-z ,]{0,6}", 0..3),
+            label in "(an anticoagulant|)",
+        ) {
+            let p = super::Params {
+                class: crate::terminology::DrugClass::Nsaid,
+                renal_below: 30.5,
+                min_age: 75,
+                interacting_classes: Vec::new(),
+                interaction_label: label,
+            };
+            let renal = renal.map(|(v, crcl)| (v, if crcl { "CrCl" } else { "eGFR" }));
+            let interacting: Vec<&str> = interacting.iter().map(String::as_str).collect();
+            proptest::prop_assert_eq!(
+                super::risk_texts(&p, renal, age, &interacting),
+                super::risk_texts_by_joining(&p, renal, age, &interacting)
+            );
+        }
+    }
 
     fn ibuprofen() -> crate::domain::MedicationOrder {
         drug_order(

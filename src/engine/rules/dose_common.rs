@@ -198,6 +198,27 @@ pub(super) fn anchor<'m>(
     meds: &'m [Med<'_>],
     which: impl Fn(&Med<'_>) -> bool,
 ) -> Option<&'m OrderRef> {
+    // One pass, without collecting the drafted orders: a vector per dose card cost an
+    // allocation and a free.
+    let in_focus = |m: &&Med<'_>| facts.input.orders.in_focus(&m.order.reference);
+    let mut drafted = meds.iter().filter(|m| m.drafted && which(m));
+    let first = drafted.next()?;
+    let chosen = if in_focus(&first) {
+        first
+    } else {
+        drafted.find(in_focus).unwrap_or(first)
+    };
+    Some(&chosen.order.reference)
+}
+
+/// How [`anchor`] chose before: the drafted orders collected, then searched. The oracle of
+/// `anchors_are_chosen_as_by_collecting`.
+#[cfg(test)]
+fn anchor_by_collecting<'m>(
+    facts: &Facts<'_>,
+    meds: &'m [Med<'_>],
+    which: impl Fn(&Med<'_>) -> bool,
+) -> Option<&'m OrderRef> {
     let drafted: Vec<&Med<'_>> = meds.iter().filter(|m| m.drafted && which(m)).collect();
     drafted
         .iter()
@@ -212,6 +233,43 @@ pub(super) fn incomplete_draft(facts: &Facts<'_>, order: &MedicationOrder) -> bo
     facts.input.orders.focus.is_some()
         && (order.dose.is_absent()
             || (order.frequency.is_absent() && !matches!(order.dose, Field::Unreadable(_))))
+}
+
+#[cfg(test)]
+mod anchor_tests {
+    use crate::domain::OrderRef;
+    use crate::engine::Facts;
+    use crate::engine::rules::testing::{Case, drug_order, patient_aged};
+
+    const DRUGS: [&str; 3] = ["oxycodone 5 mg tablet", "ibuprofen 400 mg", "senna"];
+
+    proptest::proptest! {
+        /// One pass chooses the order that collecting and searching chose: drafted and active
+        /// orders of several drugs, with no focus (order-sign) or a focus on some of them
+        /// (order-select), including orders outside the ones `which` accepts.
+        #[test]
+        fn anchors_are_chosen_as_by_collecting(
+            orders in proptest::collection::vec((0usize..DRUGS.len(), proptest::bool::ANY), 0..7),
+            focus in proptest::option::of(proptest::collection::vec(0usize..8, 0..4)),
+            wanted in 0usize..DRUGS.len(),
+        ) {
+            let mut case = Case::new(patient_aged(70));
+            for (i, (drug, drafted)) in orders.iter().enumerate() {
+                let order = drug_order(&format!("MedicationRequest/{i}"), DRUGS[*drug], None);
+                case = if *drafted { case.medication(order) } else { case.active_medication(order) };
+            }
+            case.orders_mut().focus = focus.map(|f| {
+                f.iter().map(|i| OrderRef(format!("MedicationRequest/{i}").into())).collect()
+            });
+            let plan = crate::pathway::Plan::builtin();
+            let facts = Facts::gather(&plan, case.input());
+            let which = |m: &super::Med<'_>| m.order.medication.label_str() == DRUGS[wanted];
+            proptest::prop_assert_eq!(
+                super::anchor(&facts, &facts.medications, which),
+                super::anchor_by_collecting(&facts, &facts.medications, which)
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -12,12 +12,14 @@ use super::dose_regimen::{default_tolerance, regimen_violation};
 use super::{RuleKind, params};
 use crate::decision::Severity;
 use crate::domain::ClinicalFlag;
+use crate::domain::units::push_number;
 use crate::engine::dosing::{DailyUnit, limit_in};
 use crate::engine::{Emitter, Facts};
 use crate::pathway::CompileContext;
 use crate::terminology::{DrugClass, IngredientId, LimitUnit, Terminology};
 use serde::Deserialize;
-use std::collections::BTreeSet;
+use smallvec::SmallVec;
+use std::borrow::Cow;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,8 +73,9 @@ impl RuleKind for DoseMaxDaily {
     fn evaluate(&self, facts: &Facts<'_>, out: &mut Emitter<'_>) {
         let t = Terminology::builtin();
         let meds = medications(facts);
-        // Ingredients of the draft orders this rule may speak about.
-        let mut concerned: BTreeSet<IngredientId> = BTreeSet::new();
+        // Ingredients of the draft orders this rule may speak about, once each in id order
+        // (as the `BTreeSet` they were kept in gave them): a few, kept inline.
+        let mut concerned: SmallVec<[IngredientId; 8]> = SmallVec::new();
         for m in meds.iter().filter(|m| m.drafted) {
             let Some(drug) = &m.drug else { continue };
             if incomplete_draft(facts, m.order)
@@ -85,10 +88,12 @@ impl RuleKind for DoseMaxDaily {
                 if ingredient.max_daily.is_some()
                     && !self.exclude.iter().any(|x| ingredient.classes.contains(x))
                 {
-                    concerned.insert(c.ingredient);
+                    concerned.push(c.ingredient);
                 }
             }
         }
+        concerned.sort_unstable();
+        concerned.dedup();
         let hepatic = facts.has_flag(ClinicalFlag::HepaticDisease);
         for id in concerned {
             let ingredient = t.ingredient(id);
@@ -96,17 +101,22 @@ impl RuleKind for DoseMaxDaily {
                 continue;
             };
             let elderly = facts.age.map(|a| a >= self.elderly_age);
-            let (limit, reason) = match ingredient.max_daily_elderly_or_hepatic {
-                Some(lower) if hepatic => (lower, " (hepatic disease)".to_owned()),
-                Some(lower) if elderly == Some(true) => {
-                    (lower, format!(" (age ≥ {})", self.elderly_age))
-                }
-                Some(_) if elderly.is_none() => {
-                    out.missing("birth_date");
-                    (standard, String::new())
-                }
-                _ => (standard, String::new()),
-            };
+            let (limit, reason): (_, Cow<'static, str>) =
+                match ingredient.max_daily_elderly_or_hepatic {
+                    Some(lower) if hepatic => (lower, " (hepatic disease)".into()),
+                    Some(lower) if elderly == Some(true) => {
+                        let mut reason = String::with_capacity(24);
+                        reason.push_str(" (age ≥ ");
+                        push_number(&mut reason, f64::from(self.elderly_age));
+                        reason.push(')');
+                        (lower, reason.into())
+                    }
+                    Some(_) if elderly.is_none() => {
+                        out.missing("birth_date");
+                        (standard, "".into())
+                    }
+                    _ => (standard, "".into()),
+                };
             let unit = daily_unit(limit.unit);
             let Some(limit_amount) = limit_in(limit.amount, limit.unit, unit) else {
                 continue;

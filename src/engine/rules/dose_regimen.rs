@@ -7,12 +7,13 @@
 use super::dose_common::{incomplete_draft, medications};
 use super::{RuleKind, params};
 use crate::domain::Field;
-use crate::domain::units::format_number;
+use crate::domain::units::push_number;
 use crate::engine::dosing::{DailyDose, DailyUnit};
 use crate::engine::{Emitter, Facts};
 use crate::pathway::CompileContext;
 use crate::terminology::{IngredientId, RegimenStep, Terminology};
 use serde::Deserialize;
+use std::borrow::Cow;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,22 +47,23 @@ pub(super) fn compile(
     }))
 }
 
-/// An order given more often than its label regimen allows.
+/// An order given more often than its label regimen allows: the terminology's step, borrowed
+/// (copying it copied its label, an allocation per check).
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct RegimenViolation {
+pub(super) struct RegimenViolation<'t> {
     pub ingredient: IngredientId,
     pub dose_mg: f64,
     pub interval_days: f64,
-    pub step: RegimenStep,
+    pub step: &'t RegimenStep,
 }
 
 /// The label regimen this order breaks, if any: the step with the largest dose the order
 /// reaches, and an interval shorter than that step's (less the tolerance).
-pub(super) fn regimen_violation(
+pub(super) fn regimen_violation<'t>(
     med: &super::dose_common::Med<'_>,
-    t: &Terminology,
+    t: &'t Terminology,
     tolerance: f64,
-) -> Option<RegimenViolation> {
+) -> Option<RegimenViolation<'t>> {
     let order = med.order;
     let Field::Given(frequency) = &order.frequency else {
         return None;
@@ -82,11 +84,11 @@ pub(super) fn regimen_violation(
             .filter(|s| dose_mg + 1e-9 >= s.min_dose_mg)
             .max_by(|x, y| x.min_dose_mg.total_cmp(&y.min_dose_mg))?;
         let interval_days = frequency.min_interval_days();
-        (interval_days < step.min_interval_days * (1.0 - tolerance)).then(|| RegimenViolation {
+        (interval_days < step.min_interval_days * (1.0 - tolerance)).then_some(RegimenViolation {
             ingredient: a.ingredient,
             dose_mg,
             interval_days,
-            step: step.clone(),
+            step,
         })
     })
 }
@@ -103,7 +105,7 @@ impl RuleKind for DoseRegimen {
                 out.finding()
                     .order(&order.reference)
                     .text("ingredient", t.ingredient(v.ingredient).name.as_str())
-                    .text("regimen", v.step.label.clone())
+                    .text("regimen", v.step.label.as_str())
                     .number("dose_mg", v.dose_mg)
                     .number("interval_days", v.interval_days)
                     .number("label_interval_days", v.step.min_interval_days)
@@ -114,8 +116,27 @@ impl RuleKind for DoseRegimen {
     }
 }
 
-/// "every day", "every 7 days", "every 12 hours".
-fn describe_interval(days: f64) -> String {
+/// "every day", "every 7 days", "every 12 hours": written with [`push_number`], not `format!`.
+fn describe_interval(days: f64) -> Cow<'static, str> {
+    let (value, unit) = if days < 1.0 {
+        (days * 24.0, " hours")
+    } else if (days - 1.0).abs() < 1e-9 {
+        return "every day".into();
+    } else {
+        (days, " days")
+    };
+    let mut out = String::with_capacity(16);
+    out.push_str("every ");
+    push_number(&mut out, value);
+    out.push_str(unit);
+    out.into()
+}
+
+/// How [`describe_interval`] wrote before, by `format!`: the oracle of
+/// `intervals_are_described_as_formatted`.
+#[cfg(test)]
+fn describe_interval_by_format(days: f64) -> String {
+    use crate::domain::units::format_number;
     if days < 1.0 {
         format!("every {} hours", format_number(days * 24.0))
     } else if (days - 1.0).abs() < 1e-9 {
@@ -128,6 +149,24 @@ fn describe_interval(days: f64) -> String {
 #[cfg(test)]
 mod tests {
     use crate::domain::PeriodUnit;
+
+    proptest::proptest! {
+        /// Pushing the number gives the text `format!` gave: hours below a day, "every day"
+        /// at one day (and within float noise of it), days above; whole and fractional values.
+        #[test]
+        fn intervals_are_described_as_formatted(
+            days in 0.0f64..800.0,
+            weeks in 1u32..800,
+            noise in -1e-9f64..1e-9,
+        ) {
+            for d in [days, f64::from(weeks) * 7.0, f64::from(weeks) / 7.0, 1.0 + noise, 0.5] {
+                proptest::prop_assert_eq!(
+                    super::describe_interval(d).into_owned(),
+                    super::describe_interval_by_format(d)
+                );
+            }
+        }
+    }
     use crate::engine::rules::testing::{Case, med, patient_aged};
 
     #[test]
