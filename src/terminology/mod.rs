@@ -801,7 +801,12 @@ impl Terminology {
         if components.is_empty() {
             return None;
         }
-        if let Some(volume) = text::fixed_volume_ml(tokens) {
+        // A fixed volume ("1 ML denosumab 60 MG/ML") completes only a strength per millilitre:
+        // a text without one is not read again for it.
+        let per_ml = |c: &Component| matches!(c.strength, Some(Strength::PerMillilitre { .. }));
+        if components.iter().any(per_ml)
+            && let Some(volume) = text::fixed_volume_ml(tokens)
+        {
             for c in &mut components {
                 if let Some(Strength::PerMillilitre { volume_ml, .. }) = &mut c.strength {
                     volume_ml.get_or_insert(volume);

@@ -76,93 +76,141 @@ pub(crate) fn lex(text: &str) -> Vec<Token> {
     tokens
 }
 
+/// What the lexer makes of a byte of the text.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ByteClass {
+    Digit,
+    /// An ASCII letter.
+    Letter,
+    Slash,
+    /// Any byte of a non-ASCII character: the character is decoded to ask whether it is a
+    /// letter.
+    NonAscii,
+    /// Any other ASCII byte: a separator, dropped.
+    Other,
+}
+
+/// The class of every byte, so that the lexer asks one question of a byte, not up to four
+/// (`is_ascii_digit`, `is_ascii_alphabetic`, `is_ascii`, `== b'/'`).
+const BYTE_CLASS: [ByteClass; 256] = {
+    let mut table = [ByteClass::Other; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = match b as u8 {
+            b'0'..=b'9' => ByteClass::Digit,
+            b'a'..=b'z' | b'A'..=b'Z' => ByteClass::Letter,
+            b'/' => ByteClass::Slash,
+            0x80..=0xff => ByteClass::NonAscii,
+            _ => ByteClass::Other,
+        };
+        b += 1;
+    }
+    table
+};
+
 /// [`lex`] into `tokens` (emptied first), so that one buffer serves every text.
 pub(crate) fn lex_onto(text: &str, tokens: &mut Vec<Token>) {
-    // Read byte by byte: normalized order text is nearly always ASCII, and only a non-ASCII
-    // character is decoded (to ask whether it is a letter).
+    // Read byte by byte through `BYTE_CLASS`: normalized order text is nearly always ASCII,
+    // and only a non-ASCII character is decoded (to ask whether it is a letter).
     tokens.clear();
     tokens.reserve(text.len() / 3 + 1);
     let bytes = text.as_bytes();
     let mut i = 0;
     while let Some(&byte) = bytes.get(i) {
         let start = i;
-        if byte.is_ascii_digit() {
-            let mut seen_dot = false;
-            while let Some(&b) = bytes.get(i) {
-                if b.is_ascii_digit() {
-                    i += 1;
-                } else if b == b'.' && !seen_dot && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
-                {
-                    seen_dot = true;
-                    i += 1;
-                } else {
-                    break;
+        match BYTE_CLASS[usize::from(byte)] {
+            ByteClass::Digit => {
+                let (end, value) = number_at(text, start);
+                i = end;
+                if let Some(value) = value {
+                    tokens.push(Token::Number(Span { start, end }, value));
                 }
             }
-            if let Some(v) = parse_decimal(&text[start..i]) {
-                tokens.push(Token::Number(Span { start, end: i }, v));
+            ByteClass::Letter => {
+                i = word_end(text, start + 1);
+                tokens.push(Token::Word(Span { start, end: i }));
             }
-        } else if byte.is_ascii_alphabetic() || (!byte.is_ascii() && letter_len(text, i).is_some())
-        {
-            // A word: ASCII letters one byte each, other letters decoded.
-            loop {
-                match bytes.get(i) {
-                    Some(b) if b.is_ascii_alphabetic() => i += 1,
-                    Some(b) if !b.is_ascii() => match letter_len(text, i) {
-                        Some(len) => i += len,
-                        None => break,
-                    },
-                    _ => break,
+            ByteClass::NonAscii => {
+                let ch = char_at(text, start);
+                i += ch.len_utf8();
+                if ch.is_alphabetic() {
+                    i = word_end(text, i);
+                    tokens.push(Token::Word(Span { start, end: i }));
                 }
             }
-            tokens.push(Token::Word(Span { start, end: i }));
-        } else if byte.is_ascii() {
-            if byte == b'/' {
+            ByteClass::Slash => {
                 tokens.push(Token::Slash);
+                i += 1;
             }
-            i += 1;
-        } else {
-            i += text[i..].chars().next().map_or(1, char::len_utf8);
+            ByteClass::Other => i += 1,
         }
     }
 }
 
-/// The byte length of the non-ASCII character at `text[i..]` when it is alphabetic.
-fn letter_len(text: &str, i: usize) -> Option<usize> {
-    let ch = text[i..].chars().next()?;
-    ch.is_alphabetic().then(|| ch.len_utf8())
+/// The character at byte `i` of `text` (a character boundary before its end).
+fn char_at(text: &str, i: usize) -> char {
+    text[i..]
+        .chars()
+        .next()
+        .unwrap_or(char::REPLACEMENT_CHARACTER)
 }
 
-/// `digits` or `digits.digits` as `str::parse::<f64>` reads it. Up to 15 significant digits
-/// the integer and its power of ten are exact doubles, so one division is the correctly
-/// rounded value (the fast path of every decimal parser); longer numbers take `parse`.
-fn parse_decimal(s: &str) -> Option<f64> {
+/// The end of the word whose letters go on at byte `i`: ASCII letters one byte each, other
+/// letters decoded.
+fn word_end(text: &str, mut i: usize) -> usize {
+    let bytes = text.as_bytes();
+    loop {
+        // A run of ASCII letters (nearly every word of order text is one) in a single scan.
+        i += bytes[i..]
+            .iter()
+            .take_while(|&&b| BYTE_CLASS[usize::from(b)] == ByteClass::Letter)
+            .count();
+        match bytes.get(i) {
+            Some(b) if !b.is_ascii() => match char_at(text, i) {
+                ch if ch.is_alphabetic() => i += ch.len_utf8(),
+                _ => return i,
+            },
+            _ => return i,
+        }
+    }
+}
+
+/// The number starting with the digit at byte `start`: its end and its value as
+/// `str::parse::<f64>` reads it. A number is digits, then at most one dot followed by digits
+/// ("1.2.3" is 1.2, then 3). The value is read in the same pass as the digits: up to 15
+/// significant digits the integer and its power of ten are exact doubles, so one division is
+/// the correctly rounded value (the fast path of every decimal parser); longer numbers take
+/// `parse`.
+fn number_at(text: &str, start: usize) -> (usize, Option<f64>) {
     const POWERS_OF_TEN: [f64; 16] = [
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
     ];
+    let bytes = text.as_bytes();
+    // Wrapping: past 19 digits the mantissa overflows, but then `parse` gives the value.
     let mut mantissa: u64 = 0;
     let mut digits = 0;
-    let mut decimals = None;
-    for b in s.bytes() {
-        match b {
-            b'0'..=b'9' => {
-                mantissa = mantissa * 10 + u64::from(b - b'0');
+    let mut dot = None;
+    let mut i = start;
+    loop {
+        match bytes.get(i) {
+            Some(&b) if b.is_ascii_digit() => {
+                mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(b - b'0'));
                 digits += 1;
-                if let Some(d) = decimals.as_mut() {
-                    *d += 1;
-                }
             }
-            b'.' if decimals.is_none() => decimals = Some(0),
-            _ => return s.parse().ok(),
+            Some(b'.') if dot.is_none() && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                dot = Some(i);
+            }
+            _ => break,
         }
-        if digits > 15 {
-            return s.parse().ok();
-        }
+        i += 1;
     }
-    if digits == 0 {
-        return s.parse().ok();
-    }
-    Some(mantissa as f64 / POWERS_OF_TEN[decimals.unwrap_or(0)])
+    let value = if digits <= 15 {
+        let decimals = dot.map_or(0, |dot| i - dot - 1);
+        Some(mantissa as f64 / POWERS_OF_TEN[decimals])
+    } else {
+        text[start..i].parse().ok()
+    };
+    (i, value)
 }
 
 /// Salt and release-modifier words that sit between an ingredient name and its strength and must not
@@ -348,6 +396,106 @@ mod tests {
         }
     }
 
+    /// The byte reader before [`BYTE_CLASS`] and [`number_at`]: four questions per byte, and
+    /// each number's digits walked twice (once to find its end, once by `parse_decimal`). The
+    /// reference for the table-driven lexer, token for token.
+    fn lex_onto_bytewise(text: &str, tokens: &mut Vec<Token>) {
+        tokens.clear();
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while let Some(&byte) = bytes.get(i) {
+            let start = i;
+            if byte.is_ascii_digit() {
+                let mut seen_dot = false;
+                while let Some(&b) = bytes.get(i) {
+                    if b.is_ascii_digit() {
+                        i += 1;
+                    } else if b == b'.'
+                        && !seen_dot
+                        && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
+                    {
+                        seen_dot = true;
+                        i += 1;
+                    } else {
+                        break;
+                    }
+                }
+                if let Some(v) = parse_decimal(&text[start..i]) {
+                    tokens.push(Token::Number(Span { start, end: i }, v));
+                }
+            } else if byte.is_ascii_alphabetic()
+                || (!byte.is_ascii() && letter_len(text, i).is_some())
+            {
+                loop {
+                    match bytes.get(i) {
+                        Some(b) if b.is_ascii_alphabetic() => i += 1,
+                        Some(b) if !b.is_ascii() => match letter_len(text, i) {
+                            Some(len) => i += len,
+                            None => break,
+                        },
+                        _ => break,
+                    }
+                }
+                tokens.push(Token::Word(Span { start, end: i }));
+            } else if byte.is_ascii() {
+                if byte == b'/' {
+                    tokens.push(Token::Slash);
+                }
+                i += 1;
+            } else {
+                i += text[i..].chars().next().map_or(1, char::len_utf8);
+            }
+        }
+    }
+
+    /// The byte length of the non-ASCII character at `text[i..]` when it is alphabetic.
+    fn letter_len(text: &str, i: usize) -> Option<usize> {
+        let ch = text[i..].chars().next()?;
+        ch.is_alphabetic().then(|| ch.len_utf8())
+    }
+
+    /// `digits` or `digits.digits` as `str::parse::<f64>` reads it (the second walk of
+    /// [`lex_onto_bytewise`]).
+    fn parse_decimal(s: &str) -> Option<f64> {
+        const POWERS_OF_TEN: [f64; 16] = [
+            1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+        ];
+        let mut mantissa: u64 = 0;
+        let mut digits = 0;
+        let mut decimals = None;
+        for b in s.bytes() {
+            match b {
+                b'0'..=b'9' => {
+                    mantissa = mantissa * 10 + u64::from(b - b'0');
+                    digits += 1;
+                    if let Some(d) = decimals.as_mut() {
+                        *d += 1;
+                    }
+                }
+                b'.' if decimals.is_none() => decimals = Some(0),
+                _ => return s.parse().ok(),
+            }
+            if digits > 15 {
+                return s.parse().ok();
+            }
+        }
+        if digits == 0 {
+            return s.parse().ok();
+        }
+        Some(mantissa as f64 / POWERS_OF_TEN[decimals.unwrap_or(0)])
+    }
+
+    /// Tokens with each number's value as its bits, so that equal means bit for bit.
+    fn bits(tokens: &[Token]) -> Vec<(Token, u64)> {
+        tokens
+            .iter()
+            .map(|t| match t {
+                Token::Number(_, v) => (*t, v.to_bits()),
+                _ => (*t, 0),
+            })
+            .collect()
+    }
+
     /// The lexer as it was written, one `char` at a time: the reference for the byte reader.
     /// Its tokens are described as [`described`] describes them.
     fn lex_reference(text: &str) -> Vec<(String, u64)> {
@@ -403,8 +551,18 @@ mod tests {
         }
 
         #[test]
+        fn table_lexer_agrees_with_the_bytewise_one(text in "\\PC{0,40}|[ a-zA-Z0-9./%µé²٣-]{0,40}|[0-9.]{0,30}|[0-9]{12,24}(\\.[0-9]{0,8})?") {
+            let mut old = Vec::new();
+            lex_onto_bytewise(&text, &mut old);
+            proptest::prop_assert_eq!(bits(&lex(&text)), bits(&old));
+        }
+
+        #[test]
         fn decimals_parse_as_str_parse(int in 0u64..10_000_000_000_000_000, frac in "[0-9]{0,12}") {
             let s = if frac.is_empty() { int.to_string() } else { format!("{int}.{frac}") };
+            let read = number_at(&s, 0);
+            proptest::prop_assert_eq!(read.0, s.len());
+            proptest::prop_assert_eq!(read.1.map(f64::to_bits), s.parse::<f64>().ok().map(f64::to_bits));
             proptest::prop_assert_eq!(parse_decimal(&s).map(f64::to_bits), s.parse::<f64>().ok().map(f64::to_bits));
         }
     }
