@@ -26,7 +26,8 @@ pub const MAX_SUGGESTIONS: usize = 64;
 pub struct Sink {
     findings: Vec<Finding>,
     /// The values of the finding under construction: one buffer for every finding of the
-    /// evaluation, handed to each builder and taken back when it is emitted.
+    /// evaluation, filled by each builder, taken by `emit` while it fills the texts and
+    /// given back.
     vars: Vec<Slot>,
     missing: BTreeMap<String, BTreeSet<String>>,
 }
@@ -197,7 +198,6 @@ pub struct FindingBuilder<'e, 'a> {
     variant: &'static str,
     severity: Option<Severity>,
     order: Option<OrderRef>,
-    vars: Vec<Slot>,
     /// Which of the rule's suggestions to offer, one bit per suggestion (`None`: all).
     offered: Option<u64>,
 }
@@ -213,15 +213,15 @@ impl<'a> Emitter<'a> {
 
     /// Starts a finding with the `default` message.
     pub fn finding(&mut self) -> FindingBuilder<'_, 'a> {
-        let mut vars = std::mem::take(&mut self.sink.vars);
-        vars.clear();
-        vars.reserve(8);
+        // The values go straight into the sink's buffer: the builder, moved through every
+        // call of the chain, stays small.
+        self.sink.vars.clear();
+        self.sink.vars.reserve(8);
         FindingBuilder {
             emitter: self,
             variant: "default",
             severity: None,
             order: None,
-            vars,
             offered: None,
         }
     }
@@ -255,14 +255,20 @@ impl FindingBuilder<'_, '_> {
     }
 
     #[inline]
-    pub fn number(mut self, name: &'static str, value: f64) -> Self {
-        self.vars.push(Slot::new(name, Var::number(value)));
+    pub fn number(self, name: &'static str, value: f64) -> Self {
+        self.emitter
+            .sink
+            .vars
+            .push(Slot::new(name, Var::number(value)));
         self
     }
 
     #[inline]
-    pub fn text(mut self, name: &'static str, value: impl Into<Cow<'static, str>>) -> Self {
-        self.vars.push(Slot::new(name, Var::Text(value.into())));
+    pub fn text(self, name: &'static str, value: impl Into<Cow<'static, str>>) -> Self {
+        self.emitter
+            .sink
+            .vars
+            .push(Slot::new(name, Var::Text(value.into())));
         self
     }
 
@@ -288,9 +294,9 @@ impl FindingBuilder<'_, '_> {
             variant,
             severity,
             order,
-            mut vars,
             offered,
         } = self;
+        let mut vars = std::mem::take(&mut emitter.sink.vars);
         let rule = emitter.rule;
         let facts = emitter.facts;
         let in_focus = match &order {
@@ -609,7 +615,9 @@ fn push_var(out: &mut String, name: &str, vars: &[Slot]) {
 }
 
 /// [`push_var`] with the name's key computed beforehand (when the template compiled).
-#[inline]
+/// Always inlined: left as a call (as `#[inline]` left it) from the fill loop, its prologue
+/// and epilogue cost about as much as finding the value.
+#[inline(always)]
 fn push_var_keyed(out: &mut String, name: &str, key: NameKey, vars: &[Slot]) {
     match find_var(vars, name, key) {
         Some(var) => var.push_onto(out),

@@ -10,6 +10,7 @@ use crate::domain::{Field, MedicationOrder, OrderRef};
 use crate::engine::Facts;
 use crate::engine::dosing::{DailyAmount, DailyDose, DailyUnit};
 use crate::terminology::{Ingredient, Terminology};
+use smallvec::SmallVec;
 
 pub(super) use crate::engine::medications::Medication as Med;
 
@@ -99,13 +100,14 @@ pub(super) fn medications<'f, 'a>(facts: &'f Facts<'a>) -> &'f [Med<'a>] {
 }
 
 /// A daily total over several orders. The terms are kept as (order, amount) and written out
-/// only when a card shows them ([`Total::explanation`]).
+/// only when a card shows them ([`Total::explanation`]); inline, for the handful of them: most
+/// totals are of an ingredient under its limit, and a vector per total was an allocation.
 #[derive(Debug, Clone)]
 pub(super) struct Total<'m, 'a> {
     pub amount: f64,
-    terms: Vec<(&'m Med<'a>, &'m DailyAmount)>,
+    terms: SmallVec<[(&'m Med<'a>, &'m DailyAmount); 4]>,
     /// Orders of the drug whose dose could not be computed (so the total may be low).
-    not_computed: Vec<&'m Med<'a>>,
+    not_computed: SmallVec<[&'m Med<'a>; 2]>,
     /// Any order of the drug at all, computed or not.
     pub orders: usize,
 }
@@ -164,8 +166,8 @@ pub(super) fn total<'m, 'a>(
 ) -> Total<'m, 'a> {
     let mut total = Total {
         amount: 0.0,
-        terms: Vec::new(),
-        not_computed: Vec::new(),
+        terms: SmallVec::new(),
+        not_computed: SmallVec::new(),
         orders: 0,
     };
     for med in meds {

@@ -15,6 +15,7 @@ use crate::engine::{Emitter, Facts};
 use crate::pathway::CompileContext;
 use crate::terminology::{DrugClass, Terminology};
 use serde::Deserialize;
+use smallvec::SmallVec;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,14 +49,14 @@ pub(super) fn compile(
 }
 
 /// Total MME/day over all current opioids, with each term and the opioids left out (kept as
-/// references; written out only for a card).
+/// references, inline: written out only for a card, and both MME rules compute a total).
 #[derive(Debug)]
 pub(super) struct MmeTotal<'m, 'a> {
     pub mme_per_day: f64,
     /// (order, daily amount, factor, MME/day)
-    terms: Vec<(&'m Med<'a>, &'m DailyAmount, f64, f64)>,
+    terms: SmallVec<[(&'m Med<'a>, &'m DailyAmount, f64, f64); 4]>,
     /// Orders left out and why: "(no CDC 2022 factor)", "(dose not computable)".
-    uncounted: Vec<(&'m Med<'a>, &'static str)>,
+    uncounted: SmallVec<[(&'m Med<'a>, &'static str); 2]>,
 }
 
 impl MmeTotal<'_, '_> {
@@ -101,8 +102,8 @@ impl MmeTotal<'_, '_> {
 pub(super) fn total_mme<'m, 'a>(meds: &'m [Med<'a>], t: &Terminology) -> MmeTotal<'m, 'a> {
     let mut total = MmeTotal {
         mme_per_day: 0.0,
-        terms: Vec::new(),
-        uncounted: Vec::new(),
+        terms: SmallVec::new(),
+        uncounted: SmallVec::new(),
     };
     for m in meds.iter().filter(|m| m.has_class(DrugClass::Opioid)) {
         for dose in m.doses(t) {
