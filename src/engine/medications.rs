@@ -28,20 +28,6 @@ impl<'a> Medication<'a> {
         self.classes.contains(&class)
     }
 
-    /// Lower-case ingredient names, in the product's order.
-    pub fn ingredient_names(&self) -> Vec<&'static str> {
-        let terminology = Terminology::builtin();
-        self.drug
-            .iter()
-            .flat_map(|d| d.components.iter())
-            .map(|c| terminology.ingredient(c.ingredient).name.as_str())
-            .collect()
-    }
-
-    pub fn has_ingredient(&self, name: &str) -> bool {
-        self.ingredient_names().contains(&name)
-    }
-
     /// The daily amount of each ingredient (empty for an unrecognized drug), computed once.
     pub fn daily_doses(&self) -> &[DailyDose] {
         self.doses.get_or_init(|| {
