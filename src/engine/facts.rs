@@ -216,9 +216,8 @@ impl<'a> Facts<'a> {
                         || malignant.contains_code(&d.code))
             })
         };
-        if vcf().next().is_none() {
-            return None;
-        }
+        // No active VCF diagnosis: the VCF rules do not apply.
+        vcf().next()?;
         // A fracture dated after the evaluation time or before the patient's birth is a date
         // nobody can count days from: unknown, so the rules that need it say so.
         let birth = input.patient.birth_date;
