@@ -206,7 +206,7 @@ impl<'a> Facts<'a> {
             plan.engine_set(EngineSet::VcfTraumatic),
             plan.engine_set(EngineSet::VcfMalignant),
         );
-        // Read twice below; an iterator, not a vector: a patient has a few diagnoses, and
+        // Read three times below; an iterator, not a vector: a patient has a few diagnoses, and
         // each one's membership is cached in its concept.
         let vcf = || {
             input.patient.diagnoses.iter().filter(|d| {
