@@ -940,6 +940,22 @@ mod tests {
         }
     }
 
+    /// `resource` renders as the `filled` value every way the service reads it: as a value,
+    /// serialized to a value and to text, and compared.
+    fn renders_as(
+        resource: &Resource,
+        filled: Value,
+    ) -> Result<(), proptest::test_runner::TestCaseError> {
+        proptest::prop_assert_eq!(&resource.to_value(), &filled);
+        proptest::prop_assert_eq!(serde_json::to_value(resource).unwrap(), filled.clone());
+        proptest::prop_assert_eq!(
+            serde_json::to_string(resource).unwrap(),
+            serde_json::to_string(&filled).unwrap()
+        );
+        proptest::prop_assert_eq!(resource, &Resource::Value(filled));
+        Ok(())
+    }
+
     #[test]
     fn a_lone_number_placeholder_stays_a_number_in_resources() {
         let vars = vec![Slot::new("max_days", Var::number(7.0))];
@@ -1003,13 +1019,7 @@ mod tests {
                 // Filled per finding, as before; only then does filling change a string.
                 proptest::prop_assert!(with_max_days || with_drug);
             } else {
-                proptest::prop_assert_eq!(&shared.to_value(), &filled);
-                proptest::prop_assert_eq!(serde_json::to_value(&shared).unwrap(), filled.clone());
-                proptest::prop_assert_eq!(
-                    serde_json::to_string(&shared).unwrap(),
-                    serde_json::to_string(&filled).unwrap()
-                );
-                proptest::prop_assert_eq!(&shared, &Resource::Value(filled));
+                renders_as(&shared, filled)?;
             }
         }
     }
@@ -1050,13 +1060,7 @@ mod tests {
                 patient: patient.as_deref().map(Arc::from),
                 values,
             };
-            proptest::prop_assert_eq!(&kept.to_value(), &filled);
-            proptest::prop_assert_eq!(serde_json::to_value(&kept).unwrap(), filled.clone());
-            proptest::prop_assert_eq!(
-                serde_json::to_string(&kept).unwrap(),
-                serde_json::to_string(&filled).unwrap()
-            );
-            proptest::prop_assert_eq!(&kept, &Resource::Value(filled));
+            renders_as(&kept, filled)?;
         }
     }
 
