@@ -149,6 +149,7 @@ fn describe_interval_by_format(days: f64) -> String {
 #[cfg(test)]
 mod tests {
     use crate::domain::PeriodUnit;
+    use crate::engine::rules::testing::{Case, med, patient_aged};
 
     proptest::proptest! {
         /// Pushing the number gives the text `format!` gave: hours below a day, "every day"
@@ -167,7 +168,6 @@ mod tests {
             }
         }
     }
-    use crate::engine::rules::testing::{Case, med, patient_aged};
 
     #[test]
     fn weekly_alendronate_given_daily_is_critical() {
