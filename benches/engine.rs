@@ -14,7 +14,7 @@ use realistic::realistic_input;
 
 /// The same allocator as the orderguard binary, so the figures are the service's.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: orderguard::alloc::Mimalloc = orderguard::alloc::Mimalloc;
 
 fn engine(c: &mut Criterion) {
     let plan = Plan::builtin();

@@ -1,7 +1,8 @@
-//! Heap allocations per engine evaluation: a counting allocator around mimalloc (the
-//! allocator of the binary and the bench) counts what `engine::evaluate` allocates on the
-//! benches/engine.rs input, the evaluation's drop included. Instruction counts do not weigh
-//! malloc and free, nor the cache misses of touching fresh memory; this does.
+//! Heap allocations per engine evaluation: a counting allocator around
+//! `orderguard::alloc::Mimalloc` (the allocator of the binary and the bench) counts what
+//! `engine::evaluate` allocates on the benches/engine.rs input, the evaluation's drop
+//! included. Instruction counts do not weigh malloc and free, nor the cache misses of
+//! touching fresh memory; this does.
 //!
 //! ```text
 //! cargo run --release --example engine_allocs [N]   # N evaluations, default 1000
@@ -30,20 +31,20 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Relaxed);
         BYTES.fetch_add(layout.size() as u64, Relaxed);
-        unsafe { mimalloc::MiMalloc.alloc(layout) }
+        unsafe { orderguard::alloc::Mimalloc.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Relaxed);
         BYTES.fetch_add(layout.size() as u64, Relaxed);
-        unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) }
+        unsafe { orderguard::alloc::Mimalloc.alloc_zeroed(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
+        unsafe { orderguard::alloc::Mimalloc.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         REALLOCATIONS.fetch_add(1, Relaxed);
         BYTES.fetch_add(new_size.saturating_sub(layout.size()) as u64, Relaxed);
-        unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
+        unsafe { orderguard::alloc::Mimalloc.realloc(ptr, layout, new_size) }
     }
 }
 

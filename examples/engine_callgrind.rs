@@ -20,7 +20,7 @@ use orderguard::pathway::Plan;
 use std::hint::black_box;
 
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: orderguard::alloc::Mimalloc = orderguard::alloc::Mimalloc;
 
 #[inline(never)]
 fn measured_evaluate(plan: &Plan, inputs: &[EvaluationInput]) -> usize {

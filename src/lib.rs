@@ -4,7 +4,12 @@
 //! adapter (CDS Hooks FHIR R4 | native JSON) → [`domain`] → engine (pure) → decision →
 //! audit writer (durable) → response (CDS Hooks cards | native decision).
 
+// `unsafe` lives in one place: the global allocator's calls into mimalloc.
+#![deny(unsafe_code)]
+
 pub mod adapters;
+#[allow(unsafe_code)]
+pub mod alloc;
 pub mod audit;
 pub mod audit_export;
 pub mod canonical;

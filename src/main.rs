@@ -3,7 +3,7 @@
 /// mimalloc: the engine and the adapters allocate many short strings per request; the system
 /// allocator's malloc/free were a quarter of the engine's instructions (callgrind, see README).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: orderguard::alloc::Mimalloc = orderguard::alloc::Mimalloc;
 
 fn main() -> std::process::ExitCode {
     orderguard::cli::main()
