@@ -59,7 +59,15 @@ fn main() {
     let plan = Plan::builtin();
     let prototype = realistic::realistic_input();
     black_box(orderguard::engine::evaluate(&plan, &prototype.clone()));
+    let before_copy = (ALLOCATIONS.load(Relaxed), BYTES.load(Relaxed));
     let inputs: Vec<EvaluationInput> = (0..n).map(|_| prototype.clone()).collect();
+    // What one parsed input holds on the heap: what an evaluation reads (besides the plan).
+    println!(
+        "input copy: {} allocations, {} bytes on the heap (+ {} inline)",
+        (ALLOCATIONS.load(Relaxed) - before_copy.0 - 1) / n,
+        (BYTES.load(Relaxed) - before_copy.1) / n - std::mem::size_of::<EvaluationInput>() as u64,
+        std::mem::size_of::<EvaluationInput>(),
+    );
     let before = (
         ALLOCATIONS.load(Relaxed),
         REALLOCATIONS.load(Relaxed),
