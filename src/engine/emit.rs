@@ -15,6 +15,7 @@ use crate::pathway::{CompiledMessage, CompiledRule};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::cell::Cell;
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -25,11 +26,35 @@ pub const MAX_SUGGESTIONS: usize = 64;
 #[derive(Default)]
 pub struct Sink {
     findings: Vec<Finding>,
+    /// Each finding's [`SortKey`], beside it: the final sort compares these rather than the
+    /// findings' rule ids.
+    keys: Vec<SortKey>,
     /// The values of the finding under construction: one buffer for every finding of the
     /// evaluation, filled by each builder, taken by `emit` while it fills the texts and
     /// given back.
     vars: Vec<Slot>,
     missing: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// The part of a finding's place in the evaluation's order that is known when it is made:
+/// most severe first, then by rule id, read as the id's rank among the plan's
+/// ([`CompiledRule::id_rank`]). Two keys are equal exactly when the severities and the ids
+/// are, so ordering by the key, then by order reference, is the order of severity, id and
+/// order reference, without comparing the ids' text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct SortKey {
+    /// 0 for critical, 1 for warning, 2 for info.
+    severity_rank: u8,
+    id_rank: u32,
+}
+
+impl SortKey {
+    fn new(severity: Severity, id_rank: u32) -> SortKey {
+        SortKey {
+            severity_rank: Severity::Critical as u8 - severity as u8,
+            id_rank,
+        }
+    }
 }
 
 impl Sink {
@@ -38,6 +63,7 @@ impl Sink {
     pub fn with_capacity(findings: usize) -> Sink {
         Sink {
             findings: Vec::with_capacity(findings),
+            keys: Vec::with_capacity(findings),
             ..Sink::default()
         }
     }
@@ -49,14 +75,14 @@ impl Sink {
             .insert(rule_id.to_owned());
     }
 
+    fn push(&mut self, finding: Finding, id_rank: u32) {
+        self.keys.push(SortKey::new(finding.severity, id_rank));
+        self.findings.push(finding);
+    }
+
     pub fn finish(mut self, facts: &Facts<'_>) -> Evaluation {
         // Deterministic order: most severe first, then rule id, then order reference.
-        self.findings.sort_by(|a, b| {
-            b.severity
-                .cmp(&a.severity)
-                .then_with(|| a.rule_id.cmp(&b.rule_id))
-                .then_with(|| a.order_ref.cmp(&b.order_ref))
-        });
+        sort_findings(&mut self.findings, &mut self.keys);
         self.findings
             .dedup_by(|a, b| a.rule_id == b.rule_id && a.order_ref == b.order_ref);
         Evaluation {
@@ -70,6 +96,36 @@ impl Sink {
                     rules: rules.into_iter().collect(),
                 })
                 .collect(),
+        }
+    }
+}
+
+/// Sorts `findings` and their `keys` alike, stably, by severity (most severe first), then
+/// rule id, then order reference: an insertion sort, as the standard library's sort is for
+/// this few elements, comparing the keys instead of the ids (a `memcmp` call each) and order
+/// references only between findings of one rule. Findings mostly come in order already
+/// (the plan evaluates its rules in it), so most stay where they are.
+fn sort_findings(findings: &mut [Finding], keys: &mut [SortKey]) {
+    debug_assert_eq!(findings.len(), keys.len());
+    let after = |a: (SortKey, &Finding), b: (SortKey, &Finding)| {
+        a.0.cmp(&b.0)
+            .then_with(|| a.1.order_ref.cmp(&b.1.order_ref))
+            == Ordering::Greater
+    };
+    for i in 1..findings.len() {
+        // Finding `i` goes after the sorted ones before it that are not after it.
+        let mut place = i;
+        while place > 0
+            && after(
+                (keys[place - 1], &findings[place - 1]),
+                (keys[i], &findings[i]),
+            )
+        {
+            place -= 1;
+        }
+        if place < i {
+            findings[place..=i].rotate_right(1);
+            keys[place..=i].rotate_right(1);
         }
     }
 }
@@ -97,7 +153,10 @@ impl Var {
         }
     }
 
-    /// Writes the value as a template shows it.
+    /// Writes the value as a template shows it. Always inlined into the fill loop (with
+    /// [`push_var_keyed`]): left as a call per placeholder, its prologue and epilogue cost
+    /// about as much as pushing a short text.
+    #[inline(always)]
     fn push_onto(&self, out: &mut String) {
         match self {
             Var::Number(value, text) => match text.get() {
@@ -409,17 +468,20 @@ impl FindingBuilder<'_, '_> {
         }
         let (numbers, labels) = (Numbers::from_entries(numbers), Labels::from_entries(labels));
         emitter.sink.vars = vars;
-        emitter.sink.findings.push(Finding {
-            rule_id: rule.id.clone(),
-            severity,
-            order_ref: order,
-            summary,
-            detail,
-            numbers,
-            labels,
-            suggestions,
-            citations: rule.citations.clone(),
-        });
+        emitter.sink.push(
+            Finding {
+                rule_id: rule.id.clone(),
+                severity,
+                order_ref: order,
+                summary,
+                detail,
+                numbers,
+                labels,
+                suggestions,
+                citations: rule.citations.clone(),
+            },
+            rule.id_rank,
+        );
     }
 }
 
@@ -542,6 +604,10 @@ impl Template {
     }
 
     /// [`Template::fill`] into a string with room for `extra` bytes beyond the template.
+    /// Always inlined (a finding's summary and detail, the few labels with placeholders):
+    /// as a call, the saved registers and the returned string's trip through memory cost
+    /// about what filling a short template does.
+    #[inline(always)]
     pub fn fill_reserving(&self, vars: &[Slot], extra: usize) -> String {
         let mut out = String::with_capacity(self.len + extra);
         for part in &self.parts {
@@ -1101,6 +1167,85 @@ mod tests {
                 clipped
             };
             proptest::prop_assert_eq!(clip_summary(summary), counted);
+        }
+    }
+
+    /// How `Sink::finish` sorted before the keys: a stable sort of the findings themselves,
+    /// comparing severities, then the ids' text, then order references. The oracle of
+    /// `findings_sort_as_by_comparing_ids`.
+    fn sort_findings_reference(findings: &mut [Finding]) {
+        findings.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then_with(|| a.rule_id.cmp(&b.rule_id))
+                .then_with(|| a.order_ref.cmp(&b.order_ref))
+        });
+    }
+
+    #[test]
+    fn rule_id_ranks_order_as_the_ids() {
+        let plan = crate::pathway::Plan::builtin();
+        for a in &plan.rules {
+            for b in &plan.rules {
+                assert_eq!(
+                    a.id_rank.cmp(&b.id_rank),
+                    a.id.cmp(&b.id),
+                    "{} {}",
+                    a.id,
+                    b.id
+                );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Sorting by keys (severity, the id's rank) and order references puts the findings
+        /// where sorting them by severity, id and order reference did, equal ones in the
+        /// order they came (the summaries tell them apart): ids that are prefixes of each
+        /// other, findings with and without an order, several per rule and order.
+        #[test]
+        fn findings_sort_as_by_comparing_ids(
+            made in proptest::collection::vec(
+                (0usize..3, 0usize..5, proptest::option::of(0usize..3)),
+                0..40,
+            ),
+        ) {
+            const IDS: [&str; 5] = ["DOSE-MME", "DOSE-MME-90", "VCF-A", "A", "VCF-"];
+            const SEVERITIES: [Severity; 3] = [Severity::Info, Severity::Warning, Severity::Critical];
+            // As the plan ranks them: by id, equal ids sharing a rank.
+            let mut sorted_ids = IDS.to_vec();
+            sorted_ids.sort_unstable();
+            let rank = |id: &str| sorted_ids.binary_search(&id).unwrap() as u32;
+            let findings: Vec<Finding> = made
+                .iter()
+                .enumerate()
+                .map(|(n, (severity, id, order))| Finding {
+                    rule_id: Arc::from(IDS[*id]),
+                    severity: SEVERITIES[*severity],
+                    order_ref: order.map(|o| OrderRef(Arc::from(format!("MedicationRequest/{o}")))),
+                    summary: n.to_string(),
+                    detail: String::new(),
+                    numbers: Numbers::new(),
+                    labels: Labels::new(),
+                    suggestions: Vec::new(),
+                    citations: Arc::from([]),
+                })
+                .collect();
+            let keys: Vec<SortKey> = findings
+                .iter()
+                .map(|f| SortKey::new(f.severity, rank(&f.rule_id)))
+                .collect();
+            let mut expected = findings.clone();
+            sort_findings_reference(&mut expected);
+            let (mut sorted, mut keys) = (findings, keys);
+            sort_findings(&mut sorted, &mut keys);
+            // The keys moved with their findings.
+            let moved: Vec<SortKey> = sorted
+                .iter()
+                .map(|f| SortKey::new(f.severity, rank(&f.rule_id)))
+                .collect();
+            proptest::prop_assert_eq!(keys, moved);
+            proptest::prop_assert_eq!(sorted, expected);
         }
     }
 

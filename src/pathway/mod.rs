@@ -91,6 +91,9 @@ impl PathwayError {
 pub struct CompiledRule {
     /// Shared with every finding of the rule.
     pub id: Arc<str>,
+    /// The rule's place among the plan's distinct rule ids in id order: the engine sorts
+    /// findings by this number instead of comparing the ids' text (`Sink::finish`).
+    pub id_rank: u32,
     pub severity: Severity,
     pub scope: Scope,
     /// The message variants, `default` first: a rule has one to three, so a finding finds
@@ -440,6 +443,8 @@ fn compile(
             };
             compiled.push(CompiledRule {
                 id: Arc::from(rule.id.as_str()),
+                // Set below, once every rule is compiled.
+                id_rank: 0,
                 severity: rule.severity,
                 scope: rule.scope,
                 messages: CompiledMessage::compile_all(&rule.messages),
@@ -458,6 +463,15 @@ fn compile(
         Ok(ids) if errors.is_empty() => ids,
         _ => return Err(PathwayError::Invalid(errors)),
     };
+    let mut ids: Vec<Arc<str>> = compiled.iter().map(|r| r.id.clone()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    for rule in &mut compiled {
+        let rank = ids
+            .binary_search(&rule.id)
+            .expect("every rule's id is among the ids");
+        rule.id_rank = u32::try_from(rank).expect("fewer than 2^32 rules");
+    }
     let mut evaluation_order: Vec<usize> = (0..compiled.len()).collect();
     evaluation_order.sort_by(|&a, &b| {
         let (a, b) = (&compiled[a], &compiled[b]);
