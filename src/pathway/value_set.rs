@@ -402,29 +402,27 @@ impl Membership {
         let mut bits = 0;
         concept.for_each_normalized_text(buffer, |text| {
             let text = text.as_bytes();
-            // Every word start: where a phrase may begin on a word boundary.
-            let starts = std::iter::once(0).chain(
-                text.iter()
-                    .enumerate()
-                    .filter(|(_, b)| **b == b' ')
-                    .map(|(i, _)| i + 1),
-            );
-            for at in starts {
-                let Some(&first) = text.get(at) else {
-                    continue;
-                };
+            // Every word start, where a phrase may begin: the start of the text and each byte
+            // after a space (normalized text has single spaces, none at either end).
+            let mut at = 0;
+            while let Some(&first) = text.get(at) {
                 let (from, to) = (
                     self.phrase_starts[usize::from(first)] as usize,
                     self.phrase_starts[usize::from(first) + 1] as usize,
                 );
                 for (phrase, phrase_bits) in &self.phrases[from..to] {
+                    // The word boundary where the phrase would end first: one byte read rules
+                    // out most phrases before their bytes are compared.
                     let end = at + phrase.len();
-                    if text[at..].starts_with(phrase.as_bytes())
-                        && (end == text.len() || text[end] == b' ')
-                    {
+                    let ends_a_word = end == text.len() || text.get(end) == Some(&b' ');
+                    if ends_a_word && text[at..end] == *phrase.as_bytes() {
                         bits |= phrase_bits;
                     }
                 }
+                at = match text[at..].iter().position(|&b| b == b' ') {
+                    Some(space) => at + space + 1,
+                    None => text.len(),
+                };
             }
         });
         bits
