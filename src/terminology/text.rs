@@ -127,7 +127,18 @@ pub(crate) fn lex_onto(text: &str, tokens: &mut Vec<Token>) {
                 }
             }
             ByteClass::Letter => {
-                i = word_end(text, start + 1);
+                // The word's run of ASCII letters here, without a call (nearly every word of
+                // order text is one run); `word_end` reads on only at a non-ASCII byte.
+                i += 1;
+                while bytes
+                    .get(i)
+                    .is_some_and(|&b| BYTE_CLASS[usize::from(b)] == ByteClass::Letter)
+                {
+                    i += 1;
+                }
+                if bytes.get(i).is_some_and(|b| !b.is_ascii()) {
+                    i = word_end(text, i);
+                }
                 tokens.push(Token::Word(Span { start, end: i }));
             }
             ByteClass::NonAscii => {
