@@ -159,7 +159,9 @@ impl ValueSet {
         }
     }
 
-    /// Whether any coding of the concept is in the set by code.
+    /// Whether any coding of the concept is in the set by code. Inlined, as is the cached
+    /// answer it nearly always gives (see `ValueSetCache::get`).
+    #[inline]
     pub fn contains_code(&self, concept: &Concept) -> bool {
         match &self.membership {
             Some((index, bit)) => index.by_code(concept) & bit != 0,
@@ -168,6 +170,7 @@ impl ValueSet {
     }
 
     /// Whether the concept's text or a display contains one of the phrases as whole words.
+    #[inline]
     pub fn contains_text(&self, concept: &Concept) -> bool {
         // A set without phrases never reads (nor normalizes) the concept's texts.
         if self.phrases.is_empty() {
@@ -342,12 +345,14 @@ impl Membership {
     }
 
     /// The sets that list one of the concept's codings, cached in the concept.
+    #[inline]
     fn by_code(&self, concept: &Concept) -> u64 {
         let cache = concept.value_set_cache();
         cache.by_code(self.key, || self.code_bits(concept))
     }
 
     /// The sets with a phrase in one of the concept's texts, cached in the concept.
+    #[inline]
     fn by_text(&self, concept: &Concept) -> u64 {
         let cache = concept.value_set_cache();
         cache.by_text(self.key, || self.text_bits(concept))
