@@ -159,7 +159,9 @@ impl ValueSet {
         }
     }
 
-    /// Whether any coding of the concept is in the set by code.
+    /// Whether any coding of the concept is in the set by code. Inlined, as is the cached
+    /// answer it nearly always gives (see `ValueSetCache::get`).
+    #[inline]
     pub fn contains_code(&self, concept: &Concept) -> bool {
         match &self.membership {
             Some((index, bit)) => index.by_code(concept) & bit != 0,
@@ -168,6 +170,7 @@ impl ValueSet {
     }
 
     /// Whether the concept's text or a display contains one of the phrases as whole words.
+    #[inline]
     pub fn contains_text(&self, concept: &Concept) -> bool {
         // A set without phrases never reads (nor normalizes) the concept's texts.
         if self.phrases.is_empty() {
@@ -342,12 +345,14 @@ impl Membership {
     }
 
     /// The sets that list one of the concept's codings, cached in the concept.
+    #[inline]
     fn by_code(&self, concept: &Concept) -> u64 {
         let cache = concept.value_set_cache();
         cache.by_code(self.key, || self.code_bits(concept))
     }
 
     /// The sets with a phrase in one of the concept's texts, cached in the concept.
+    #[inline]
     fn by_text(&self, concept: &Concept) -> u64 {
         let cache = concept.value_set_cache();
         cache.by_text(self.key, || self.text_bits(concept))
@@ -402,29 +407,27 @@ impl Membership {
         let mut bits = 0;
         concept.for_each_normalized_text(buffer, |text| {
             let text = text.as_bytes();
-            // Every word start: where a phrase may begin on a word boundary.
-            let starts = std::iter::once(0).chain(
-                text.iter()
-                    .enumerate()
-                    .filter(|(_, b)| **b == b' ')
-                    .map(|(i, _)| i + 1),
-            );
-            for at in starts {
-                let Some(&first) = text.get(at) else {
-                    continue;
-                };
+            // Every word start, where a phrase may begin: the start of the text and each byte
+            // after a space (normalized text has single spaces, none at either end).
+            let mut at = 0;
+            while let Some(&first) = text.get(at) {
                 let (from, to) = (
                     self.phrase_starts[usize::from(first)] as usize,
                     self.phrase_starts[usize::from(first) + 1] as usize,
                 );
                 for (phrase, phrase_bits) in &self.phrases[from..to] {
+                    // The word boundary where the phrase would end first: one byte read rules
+                    // out most phrases before their bytes are compared.
                     let end = at + phrase.len();
-                    if text[at..].starts_with(phrase.as_bytes())
-                        && (end == text.len() || text[end] == b' ')
-                    {
+                    let ends_a_word = end == text.len() || text.get(end) == Some(&b' ');
+                    if ends_a_word && text[at..end] == *phrase.as_bytes() {
                         bits |= phrase_bits;
                     }
                 }
+                at = match text[at..].iter().position(|&b| b == b' ') {
+                    Some(space) => at + space + 1,
+                    None => text.len(),
+                };
             }
         });
         bits

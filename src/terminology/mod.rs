@@ -282,8 +282,9 @@ pub struct Terminology {
     by_rxcui: Map<String, IngredientId>,
     /// Every ingredient name and synonym by its first word (no name starts with a number or
     /// a slash), the longest first: the matcher hashes each word of a text once and compares
-    /// the few names that start with it token by token.
-    phrase_starts: Map<Box<str>, Vec<Phrase>>,
+    /// the few names that start with it token by token. Keyed by the word's bytes, so that a
+    /// word of the text is looked up without slicing it as a `str` ([`Lexed::word_bytes`]).
+    phrase_starts: Map<Box<[u8]>, Vec<Phrase>>,
     /// Normalized name or synonym (tokens joined by one space) -> ingredients: the plain
     /// lookup that `phrase_starts` replaced, kept as the oracle of the tests.
     #[cfg(test)]
@@ -665,7 +666,10 @@ impl Terminology {
         #[cfg(test)]
         self.phrases
             .insert(phrase_key(tokens).expect("no slash"), ids.clone());
-        let starting_here = self.phrase_starts.entry(Box::from(first)).or_default();
+        let starting_here = self
+            .phrase_starts
+            .entry(Box::from(first.as_bytes()))
+            .or_default();
         // A phrase listed twice names what its last row says (as a map insert would).
         if let Some(same) = starting_here.iter_mut().find(|p| p.rest == rest) {
             same.ingredients = ids.into();
@@ -686,7 +690,7 @@ impl Terminology {
     /// tokens. Names match whole tokens, so "codeine" never matches inside "hydrocodone", and a
     /// slash never joins a name.
     fn phrase_at(&self, tokens: Lexed<'_>, i: usize) -> Option<(&[IngredientId], usize)> {
-        let candidates = self.phrase_starts.get(tokens.word(i)?)?;
+        let candidates = self.phrase_starts.get(tokens.word_bytes(i)?)?;
         let phrase = candidates.iter().find(|p| {
             p.rest
                 .iter()

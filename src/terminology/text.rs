@@ -45,6 +45,15 @@ impl<'a> Lexed<'a> {
         }
     }
 
+    /// [`Lexed::word`] as bytes, for matching against fixed words: slicing the bytes skips the
+    /// two char-boundary checks of slicing the `str` (a span always lies on boundaries).
+    pub(crate) fn word_bytes(&self, i: usize) -> Option<&'a [u8]> {
+        match self.tokens.get(i)? {
+            Token::Word(s) => Some(&self.text.as_bytes()[s.start..s.end]),
+            _ => None,
+        }
+    }
+
     /// The value of the number at `i`, if the token there is a number.
     pub(crate) fn number(&self, i: usize) -> Option<f64> {
         match self.tokens.get(i)? {
@@ -127,7 +136,18 @@ pub(crate) fn lex_onto(text: &str, tokens: &mut Vec<Token>) {
                 }
             }
             ByteClass::Letter => {
-                i = word_end(text, start + 1);
+                // The word's run of ASCII letters here, without a call (nearly every word of
+                // order text is one run); `word_end` reads on only at a non-ASCII byte.
+                i += 1;
+                while bytes
+                    .get(i)
+                    .is_some_and(|&b| BYTE_CLASS[usize::from(b)] == ByteClass::Letter)
+                {
+                    i += 1;
+                }
+                if bytes.get(i).is_some_and(|b| !b.is_ascii()) {
+                    i = word_end(text, i);
+                }
                 tokens.push(Token::Word(Span { start, end: i }));
             }
             ByteClass::NonAscii => {
@@ -322,22 +342,23 @@ pub(crate) fn fixed_volume_ml(tokens: Lexed<'_>) -> Option<f64> {
     })
 }
 
-/// The dose form named first in the text ("Tablet for Oral Suspension" is a tablet).
+/// The dose form named first in the text ("Tablet for Oral Suspension" is a tablet). Each word
+/// is read as bytes ([`Lexed::word_bytes`]): this looks at every word of every order text.
 pub(crate) fn form_of(tokens: Lexed<'_>) -> Option<ProductForm> {
     (0..tokens.len()).find_map(|i| {
-        Some(match tokens.word(i)? {
-            "tablet" | "tablets" | "tab" | "tabs" | "caplet" => ProductForm::Tablet,
-            "capsule" | "capsules" | "cap" | "caps" => ProductForm::Capsule,
-            "transdermal" | "patch" => ProductForm::Patch,
-            "solution" | "suspension" | "elixir" | "syrup" | "liquid" | "powder" => {
+        Some(match tokens.word_bytes(i)? {
+            b"tablet" | b"tablets" | b"tab" | b"tabs" | b"caplet" => ProductForm::Tablet,
+            b"capsule" | b"capsules" | b"cap" | b"caps" => ProductForm::Capsule,
+            b"transdermal" | b"patch" => ProductForm::Patch,
+            b"solution" | b"suspension" | b"elixir" | b"syrup" | b"liquid" | b"powder" => {
                 ProductForm::Solution
             }
-            "injection" | "injectable" | "inj" | "syringe" | "cartridge" | "infusion"
-            | "injector" | "iv" => ProductForm::Injection,
-            "spray" => ProductForm::Spray,
-            "film" => ProductForm::Film,
-            "suppository" | "suppositories" => ProductForm::Suppository,
-            "lozenge" | "implant" | "pack" => ProductForm::Other,
+            b"injection" | b"injectable" | b"inj" | b"syringe" | b"cartridge" | b"infusion"
+            | b"injector" | b"iv" => ProductForm::Injection,
+            b"spray" => ProductForm::Spray,
+            b"film" => ProductForm::Film,
+            b"suppository" | b"suppositories" => ProductForm::Suppository,
+            b"lozenge" | b"implant" | b"pack" => ProductForm::Other,
             _ => return None,
         })
     })
@@ -366,6 +387,27 @@ mod tests {
 
     fn lexed<'a>(text: &'a str, tokens: &'a [Token]) -> Lexed<'a> {
         Lexed { text, tokens }
+    }
+
+    /// [`form_of`] as it was, reading each word as a `str`: the reference for the byte match.
+    fn form_of_by_str(tokens: Lexed<'_>) -> Option<ProductForm> {
+        (0..tokens.len()).find_map(|i| {
+            Some(match tokens.word(i)? {
+                "tablet" | "tablets" | "tab" | "tabs" | "caplet" => ProductForm::Tablet,
+                "capsule" | "capsules" | "cap" | "caps" => ProductForm::Capsule,
+                "transdermal" | "patch" => ProductForm::Patch,
+                "solution" | "suspension" | "elixir" | "syrup" | "liquid" | "powder" => {
+                    ProductForm::Solution
+                }
+                "injection" | "injectable" | "inj" | "syringe" | "cartridge" | "infusion"
+                | "injector" | "iv" => ProductForm::Injection,
+                "spray" => ProductForm::Spray,
+                "film" => ProductForm::Film,
+                "suppository" | "suppositories" => ProductForm::Suppository,
+                "lozenge" | "implant" | "pack" => ProductForm::Other,
+                _ => return None,
+            })
+        })
     }
 
     #[test]
@@ -555,6 +597,18 @@ mod tests {
             let mut old = Vec::new();
             lex_onto_bytewise(&text, &mut old);
             proptest::prop_assert_eq!(bits(&lex(&text)), bits(&old));
+        }
+
+        #[test]
+        fn form_of_agrees_with_the_str_match(
+            words in proptest::collection::vec(
+                "tablet|tabs|caps|capsule|patch|transdermal|syrup|powder|inj|iv|injector|spray|film|suppositories|lozenge|pack|oral|mg|5|/|[a-z]{1,12}|é",
+                0..6,
+            ),
+        ) {
+            let text = words.join(" ");
+            let tokens = lex(&text);
+            proptest::prop_assert_eq!(form_of(lexed(&text, &tokens)), form_of_by_str(lexed(&text, &tokens)));
         }
 
         #[test]
