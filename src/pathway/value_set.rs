@@ -274,7 +274,13 @@ struct SystemCodes {
     /// Each code with the sets that list it, by hash: a concept's code is looked up once per
     /// plan, and a binary search over the codes compared about five codes byte by byte.
     exact: CodeBits,
+    /// The non-empty prefixes, sorted, so that those starting with byte `b` are
+    /// `prefixes[prefix_starts[b]..prefix_starts[b + 1]]`: a code is compared only with the
+    /// prefixes that share its first byte (ICD-10-CM has 22, nearly all different there).
     prefixes: Vec<(String, u64)>,
+    prefix_starts: Box<[u32; 257]>,
+    /// The sets with an empty prefix, which starts every code.
+    every_code: u64,
     /// (from, to) bounds as in [`CodeRange`].
     ranges: Vec<((String, String), u64)>,
 }
@@ -302,6 +308,8 @@ impl Membership {
                         system: name.to_owned(),
                         exact: CodeBits::default(),
                         prefixes: Vec::new(),
+                        prefix_starts: Box::new([0; 257]),
+                        every_code: 0,
                         ranges: Vec::new(),
                     });
                     systems.len() - 1
@@ -318,7 +326,12 @@ impl Membership {
                     .or_default() |= bit;
             }
             for (s, prefix) in &set.prefixes {
-                add(&mut system(&mut systems, s).prefixes, prefix.clone(), bit);
+                let codes = system(&mut systems, s);
+                if prefix.is_empty() {
+                    codes.every_code |= bit;
+                } else {
+                    add(&mut codes.prefixes, prefix.clone(), bit);
+                }
             }
             for (s, from, to) in &set.ranges {
                 let range = (from.clone(), to.clone());
@@ -328,14 +341,14 @@ impl Membership {
                 add(&mut phrases, phrase.clone(), bit);
             }
         }
+        for codes in &mut systems {
+            codes.prefixes.sort_by(|a, b| a.0.cmp(&b.0));
+            codes.prefix_starts = first_byte_starts(&codes.prefixes);
+        }
         // Sorting by the whole phrase groups them by first byte.
         phrases.sort_by(|a, b| a.0.cmp(&b.0));
         // Phrases are never empty (empty ones are dropped when a set compiles).
-        let mut phrase_starts = Box::new([0u32; 257]);
-        for (b, start) in phrase_starts.iter_mut().enumerate() {
-            let first_at_least = phrases.partition_point(|(p, _)| usize::from(p.as_bytes()[0]) < b);
-            *start = u32::try_from(first_at_least).expect("fewer than 2^32 phrases");
-        }
+        let phrase_starts = first_byte_starts(&phrases);
         Membership {
             key: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
             systems,
@@ -434,14 +447,32 @@ impl Membership {
     }
 }
 
+/// For keys sorted by their bytes, none empty: entry `b` is the index of the first key whose
+/// first byte is at least `b` (entry 256 is the length), so the keys starting with `b` are
+/// `keys[starts[b]..starts[b + 1]]`.
+fn first_byte_starts(keys: &[(String, u64)]) -> Box<[u32; 257]> {
+    let mut starts = Box::new([0u32; 257]);
+    for (b, start) in starts.iter_mut().enumerate() {
+        let first_at_least = keys.partition_point(|(k, _)| usize::from(k.as_bytes()[0]) < b);
+        *start = u32::try_from(first_at_least).expect("fewer than 2^32 keys");
+    }
+    starts
+}
+
 impl SystemCodes {
     /// The sets that list `code` (normalized) in this system, exactly, by prefix or by range.
     fn bits_of(&self, code: &[u8]) -> u64 {
-        let mut bits = self.exact.get(code).copied().unwrap_or(0);
-        for (prefix, prefix_bits) in &self.prefixes {
-            let prefix = prefix.as_bytes();
-            if prefix.len() <= code.len() && prefix.iter().zip(code).all(|(p, c)| p == c) {
-                bits |= prefix_bits;
+        let mut bits = self.exact.get(code).copied().unwrap_or(0) | self.every_code;
+        if let Some(&first) = code.first() {
+            let (from, to) = (
+                self.prefix_starts[usize::from(first)] as usize,
+                self.prefix_starts[usize::from(first) + 1] as usize,
+            );
+            for (prefix, prefix_bits) in &self.prefixes[from..to] {
+                let prefix = prefix.as_bytes();
+                if prefix.len() <= code.len() && prefix.iter().zip(code).all(|(p, c)| p == c) {
+                    bits |= prefix_bits;
+                }
             }
         }
         for ((from, to), range_bits) in &self.ranges {
