@@ -30,6 +30,31 @@ fn naturally_aligned(size: usize, align: usize) -> bool {
     align <= NATURAL_ALIGN && align <= size
 }
 
+/// A new block for `layout` from mimalloc's `plain` entry point when its natural alignment
+/// is enough, else from its `aligned` one: `alloc` and `alloc_zeroed` differ only in the pair.
+/// Always inlined, so that each call names its entry point directly.
+///
+/// # Safety
+/// `plain` and `aligned` must be mimalloc's entry points of one family (`mi_malloc` and
+/// `mi_malloc_aligned`, or the zeroing pair).
+#[inline(always)]
+unsafe fn new_block(
+    layout: Layout,
+    plain: unsafe extern "C" fn(usize) -> *mut c_void,
+    aligned: unsafe extern "C" fn(usize, usize) -> *mut c_void,
+) -> *mut u8 {
+    let (size, align) = (layout.size(), layout.align());
+    // SAFETY: mimalloc's entry points may be called with any size and, for the aligned one,
+    // any power-of-two alignment, which `Layout` guarantees.
+    unsafe {
+        if naturally_aligned(size, align) {
+            plain(size).cast()
+        } else {
+            aligned(size, align).cast()
+        }
+    }
+}
+
 // SAFETY: every method forwards to mimalloc, which meets `GlobalAlloc`'s contract: `mi_malloc`,
 // `mi_zalloc` and `mi_realloc` return blocks aligned to `align` whenever `naturally_aligned`
 // holds (mimalloc's documented natural alignment, above), and the `_aligned` entry points
@@ -39,29 +64,14 @@ fn naturally_aligned(size: usize, align: usize) -> bool {
 unsafe impl GlobalAlloc for Mimalloc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let (size, align) = (layout.size(), layout.align());
-        // SAFETY: mimalloc's entry points may be called with any size and, for the aligned
-        // one, any power-of-two alignment.
-        unsafe {
-            if naturally_aligned(size, align) {
-                mi::mi_malloc(size).cast()
-            } else {
-                mi::mi_malloc_aligned(size, align).cast()
-            }
-        }
+        // SAFETY: the allocating pair.
+        unsafe { new_block(layout, mi::mi_malloc, mi::mi_malloc_aligned) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let (size, align) = (layout.size(), layout.align());
-        // SAFETY: as in `alloc`.
-        unsafe {
-            if naturally_aligned(size, align) {
-                mi::mi_zalloc(size).cast()
-            } else {
-                mi::mi_zalloc_aligned(size, align).cast()
-            }
-        }
+        // SAFETY: the zeroing pair.
+        unsafe { new_block(layout, mi::mi_zalloc, mi::mi_zalloc_aligned) }
     }
 
     #[inline]
