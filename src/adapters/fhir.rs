@@ -12,7 +12,7 @@
 //! [`Field::Unreadable`] on that order, so the engine can say what it did not check.
 
 use super::AdapterError;
-use crate::domain::codes::{Coding, Concept};
+use crate::domain::codes::{Coding, Concept, System};
 use crate::domain::orders::{
     Dose, Field, MedicationOrder, OrderStatus, Route, ServiceOrder, Unreadable,
 };
@@ -350,7 +350,7 @@ pub(crate) fn coding(
         }
     };
     Ok(Some(Coding {
-        system: opt_str(obj, "system", at)?.map(str::to_owned),
+        system: opt_str(obj, "system", at)?.map(System::new),
         code,
         display: opt_str(obj, "display", at)?.map(str::to_owned),
     }))

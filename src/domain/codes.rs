@@ -4,6 +4,7 @@
 //! hide a drug: the terminology layer matches by code *and* by normalized text.
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Code system URIs the pathway uses.
@@ -18,11 +19,126 @@ pub mod system {
     pub const OVERRIDE_REASON: &str = "urn:orderguard:override-reason";
 }
 
+/// A code system's URI. The systems in [`system`] are kept as their shared static strings and
+/// any other as its own: nearly every coding a client sends names one of the few systems the
+/// pathway knows, and a copy of the URI per coding was an allocation, and a cache line for the
+/// engine to read, for a string it already has. Compares, hashes, orders and serializes as the
+/// URI it holds.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct System(Cow<'static, str>);
+
+impl System {
+    /// The systems kept shared, the most common first.
+    const KNOWN: [&'static str; 8] = [
+        system::RXNORM,
+        system::ICD10CM,
+        system::SNOMED,
+        system::LOINC,
+        system::CPT,
+        system::UCUM,
+        system::RULES,
+        system::OVERRIDE_REASON,
+    ];
+
+    fn known(uri: &str) -> Option<&'static str> {
+        Self::KNOWN.iter().copied().find(|known| *known == uri)
+    }
+
+    pub fn new(uri: &str) -> System {
+        System(match Self::known(uri) {
+            Some(known) => Cow::Borrowed(known),
+            None => Cow::Owned(uri.to_owned()),
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for System {
+    /// Keeps the string's own buffer for a system the pathway does not know.
+    fn from(uri: String) -> System {
+        match System::known(&uri) {
+            Some(known) => System(Cow::Borrowed(known)),
+            None => System(Cow::Owned(uri)),
+        }
+    }
+}
+
+impl From<&str> for System {
+    fn from(uri: &str) -> System {
+        System::new(uri)
+    }
+}
+
+impl std::ops::Deref for System {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for System {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for System {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl std::fmt::Debug for System {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for System {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for System {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for System {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<System, D::Error> {
+        // The URI as the deserializer has it (borrowed, transient or owned), so that a known
+        // system copies nothing and an owned string keeps its buffer.
+        struct Uri;
+        impl serde::de::Visitor<'_> for Uri {
+            type Value = System;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a code system URI")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, uri: &str) -> Result<System, E> {
+                Ok(System::new(uri))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, uri: String) -> Result<System, E> {
+                Ok(System::from(uri))
+            }
+        }
+        deserializer.deserialize_str(Uri)
+    }
+}
+
 /// One code from one code system. `system` may be absent in sloppy input; the code is kept.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Coding {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub system: Option<String>,
+    pub system: Option<System>,
     pub code: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display: Option<String>,
@@ -31,7 +147,7 @@ pub struct Coding {
 impl Coding {
     pub fn new(system: &str, code: &str) -> Self {
         Coding {
-            system: Some(system.to_owned()),
+            system: Some(System::new(system)),
             code: code.to_owned(),
             display: None,
         }
@@ -183,7 +299,7 @@ impl Concept {
     pub fn coded(system: &str, code: &str, display: Option<&str>) -> Self {
         Concept::new(
             vec![Coding {
-                system: Some(system.to_owned()),
+                system: Some(System::new(system)),
                 code: code.to_owned(),
                 display: display.map(str::to_owned),
             }],
@@ -445,6 +561,44 @@ fn normalize_any_onto(out: &mut String, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_systems_are_shared_and_others_kept_as_sent() {
+        for uri in System::KNOWN {
+            let parsed: System = serde_json::from_str(&format!("\"{uri}\"")).unwrap();
+            assert!(matches!(parsed.0, Cow::Borrowed(shared) if shared == uri));
+            // From a `serde_json::Value`, whose strings are owned, and from a `String`.
+            let value = serde_json::Value::String(uri.to_owned());
+            let from_value: System = serde_json::from_value(value).unwrap();
+            assert!(matches!(from_value.0, Cow::Borrowed(_)), "{uri}");
+            assert!(matches!(System::from(uri.to_owned()).0, Cow::Borrowed(_)));
+        }
+        let local = System::new("urn:oid:2.16.840.1.113883.3.1937");
+        assert!(matches!(local.0, Cow::Owned(_)));
+        assert_eq!(local, "urn:oid:2.16.840.1.113883.3.1937");
+        // A near miss is not a known system.
+        assert!(matches!(System::new("http://loinc.org/").0, Cow::Owned(_)));
+    }
+
+    #[test]
+    fn a_system_reads_writes_and_compares_as_its_uri() {
+        let coding: Coding = serde_json::from_str(
+            r#"{"system":"http://loinc.org","code":"2160-0","display":"Creatinine"}"#,
+        )
+        .unwrap();
+        assert_eq!(coding.system.as_deref(), Some(system::LOINC));
+        assert_eq!(
+            serde_json::to_string(&coding).unwrap(),
+            r#"{"system":"http://loinc.org","code":"2160-0","display":"Creatinine"}"#
+        );
+        // An escaped URI arrives as an owned string and is still recognized.
+        let escaped: System = serde_json::from_str(r#""http:\/\/loinc.org""#).unwrap();
+        assert!(matches!(escaped.0, Cow::Borrowed(_)));
+        assert_eq!(format!("{:?}", System::new(system::CPT)), format!("{:?}", system::CPT));
+        assert_eq!(System::new(system::CPT).to_string(), system::CPT);
+        assert!(System::new("a") < System::new("b"));
+        assert_eq!(System::new(system::SNOMED), System::from(system::SNOMED.to_owned()));
+    }
 
     #[test]
     fn normalize_folds_case_punctuation_and_space() {

@@ -8,7 +8,7 @@ pub mod patient;
 pub mod timing;
 pub mod units;
 
-pub use codes::{Coding, Concept};
+pub use codes::{Coding, Concept, System};
 pub use orders::{
     Dose, Field, MedicationOrder, OrderRef, OrderSet, OrderStatus, Route, ServiceOrder, Unreadable,
 };

@@ -596,7 +596,7 @@ mod tests {
             proptest::option::of("(Bed|rest|x ray|MRI|a|bedrest){1,3}"),
         )
             .prop_map(|(system, code, display)| Coding {
-                system: system.map(str::to_owned),
+                system: system.map(crate::domain::System::new),
                 code,
                 display,
             });

@@ -483,7 +483,7 @@ pub(crate) fn read_medication_request(v: &serde_json::Value) -> MedicationOrder 
     let mut concept = Concept::default();
     for c in v["medicationCodeableConcept"]["coding"].as_array().unwrap() {
         concept.codings.push(crate::domain::Coding {
-            system: c["system"].as_str().map(str::to_owned),
+            system: c["system"].as_str().map(crate::domain::System::new),
             code: c["code"].as_str().unwrap().to_owned(),
             display: c["display"].as_str().map(str::to_owned),
         });
