@@ -10,7 +10,7 @@ use orderguard::audit::{
     FeedbackRecord, RejectionRecord, RequestMeta, VerifyReport, WriterConfig,
 };
 use orderguard::decision::{
-    Decision, Evaluation, Finding, MissingInput, Numbers, PathwayRef, Severity,
+    Decision, Evaluation, Finding, MissingInput, Numbers, PathwayRef, Severity, Texts,
 };
 use orderguard::domain::OrderRef;
 use serde_json::json;
@@ -32,8 +32,7 @@ fn decision(findings: usize) -> Decision {
                 Severity::Critical
             },
             order_ref: Some(OrderRef(format!("MedicationRequest/med-{i}").into())),
-            summary: "Opioid dose above 90 MME/day".into(),
-            detail: "120.5 MME/day".into(),
+            texts: Texts::new("Opioid dose above 90 MME/day", "120.5 MME/day"),
             numbers: Numbers::from([
                 ("mme_per_day".into(), json!(120.5)),
                 ("limit".into(), json!(90)),

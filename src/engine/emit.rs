@@ -6,7 +6,7 @@
 use super::facts::Facts;
 use crate::decision::{
     Action, Evaluation, Finding, Labels, MissingInput, Numbers, PATIENT_PLACEHOLDER, Placeholder,
-    Resource, Severity, Suggestion,
+    Resource, Severity, Suggestion, Texts,
 };
 use crate::domain::OrderRef;
 use crate::domain::units::{NumberText, push_number, round_half_away};
@@ -380,16 +380,23 @@ impl FindingBuilder<'_, '_> {
                 Var::Text(t) => t.len(),
             })
             .sum();
-        let (summary, mut detail) = match message {
-            Some(m) => (
-                m.summary.fill(&vars),
-                m.detail
-                    .fill_reserving(&vars, values_len + rule.citation_note.len()),
-            ),
-            None => (fill(&rule.id, &vars), fill(&rule.id, &vars)),
-        };
-        detail.push_str(&rule.citation_note);
-        let summary = clip_summary(summary);
+        // The summary, then the detail, in one string: the summary's room is its template
+        // and 32 bytes for its values, as when it was a string of its own.
+        let mut text = String::with_capacity(match message {
+            Some(m) => m.summary.len + 32 + m.detail.len + values_len + rule.citation_note.len(),
+            None => 2 * rule.id.len() + 32 + values_len + rule.citation_note.len(),
+        });
+        match message {
+            Some(m) => m.summary.fill_onto(&mut text, &vars),
+            None => text.push_str(&fill(&rule.id, &vars)),
+        }
+        clip_summary(&mut text);
+        let summary_len = text.len();
+        match message {
+            Some(m) => m.detail.fill_onto(&mut text, &vars),
+            None => text.push_str(&fill(&rule.id, &vars)),
+        }
+        text.push_str(&rule.citation_note);
         let suggestions = rule
             .suggestions
             .iter()
@@ -473,8 +480,7 @@ impl FindingBuilder<'_, '_> {
                 rule_id: rule.id.clone(),
                 severity,
                 order_ref: order,
-                summary,
-                detail,
+                texts: Texts::from_parts(text, summary_len),
                 numbers,
                 labels,
                 suggestions,
@@ -610,13 +616,20 @@ impl Template {
     #[inline(always)]
     pub fn fill_reserving(&self, vars: &[Slot], extra: usize) -> String {
         let mut out = String::with_capacity(self.len + extra);
+        self.fill_onto(&mut out, vars);
+        out
+    }
+
+    /// [`Template::fill`] onto the end of `out` (a finding's summary and detail share one
+    /// string). Always inlined, as [`Template::fill_reserving`] is, for the same reason.
+    #[inline(always)]
+    pub fn fill_onto(&self, out: &mut String, vars: &[Slot]) {
         for part in &self.parts {
             match part {
                 Part::Literal(text) => out.push_str(text),
-                Part::Placeholder(name, key) => push_var_keyed(&mut out, name, *key, vars),
+                Part::Placeholder(name, key) => push_var_keyed(out, name, *key, vars),
             }
         }
-        out
     }
 }
 
@@ -790,15 +803,19 @@ fn whole_number_placeholder(template: &str, vars: &[Slot]) -> Option<Value> {
     }
 }
 
-/// CDS Hooks summaries must stay under 140 characters.
-fn clip_summary(summary: String) -> String {
+/// CDS Hooks summaries must stay under 140 characters: `summary` (the whole string) clipped
+/// to its first 138 characters and `…` when it has 140 or more.
+fn clip_summary(summary: &mut String) {
     // Never more characters than bytes: a summary under 140 bytes needs no count.
     if summary.len() < 140 || summary.chars().count() < 140 {
-        return summary;
+        return;
     }
-    let mut clipped: String = summary.chars().take(138).collect();
-    clipped.push('…');
-    clipped
+    let end = summary
+        .char_indices()
+        .nth(138)
+        .map_or(summary.len(), |(at, _)| at);
+    summary.truncate(end);
+    summary.push('…');
 }
 
 #[cfg(test)]
@@ -1166,7 +1183,9 @@ mod tests {
                 clipped.push('…');
                 clipped
             };
-            proptest::prop_assert_eq!(clip_summary(summary), counted);
+            let mut clipped = summary.clone();
+            clip_summary(&mut clipped);
+            proptest::prop_assert_eq!(clipped, counted);
         }
     }
 
@@ -1223,8 +1242,7 @@ mod tests {
                     rule_id: Arc::from(IDS[*id]),
                     severity: SEVERITIES[*severity],
                     order_ref: order.map(|o| OrderRef(Arc::from(format!("MedicationRequest/{o}")))),
-                    summary: n.to_string(),
-                    detail: String::new(),
+                    texts: Texts::new(&n.to_string(), ""),
                     numbers: Numbers::new(),
                     labels: Labels::new(),
                     suggestions: Vec::new(),
@@ -1251,8 +1269,11 @@ mod tests {
 
     #[test]
     fn long_summaries_are_clipped_below_140() {
-        let s = clip_summary("x".repeat(200));
+        let mut s = "x".repeat(200);
+        clip_summary(&mut s);
         assert!(s.chars().count() < 140);
-        assert_eq!(clip_summary("short".into()), "short");
+        let mut short = String::from("short");
+        clip_summary(&mut short);
+        assert_eq!(short, "short");
     }
 }
