@@ -4,7 +4,7 @@
 use orderguard::adapters::native::{DECISION_SCHEMA, NativeOrderSet, ORDER_SET_SCHEMA};
 use orderguard::adapters::{AdapterError, InputKind, detect, translate_any};
 use orderguard::decision::{
-    Action, ActionKind, Decision, Evaluation, Finding, MissingInput, PathwayRef, Severity,
+    Action, ActionKind, Decision, Evaluation, Finding, MissingInput, Number, PathwayRef, Severity,
     Suggestion, Texts, Unrecognized,
 };
 use orderguard::domain::{Dose, Field, OrderRef, RecordSection, Route};
@@ -222,8 +222,8 @@ fn a_serialized_decision_follows_the_decision_schema() {
                         "oxycodone 20 mg x 4/day x 1.5 = **120 MME/day**",
                     ),
                     numbers: [
-                        ("mme_per_day".into(), json!(120.0)),
-                        ("limit".into(), json!(90)),
+                        ("mme_per_day".into(), Number::from(120.0)),
+                        ("limit".into(), Number::from(90)),
                     ]
                     .into(),
                     labels: Default::default(),

@@ -5,8 +5,8 @@
 
 use super::facts::Facts;
 use crate::decision::{
-    Action, Evaluation, Finding, Labels, MissingInput, Numbers, PATIENT_PLACEHOLDER, Placeholder,
-    Resource, Severity, Suggestion, Texts,
+    Action, Evaluation, Finding, Labels, MissingInput, Number, Numbers, PATIENT_PLACEHOLDER,
+    Placeholder, Resource, Severity, Suggestion, Texts,
 };
 use crate::domain::OrderRef;
 use crate::domain::units::{NumberText, push_number, round_half_away};
@@ -508,28 +508,24 @@ fn find_message<'r>(messages: &'r [CompiledMessage], name: &str) -> Option<&'r C
 /// non-whole one lies at least 10^-4 from any integer, far more than the spacing of `f64`s
 /// there). The same values as [`number_json_general`], which the rest takes.
 #[inline]
-fn number_json(n: f64) -> Value {
+fn number_json(n: f64) -> Number {
     if n.abs() < 1e9 {
         let units = round_half_away(n * 10_000.0);
         if units % 10_000 == 0 {
-            return Value::from(units / 10_000);
+            return Number::from(units / 10_000);
         }
-        return serde_json::Number::from_f64(units as f64 / 10_000.0)
-            .map(Value::Number)
-            .unwrap_or(Value::Null);
+        return Number(serde_json::Number::from_f64(units as f64 / 10_000.0));
     }
     number_json_general(n)
 }
 
 /// [`number_json`] by `f64::round` and `fract`: what it always was, for any value.
-fn number_json_general(n: f64) -> Value {
+fn number_json_general(n: f64) -> Number {
     let rounded = (n * 10_000.0).round() / 10_000.0;
     if rounded.fract() == 0.0 && rounded.abs() < 9.0e15 {
-        Value::from(rounded as i64)
+        Number::from(rounded as i64)
     } else {
-        serde_json::Number::from_f64(rounded)
-            .map(Value::Number)
-            .unwrap_or(Value::Null)
+        Number(serde_json::Number::from_f64(rounded))
     }
 }
 
@@ -798,7 +794,7 @@ fn fill_in_place(value: &mut Value, patient: Option<&str>, vars: &[Slot]) {
 fn whole_number_placeholder(template: &str, vars: &[Slot]) -> Option<Value> {
     let name = template.strip_prefix('{')?.strip_suffix('}')?;
     match find_var(vars, name, NameKey::of(name))? {
-        Var::Number(v, _) => Some(number_json(*v)),
+        Var::Number(v, _) => Some(number_json(*v).into()),
         Var::Text(_) => None,
     }
 }
@@ -949,9 +945,23 @@ mod tests {
         }
     }
 
+    /// How numbers were stored before they were kept as [`Number`]s: a `serde_json::Value`
+    /// made by `round` and `fract`. The oracle of `numbers_are_stored_as_by_rounding`.
+    fn number_value_reference(n: f64) -> Value {
+        let rounded = (n * 10_000.0).round() / 10_000.0;
+        if rounded.fract() == 0.0 && rounded.abs() < 9.0e15 {
+            Value::from(rounded as i64)
+        } else {
+            serde_json::Number::from_f64(rounded)
+                .map(Value::Number)
+                .unwrap_or(Value::Null)
+        }
+    }
+
     proptest::proptest! {
         /// The integer path stores the numbers the `round` / `fract` one stored, as values and
-        /// as JSON text, on and beside the half-ten-thousandth boundaries.
+        /// as JSON text, on and beside the half-ten-thousandth boundaries; both as the
+        /// `serde_json::Value` they were stored as, written alike, read back alike.
         #[test]
         fn numbers_are_stored_as_by_rounding(
             value in proptest::num::f64::ANY,
@@ -960,8 +970,22 @@ mod tests {
         ) {
             for n in [value, halves as f64 / 20_000.0, halves as f64 / 20_000.0 + noise, -0.0, 1e9, -1e9] {
                 let (fast, general) = (number_json(n), number_json_general(n));
-                proptest::prop_assert_eq!(fast.to_string(), general.to_string(), "{:?}", n);
-                proptest::prop_assert_eq!(fast, general, "{:?}", n);
+                proptest::prop_assert_eq!(
+                    serde_json::to_string(&fast).unwrap(),
+                    serde_json::to_string(&general).unwrap(),
+                    "{:?}",
+                    n
+                );
+                proptest::prop_assert_eq!(&fast, &general, "{:?}", n);
+                let value = number_value_reference(n);
+                proptest::prop_assert_eq!(&fast, &value, "{:?}", n);
+                proptest::prop_assert_eq!(&fast.to_value(), &value, "{:?}", n);
+                let text = serde_json::to_string(&fast).unwrap();
+                proptest::prop_assert_eq!(&text, &value.to_string(), "{:?}", n);
+                proptest::prop_assert_eq!(&serde_json::to_value(&fast).unwrap(), &value);
+                let back: Number = serde_json::from_str(&text).unwrap();
+                let value_back: Value = serde_json::from_str(&text).unwrap();
+                proptest::prop_assert_eq!(&back, &value_back, "{:?}", n);
             }
         }
     }

@@ -188,7 +188,7 @@ pub fn number(finding: &Finding, name: &str) -> f64 {
     finding
         .numbers
         .get(name)
-        .and_then(serde_json::Value::as_f64)
+        .and_then(crate::decision::Number::as_f64)
         .unwrap_or_else(|| panic!("finding has no number {name:?}: {finding:#?}"))
 }
 
