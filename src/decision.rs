@@ -595,6 +595,8 @@ impl std::fmt::Debug for Texts {
 /// A [`Finding`] as it is read back: its fields in their order, the summary and the detail
 /// two fields of their own (as [`Finding`]'s `Serialize` writes them).
 #[derive(Deserialize)]
+// Named as the finding it is read as, in error messages too.
+#[serde(rename = "Finding")]
 struct FindingWire {
     rule_id: Arc<str>,
     severity: Severity,
