@@ -24,7 +24,9 @@ use chrono::Utc;
 use orderguard::audit::{
     self, AuditRecord, AuditWriter, Channel, Durability, RequestMeta, WriterConfig,
 };
-use orderguard::decision::{Decision, Evaluation, Finding, Numbers, PathwayRef, Severity};
+use orderguard::decision::{
+    Decision, Evaluation, Finding, Number, Numbers, PathwayRef, Severity, Texts,
+};
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
 use std::sync::Arc;
@@ -45,9 +47,8 @@ fn record(input: &[u8]) -> AuditRecord {
                 rule_id: "DOSE-MME-90".into(),
                 severity: Severity::Warning,
                 order_ref: Some(orderguard::domain::OrderRef("MedicationRequest/m1".into())),
-                summary: "Opioid dose above 90 MME/day".into(),
-                detail: String::new(),
-                numbers: Numbers::from([("mme_per_day".into(), json!(120.5))]),
+                texts: Texts::new("Opioid dose above 90 MME/day", ""),
+                numbers: Numbers::from([("mme_per_day".into(), Number::from(120.5))]),
                 labels: Default::default(),
                 suggestions: vec![],
                 citations: Default::default(),

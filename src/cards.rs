@@ -48,9 +48,12 @@ fn card(
     let card_uuid = decision.card_uuid(index);
     let mut card = Map::new();
     card.insert("uuid".into(), Value::String(card_uuid.to_string()));
-    card.insert("summary".into(), Value::String(finding.summary.clone()));
-    if !finding.detail.is_empty() {
-        card.insert("detail".into(), Value::String(finding.detail.clone()));
+    card.insert(
+        "summary".into(),
+        Value::String(finding.summary().to_owned()),
+    );
+    if !finding.detail().is_empty() {
+        card.insert("detail".into(), Value::String(finding.detail().to_owned()));
     }
     card.insert(
         "indicator".into(),
@@ -201,7 +204,7 @@ pub fn has_no_empty_fields(response: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decision::{Action, Evaluation, PathwayRef, Suggestion};
+    use crate::decision::{Action, Evaluation, PathwayRef, Suggestion, Texts};
     use uuid::Uuid;
 
     fn decision(findings: Vec<Finding>) -> Decision {
@@ -225,8 +228,7 @@ mod tests {
             rule_id: "VCF-OPIOID-DURATION".into(),
             severity,
             order_ref: Some(crate::domain::OrderRef("MedicationRequest/m1".into())),
-            summary: "Opioid for 14 days".into(),
-            detail: "Limit to 7 days.".into(),
+            texts: Texts::new("Opioid for 14 days", "Limit to 7 days."),
             numbers: Default::default(),
             labels: Default::default(),
             suggestions,

@@ -246,7 +246,90 @@ pub struct Suggestion {
 /// The numbers behind a finding ("daily_dose_mg": 3200, "limit_mg": 3000), keyed by name.
 /// The engine's names are `&'static str`: borrowed, a name is not a string allocation (and a
 /// free) per number per finding; read back from storage they are owned.
-pub type Numbers = Named<serde_json::Value>;
+pub type Numbers = Named<Number>;
+
+/// A finding's number as it is kept: rounded to 4 decimals by the engine, a whole one an
+/// integer, as the JSON number it is written as; `None` for one that was not finite (written
+/// as `null`). Held as the number rather than as the `serde_json::Value` it was: half the
+/// size, and nothing to drop. Serializes, and compares with values and Rust numbers, as
+/// that value did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Number(pub Option<serde_json::Number>);
+
+impl Number {
+    pub fn as_f64(&self) -> Option<f64> {
+        self.0.as_ref().and_then(serde_json::Number::as_f64)
+    }
+
+    pub fn as_i64(&self) -> Option<i64> {
+        self.0.as_ref().and_then(serde_json::Number::as_i64)
+    }
+
+    /// The JSON value it is written as.
+    pub fn to_value(&self) -> Value {
+        self.0.clone().map_or(Value::Null, Value::Number)
+    }
+}
+
+impl From<i64> for Number {
+    fn from(n: i64) -> Number {
+        Number(Some(n.into()))
+    }
+}
+
+/// As `serde_json`'s `json!(n)`: not rounded; `None` when `n` is not finite.
+impl From<f64> for Number {
+    fn from(n: f64) -> Number {
+        Number(serde_json::Number::from_f64(n))
+    }
+}
+
+impl From<Number> for Value {
+    fn from(n: Number) -> Value {
+        n.0.map_or(Value::Null, Value::Number)
+    }
+}
+
+impl PartialEq<Value> for Number {
+    fn eq(&self, other: &Value) -> bool {
+        match (&self.0, other) {
+            (Some(a), Value::Number(b)) => a == b,
+            (None, Value::Null) => true,
+            _ => false,
+        }
+    }
+}
+
+impl PartialEq<Number> for Value {
+    fn eq(&self, other: &Number) -> bool {
+        other == self
+    }
+}
+
+/// Compared with a Rust number as the `serde_json::Value` was (`Value == 3` and `Value ==
+/// 2.5`).
+macro_rules! number_eq {
+    ($($t:ty),*) => {$(
+        impl PartialEq<$t> for Number {
+            fn eq(&self, other: &$t) -> bool {
+                self.to_value() == *other
+            }
+        }
+    )*};
+}
+number_eq!(i32, i64, u32, u64, f64);
+
+impl Serialize for Number {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Number {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Option::<serde_json::Number>::deserialize(deserializer).map(Number)
+    }
+}
 
 /// The text values behind a finding ("ingredient": "acetaminophen", "unit": "mg/day"), keyed
 /// like [`Numbers`]; a value the rule had as a `&'static str` stays borrowed.
@@ -421,34 +504,183 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for Named<V> {
 }
 
 /// One thing the pathway has to say about the proposed orders.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Serialized (and read back) as it always was, `summary` and `detail` two fields beside
+/// the others ([`FindingWire`]); held with the two texts in one string ([`Texts`]).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(from = "FindingWire")]
 pub struct Finding {
     /// Fixed rule id from pathway-spec.md, e.g. `DOSE-MME-90`; shared with the compiled rule.
     pub rule_id: Arc<str>,
     pub severity: Severity,
     /// The order the finding is about, when there is one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_ref: Option<OrderRef>,
-    /// One line, under 140 characters.
-    pub summary: String,
-    /// Markdown with the numbers and how they were computed, and the citation.
-    pub detail: String,
-    #[serde(default, skip_serializing_if = "Numbers::is_empty")]
+    /// The summary (one line, under 140 characters) and the detail (Markdown with the numbers
+    /// and how they were computed, and the citation): [`Finding::summary`], [`Finding::detail`].
+    pub texts: Texts,
     pub numbers: Numbers,
     /// The text values the finding's messages were filled with (`ingredient`, `unit`,
     /// `regimen`, ...): what a pharmacist needs beside the numbers to read them. Kept in the
     /// audit log (`findings.labels`); not part of the wire decision, whose schema is closed.
-    #[serde(skip)]
     pub labels: Labels,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub suggestions: Vec<Suggestion>,
     /// Sources by name, e.g. "CDC Clinical Practice Guideline for Prescribing Opioids, 2022".
     /// Shared with the compiled rule: every finding of a rule names the same sources, and
     /// copying them was a string allocation (and a free) per citation per finding.
-    #[serde(default, skip_serializing_if = "<[_]>::is_empty")]
     pub citations: Arc<[Arc<str>]>,
 }
 
+impl Finding {
+    /// One line, under 140 characters.
+    pub fn summary(&self) -> &str {
+        self.texts.summary()
+    }
+
+    /// Markdown with the numbers and how they were computed, and the citation.
+    pub fn detail(&self) -> &str {
+        self.texts.detail()
+    }
+}
+
+/// A finding's summary and detail, written one after the other into one string: two strings
+/// per finding were two allocations (and two frees) where one does.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Texts {
+    /// The summary, then the detail.
+    text: String,
+    /// Where the summary ends (a character boundary of `text`).
+    summary_len: usize,
+}
+
+impl Texts {
+    pub fn new(summary: &str, detail: &str) -> Texts {
+        let mut text = String::with_capacity(summary.len() + detail.len());
+        text.push_str(summary);
+        text.push_str(detail);
+        Texts {
+            text,
+            summary_len: summary.len(),
+        }
+    }
+
+    /// The texts of `text`, whose first `summary_len` bytes are the summary.
+    ///
+    /// Panics when `summary_len` is not a character boundary of `text` (or past its end).
+    pub fn from_parts(text: String, summary_len: usize) -> Texts {
+        assert!(
+            text.is_char_boundary(summary_len),
+            "summary length {summary_len} is not a character boundary of the finding's text"
+        );
+        Texts { text, summary_len }
+    }
+
+    pub fn summary(&self) -> &str {
+        &self.text[..self.summary_len]
+    }
+
+    pub fn detail(&self) -> &str {
+        &self.text[self.summary_len..]
+    }
+}
+
+impl std::fmt::Debug for Texts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Texts")
+            .field("summary", &self.summary())
+            .field("detail", &self.detail())
+            .finish()
+    }
+}
+
+/// A [`Finding`] as it is read back: its fields in their order, the summary and the detail
+/// two fields of their own (as [`Finding`]'s `Serialize` writes them).
+#[derive(Deserialize)]
+// Named as the finding it is read as, in error messages too.
+#[serde(rename = "Finding")]
+struct FindingWire {
+    rule_id: Arc<str>,
+    severity: Severity,
+    #[serde(default)]
+    order_ref: Option<OrderRef>,
+    summary: String,
+    detail: String,
+    #[serde(default)]
+    numbers: Numbers,
+    #[serde(default)]
+    suggestions: Vec<Suggestion>,
+    #[serde(default)]
+    citations: Arc<[Arc<str>]>,
+}
+
+/// As the derived `Serialize` wrote it: the fields in their order, `summary` and `detail` two
+/// of them; the empty ones left out, and the labels (not part of the wire decision) always.
+impl Serialize for Finding {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let has_order = self.order_ref.is_some();
+        let has_numbers = !self.numbers.is_empty();
+        let has_suggestions = !self.suggestions.is_empty();
+        let has_citations = !self.citations.is_empty();
+        let len = 4 + [has_order, has_numbers, has_suggestions, has_citations]
+            .iter()
+            .filter(|present| **present)
+            .count();
+        let mut s = serializer.serialize_struct("Finding", len)?;
+        s.serialize_field("rule_id", &self.rule_id)?;
+        s.serialize_field("severity", &self.severity)?;
+        if has_order {
+            s.serialize_field("order_ref", &self.order_ref)?;
+        } else {
+            s.skip_field("order_ref")?;
+        }
+        s.serialize_field("summary", self.summary())?;
+        s.serialize_field("detail", self.detail())?;
+        if has_numbers {
+            s.serialize_field("numbers", &self.numbers)?;
+        } else {
+            s.skip_field("numbers")?;
+        }
+        if has_suggestions {
+            s.serialize_field("suggestions", &self.suggestions)?;
+        } else {
+            s.skip_field("suggestions")?;
+        }
+        if has_citations {
+            s.serialize_field("citations", &self.citations)?;
+        } else {
+            s.skip_field("citations")?;
+        }
+        s.end()
+    }
+}
+
+impl From<FindingWire> for Finding {
+    fn from(wire: FindingWire) -> Finding {
+        let FindingWire {
+            rule_id,
+            severity,
+            order_ref,
+            summary,
+            detail,
+            numbers,
+            suggestions,
+            citations,
+        } = wire;
+        let summary_len = summary.len();
+        let mut text = summary;
+        text.push_str(&detail);
+        Finding {
+            rule_id,
+            severity,
+            order_ref,
+            texts: Texts::from_parts(text, summary_len),
+            numbers,
+            labels: Labels::new(),
+            suggestions,
+            citations,
+        }
+    }
+}
 /// An order whose drug or service could not be identified: no card, but listed so the audit
 /// log and the reports show what was not checked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -537,7 +769,7 @@ mod tests {
         fn named_values_behave_as_a_btree_map(
             inserts in proptest::collection::vec(("[a-d_]{0,3}", 0i64..5), 0..12),
         ) {
-            let mut named = Numbers::new();
+            let mut named = Named::<Value>::new();
             let mut map = BTreeMap::new();
             for (k, v) in &inserts {
                 proptest::prop_assert_eq!(
@@ -554,13 +786,13 @@ mod tests {
             proptest::prop_assert!(!named.contains_key("zz"));
             let json = serde_json::to_string(&named).unwrap();
             proptest::prop_assert_eq!(&json, &serde_json::to_string(&map).unwrap());
-            let back: Numbers = serde_json::from_str(&json).unwrap();
+            let back: Named<Value> = serde_json::from_str(&json).unwrap();
             proptest::prop_assert_eq!(&back, &named);
             let entries = inserts
                 .iter()
                 .map(|(k, v)| (Cow::Owned(k.clone()), serde_json::json!(v)))
                 .collect();
-            proptest::prop_assert_eq!(Numbers::from_entries(entries), named);
+            proptest::prop_assert_eq!(Named::from_entries(entries), named);
         }
     }
 
@@ -577,6 +809,111 @@ mod tests {
             proptest::prop_assert_eq!(cmp_names(&a, &b), a.cmp(&b));
             proptest::prop_assert_eq!(cmp_names(&b, &a), b.cmp(&a));
             proptest::prop_assert_eq!(cmp_names(&a, &a), std::cmp::Ordering::Equal);
+        }
+    }
+
+    /// `Finding` as it was before its texts shared a string: the derived serialization the
+    /// oracle of `findings_serialize_as_with_two_strings`.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct FindingBefore {
+        rule_id: Arc<str>,
+        severity: Severity,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        order_ref: Option<OrderRef>,
+        summary: String,
+        detail: String,
+        #[serde(default, skip_serializing_if = "Numbers::is_empty")]
+        numbers: Numbers,
+        #[serde(skip)]
+        labels: Labels,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        suggestions: Vec<Suggestion>,
+        #[serde(default, skip_serializing_if = "<[_]>::is_empty")]
+        citations: Arc<[Arc<str>]>,
+    }
+
+    proptest::proptest! {
+        /// One string for summary and detail serializes, byte for byte, as two did, and reads
+        /// back (from either) as the same finding; with and without the optional fields,
+        /// empty and non-ASCII texts.
+        #[test]
+        fn findings_serialize_as_with_two_strings(
+            summary in "[a-z é😀\"]{0,12}",
+            detail in "[a-z é\n*]{0,12}",
+            order in proptest::option::of("MedicationRequest/[a-z]{1,3}"),
+            numbers in proptest::collection::vec(("[a-c]{1,2}", -5i64..5), 0..3),
+            label in proptest::option::of("[a-z]{0,3}"),
+            suggested in proptest::bool::ANY,
+            citations in proptest::collection::vec("[A-Z][a-z]{0,4}", 0..2),
+        ) {
+            let numbers: Numbers = numbers
+                .into_iter()
+                .map(|(k, v)| (Cow::Owned(k), Number::from(v)))
+                .collect();
+            let labels: Labels = label
+                .into_iter()
+                .map(|l| (Cow::Borrowed("unit"), Cow::Owned(l)))
+                .collect();
+            let suggestions = if suggested {
+                vec![Suggestion {
+                    id: "s1".into(),
+                    label: "Stop".into(),
+                    actions: vec![Action {
+                        kind: ActionKind::Delete,
+                        description: "Remove".into(),
+                        resource: None,
+                        resource_id: order.as_deref().map(Arc::from),
+                    }],
+                }]
+            } else {
+                Vec::new()
+            };
+            let citations: Arc<[Arc<str>]> = citations.iter().map(|c| Arc::from(c.as_str())).collect();
+            let order_ref = order.map(|o| OrderRef(Arc::from(o)));
+            let finding = Finding {
+                rule_id: "DOSE-MME-90".into(),
+                severity: Severity::Warning,
+                order_ref: order_ref.clone(),
+                texts: Texts::new(&summary, &detail),
+                numbers: numbers.clone(),
+                labels: labels.clone(),
+                suggestions: suggestions.clone(),
+                citations: citations.clone(),
+            };
+            let before = FindingBefore {
+                rule_id: "DOSE-MME-90".into(),
+                severity: Severity::Warning,
+                order_ref,
+                summary: summary.clone(),
+                detail: detail.clone(),
+                numbers,
+                labels,
+                suggestions,
+                citations,
+            };
+            proptest::prop_assert_eq!(finding.summary(), summary.as_str());
+            proptest::prop_assert_eq!(finding.detail(), detail.as_str());
+            let json = serde_json::to_string(&finding).unwrap();
+            proptest::prop_assert_eq!(&json, &serde_json::to_string(&before).unwrap());
+            proptest::prop_assert_eq!(
+                serde_json::to_string_pretty(&finding).unwrap(),
+                serde_json::to_string_pretty(&before).unwrap()
+            );
+            proptest::prop_assert_eq!(
+                serde_json::to_value(&finding).unwrap(),
+                serde_json::to_value(&before).unwrap()
+            );
+            // Read back, the labels (never serialized) are empty, as they were.
+            let back: Finding = serde_json::from_str(&json).unwrap();
+            let back_before: FindingBefore = serde_json::from_str(&json).unwrap();
+            let expected = Finding { labels: Labels::new(), ..finding };
+            proptest::prop_assert_eq!(&back, &expected);
+            proptest::prop_assert_eq!(back.summary(), back_before.summary.as_str());
+            proptest::prop_assert_eq!(back.detail(), back_before.detail.as_str());
+            proptest::prop_assert_eq!(
+                serde_json::to_string(&back).unwrap(),
+                serde_json::to_string(&back_before).unwrap()
+            );
         }
     }
 

@@ -4,8 +4,8 @@
 use orderguard::adapters::native::{DECISION_SCHEMA, NativeOrderSet, ORDER_SET_SCHEMA};
 use orderguard::adapters::{AdapterError, InputKind, detect, translate_any};
 use orderguard::decision::{
-    Action, ActionKind, Decision, Evaluation, Finding, MissingInput, PathwayRef, Severity,
-    Suggestion, Unrecognized,
+    Action, ActionKind, Decision, Evaluation, Finding, MissingInput, Number, PathwayRef, Severity,
+    Suggestion, Texts, Unrecognized,
 };
 use orderguard::domain::{Dose, Field, OrderRef, RecordSection, Route};
 use serde_json::{Value, json};
@@ -217,11 +217,13 @@ fn a_serialized_decision_follows_the_decision_schema() {
                     rule_id: "DOSE-MME-90".into(),
                     severity: Severity::Warning,
                     order_ref: Some(OrderRef("med-oxy".into())),
-                    summary: "Opioid dose is 120 MME/day (limit 90)".into(),
-                    detail: "oxycodone 20 mg x 4/day x 1.5 = **120 MME/day**".into(),
+                    texts: Texts::new(
+                        "Opioid dose is 120 MME/day (limit 90)",
+                        "oxycodone 20 mg x 4/day x 1.5 = **120 MME/day**",
+                    ),
                     numbers: [
-                        ("mme_per_day".into(), json!(120.0)),
-                        ("limit".into(), json!(90)),
+                        ("mme_per_day".into(), Number::from(120.0)),
+                        ("limit".into(), Number::from(90)),
                     ]
                     .into(),
                     labels: Default::default(),
@@ -255,8 +257,7 @@ fn a_serialized_decision_follows_the_decision_schema() {
                     rule_id: "BEDREST-MAX".into(),
                     severity: Severity::Info,
                     order_ref: None,
-                    summary: "Bed rest beyond 3 days".into(),
-                    detail: "-".into(),
+                    texts: Texts::new("Bed rest beyond 3 days", "-"),
                     numbers: Default::default(),
                     labels: Default::default(),
                     suggestions: vec![],

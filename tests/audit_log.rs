@@ -10,7 +10,7 @@ use orderguard::audit::{
     FeedbackRecord, RejectionRecord, RequestMeta, VerifyReport, WriterConfig,
 };
 use orderguard::decision::{
-    Decision, Evaluation, Finding, MissingInput, Numbers, PathwayRef, Severity,
+    Decision, Evaluation, Finding, MissingInput, Number, Numbers, PathwayRef, Severity, Texts,
 };
 use orderguard::domain::OrderRef;
 use serde_json::json;
@@ -32,13 +32,12 @@ fn decision(findings: usize) -> Decision {
                 Severity::Critical
             },
             order_ref: Some(OrderRef(format!("MedicationRequest/med-{i}").into())),
-            summary: "Opioid dose above 90 MME/day".into(),
-            detail: "120.5 MME/day".into(),
+            texts: Texts::new("Opioid dose above 90 MME/day", "120.5 MME/day"),
             numbers: Numbers::from([
-                ("mme_per_day".into(), json!(120.5)),
-                ("limit".into(), json!(90)),
-                ("tiny".into(), json!(1e-7)),
-                ("whole_float".into(), json!(3200.0)),
+                ("mme_per_day".into(), Number::from(120.5)),
+                ("limit".into(), Number::from(90)),
+                ("tiny".into(), Number::from(1e-7)),
+                ("whole_float".into(), Number::from(3200.0)),
             ]),
             labels: Default::default(),
             suggestions: vec![],

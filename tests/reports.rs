@@ -12,7 +12,7 @@ use orderguard::audit::{
     WriterConfig,
 };
 use orderguard::decision::{
-    Decision, Evaluation, Finding, MissingInput, PathwayRef, Severity, Suggestion,
+    Decision, Evaluation, Finding, MissingInput, PathwayRef, Severity, Suggestion, Texts,
 };
 use orderguard::reports::{self, ReportName, ReportQuery};
 use serde_json::{Value, json};
@@ -84,8 +84,7 @@ async fn write(
                     rule_id: c.rule.into(),
                     severity: c.severity,
                     order_ref: None,
-                    summary: "s".into(),
-                    detail: "d".into(),
+                    texts: Texts::new("s", "d"),
                     numbers: serde_json::from_value(c.numbers).unwrap(),
                     suggestions: vec![Suggestion {
                         id: "s1".into(),

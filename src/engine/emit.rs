@@ -5,8 +5,8 @@
 
 use super::facts::Facts;
 use crate::decision::{
-    Action, Evaluation, Finding, Labels, MissingInput, Numbers, PATIENT_PLACEHOLDER, Placeholder,
-    Resource, Severity, Suggestion,
+    Action, Evaluation, Finding, Labels, MissingInput, Number, Numbers, PATIENT_PLACEHOLDER,
+    Placeholder, Resource, Severity, Suggestion, Texts,
 };
 use crate::domain::OrderRef;
 use crate::domain::units::{NumberText, push_number, round_half_away};
@@ -380,16 +380,23 @@ impl FindingBuilder<'_, '_> {
                 Var::Text(t) => t.len(),
             })
             .sum();
-        let (summary, mut detail) = match message {
-            Some(m) => (
-                m.summary.fill(&vars),
-                m.detail
-                    .fill_reserving(&vars, values_len + rule.citation_note.len()),
-            ),
-            None => (fill(&rule.id, &vars), fill(&rule.id, &vars)),
-        };
-        detail.push_str(&rule.citation_note);
-        let summary = clip_summary(summary);
+        // The summary, then the detail, in one string: the summary's room is its template
+        // and 32 bytes for its values, as when it was a string of its own.
+        let mut text = String::with_capacity(match message {
+            Some(m) => m.summary.len + 32 + m.detail.len + values_len + rule.citation_note.len(),
+            None => 2 * rule.id.len() + 32 + values_len + rule.citation_note.len(),
+        });
+        match message {
+            Some(m) => m.summary.fill_onto(&mut text, &vars),
+            None => text.push_str(&fill(&rule.id, &vars)),
+        }
+        clip_summary(&mut text);
+        let summary_len = text.len();
+        match message {
+            Some(m) => m.detail.fill_onto(&mut text, &vars),
+            None => text.push_str(&fill(&rule.id, &vars)),
+        }
+        text.push_str(&rule.citation_note);
         let suggestions = rule
             .suggestions
             .iter()
@@ -473,8 +480,7 @@ impl FindingBuilder<'_, '_> {
                 rule_id: rule.id.clone(),
                 severity,
                 order_ref: order,
-                summary,
-                detail,
+                texts: Texts::from_parts(text, summary_len),
                 numbers,
                 labels,
                 suggestions,
@@ -502,28 +508,24 @@ fn find_message<'r>(messages: &'r [CompiledMessage], name: &str) -> Option<&'r C
 /// non-whole one lies at least 10^-4 from any integer, far more than the spacing of `f64`s
 /// there). The same values as [`number_json_general`], which the rest takes.
 #[inline]
-fn number_json(n: f64) -> Value {
+fn number_json(n: f64) -> Number {
     if n.abs() < 1e9 {
         let units = round_half_away(n * 10_000.0);
         if units % 10_000 == 0 {
-            return Value::from(units / 10_000);
+            return Number::from(units / 10_000);
         }
-        return serde_json::Number::from_f64(units as f64 / 10_000.0)
-            .map(Value::Number)
-            .unwrap_or(Value::Null);
+        return Number(serde_json::Number::from_f64(units as f64 / 10_000.0));
     }
     number_json_general(n)
 }
 
 /// [`number_json`] by `f64::round` and `fract`: what it always was, for any value.
-fn number_json_general(n: f64) -> Value {
+fn number_json_general(n: f64) -> Number {
     let rounded = (n * 10_000.0).round() / 10_000.0;
     if rounded.fract() == 0.0 && rounded.abs() < 9.0e15 {
-        Value::from(rounded as i64)
+        Number::from(rounded as i64)
     } else {
-        serde_json::Number::from_f64(rounded)
-            .map(Value::Number)
-            .unwrap_or(Value::Null)
+        Number(serde_json::Number::from_f64(rounded))
     }
 }
 
@@ -610,13 +612,20 @@ impl Template {
     #[inline(always)]
     pub fn fill_reserving(&self, vars: &[Slot], extra: usize) -> String {
         let mut out = String::with_capacity(self.len + extra);
+        self.fill_onto(&mut out, vars);
+        out
+    }
+
+    /// [`Template::fill`] onto the end of `out` (a finding's summary and detail share one
+    /// string). Always inlined, as [`Template::fill_reserving`] is, for the same reason.
+    #[inline(always)]
+    pub fn fill_onto(&self, out: &mut String, vars: &[Slot]) {
         for part in &self.parts {
             match part {
                 Part::Literal(text) => out.push_str(text),
-                Part::Placeholder(name, key) => push_var_keyed(&mut out, name, *key, vars),
+                Part::Placeholder(name, key) => push_var_keyed(out, name, *key, vars),
             }
         }
-        out
     }
 }
 
@@ -785,20 +794,24 @@ fn fill_in_place(value: &mut Value, patient: Option<&str>, vars: &[Slot]) {
 fn whole_number_placeholder(template: &str, vars: &[Slot]) -> Option<Value> {
     let name = template.strip_prefix('{')?.strip_suffix('}')?;
     match find_var(vars, name, NameKey::of(name))? {
-        Var::Number(v, _) => Some(number_json(*v)),
+        Var::Number(v, _) => Some(number_json(*v).into()),
         Var::Text(_) => None,
     }
 }
 
-/// CDS Hooks summaries must stay under 140 characters.
-fn clip_summary(summary: String) -> String {
+/// CDS Hooks summaries must stay under 140 characters: `summary` (the whole string) clipped
+/// to its first 138 characters and `…` when it has 140 or more.
+fn clip_summary(summary: &mut String) {
     // Never more characters than bytes: a summary under 140 bytes needs no count.
     if summary.len() < 140 || summary.chars().count() < 140 {
-        return summary;
+        return;
     }
-    let mut clipped: String = summary.chars().take(138).collect();
-    clipped.push('…');
-    clipped
+    let end = summary
+        .char_indices()
+        .nth(138)
+        .map_or(summary.len(), |(at, _)| at);
+    summary.truncate(end);
+    summary.push('…');
 }
 
 #[cfg(test)]
@@ -932,9 +945,23 @@ mod tests {
         }
     }
 
+    /// How numbers were stored before they were kept as [`Number`]s: a `serde_json::Value`
+    /// made by `round` and `fract`. The oracle of `numbers_are_stored_as_by_rounding`.
+    fn number_value_reference(n: f64) -> Value {
+        let rounded = (n * 10_000.0).round() / 10_000.0;
+        if rounded.fract() == 0.0 && rounded.abs() < 9.0e15 {
+            Value::from(rounded as i64)
+        } else {
+            serde_json::Number::from_f64(rounded)
+                .map(Value::Number)
+                .unwrap_or(Value::Null)
+        }
+    }
+
     proptest::proptest! {
         /// The integer path stores the numbers the `round` / `fract` one stored, as values and
-        /// as JSON text, on and beside the half-ten-thousandth boundaries.
+        /// as JSON text, on and beside the half-ten-thousandth boundaries; both as the
+        /// `serde_json::Value` they were stored as, written alike, read back alike.
         #[test]
         fn numbers_are_stored_as_by_rounding(
             value in proptest::num::f64::ANY,
@@ -943,8 +970,22 @@ mod tests {
         ) {
             for n in [value, halves as f64 / 20_000.0, halves as f64 / 20_000.0 + noise, -0.0, 1e9, -1e9] {
                 let (fast, general) = (number_json(n), number_json_general(n));
-                proptest::prop_assert_eq!(fast.to_string(), general.to_string(), "{:?}", n);
-                proptest::prop_assert_eq!(fast, general, "{:?}", n);
+                proptest::prop_assert_eq!(
+                    serde_json::to_string(&fast).unwrap(),
+                    serde_json::to_string(&general).unwrap(),
+                    "{:?}",
+                    n
+                );
+                proptest::prop_assert_eq!(&fast, &general, "{:?}", n);
+                let value = number_value_reference(n);
+                proptest::prop_assert_eq!(&fast, &value, "{:?}", n);
+                proptest::prop_assert_eq!(&fast.to_value(), &value, "{:?}", n);
+                let text = serde_json::to_string(&fast).unwrap();
+                proptest::prop_assert_eq!(&text, &value.to_string(), "{:?}", n);
+                proptest::prop_assert_eq!(&serde_json::to_value(&fast).unwrap(), &value);
+                let back: Number = serde_json::from_str(&text).unwrap();
+                let value_back: Value = serde_json::from_str(&text).unwrap();
+                proptest::prop_assert_eq!(&back, &value_back, "{:?}", n);
             }
         }
     }
@@ -1166,7 +1207,9 @@ mod tests {
                 clipped.push('…');
                 clipped
             };
-            proptest::prop_assert_eq!(clip_summary(summary), counted);
+            let mut clipped = summary.clone();
+            clip_summary(&mut clipped);
+            proptest::prop_assert_eq!(clipped, counted);
         }
     }
 
@@ -1223,8 +1266,7 @@ mod tests {
                     rule_id: Arc::from(IDS[*id]),
                     severity: SEVERITIES[*severity],
                     order_ref: order.map(|o| OrderRef(Arc::from(format!("MedicationRequest/{o}")))),
-                    summary: n.to_string(),
-                    detail: String::new(),
+                    texts: Texts::new(&n.to_string(), ""),
                     numbers: Numbers::new(),
                     labels: Labels::new(),
                     suggestions: Vec::new(),
@@ -1251,8 +1293,11 @@ mod tests {
 
     #[test]
     fn long_summaries_are_clipped_below_140() {
-        let s = clip_summary("x".repeat(200));
+        let mut s = "x".repeat(200);
+        clip_summary(&mut s);
         assert!(s.chars().count() < 140);
-        assert_eq!(clip_summary("short".into()), "short");
+        let mut short = String::from("short");
+        clip_summary(&mut short);
+        assert_eq!(short, "short");
     }
 }

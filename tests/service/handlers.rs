@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use orderguard::decision::{Evaluation, Finding, Severity};
+use orderguard::decision::{Evaluation, Finding, Severity, Texts};
 use orderguard::service::Readiness;
 use serde_json::{Value, json};
 
@@ -379,8 +379,7 @@ async fn metrics_count_requests_per_route_and_findings_per_rule() {
             rule_id: "ACT-BEDREST".into(),
             severity: Severity::Warning,
             order_ref: None,
-            summary: "s".into(),
-            detail: "d".into(),
+            texts: Texts::new("s", "d"),
             numbers: Default::default(),
             labels: Default::default(),
             suggestions: vec![],

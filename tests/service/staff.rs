@@ -9,7 +9,7 @@ use axum::http::{Request, StatusCode, header};
 use chrono::{Duration, Utc};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use orderguard::audit::{self, AuditRecord, AuditWriter, Channel, RequestMeta, WriterConfig};
-use orderguard::decision::{Decision, Evaluation, Finding, PathwayRef, Severity};
+use orderguard::decision::{Decision, Evaluation, Finding, PathwayRef, Severity, Texts};
 use orderguard::service::ServiceConfig;
 use orderguard::service::auth::FixedClock;
 use orderguard::service::config::{IdentityProvider, StaffApiKey};
@@ -433,8 +433,7 @@ pub(crate) fn decision(
                     rule_id: (*rule).into(),
                     severity: *severity,
                     order_ref: None,
-                    summary: "s".into(),
-                    detail: "d".into(),
+                    texts: Texts::new("s", "d"),
                     numbers: Default::default(),
                     labels: Default::default(),
                     suggestions: vec![],

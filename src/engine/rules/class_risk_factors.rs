@@ -266,8 +266,8 @@ mod tests {
                 );
                 assert_eq!(number(&f, "renal_function"), 29.0);
                 assert_eq!(number(&f, "renal_below"), 30.0);
-                assert!(f.detail.contains("eGFR 29 (below 30)"), "{}", f.detail);
-                assert!(!f.detail.contains("age 70"), "{}", f.detail);
+                assert!(f.detail().contains("eGFR 29 (below 30)"), "{}", f.detail());
+                assert!(!f.detail().contains("age 70"), "{}", f.detail());
                 assert!(f.suggestions.is_empty());
             }
         }
@@ -279,7 +279,7 @@ mod tests {
         let f = case
             .expect_severity("VCF-NSAID-RENAL", Some("warning"))
             .unwrap();
-        assert!(f.detail.contains("CrCl 25"), "{}", f.detail);
+        assert!(f.detail().contains("CrCl 25"), "{}", f.detail());
     }
 
     #[test]
@@ -291,8 +291,8 @@ mod tests {
             if let Some(f) = f {
                 assert_eq!(number(&f, "age"), 75.0);
                 assert_eq!(number(&f, "min_age"), 75.0);
-                assert!(f.detail.contains("age 75"), "{}", f.detail);
-                assert!(!f.detail.contains("eGFR 80"), "{}", f.detail);
+                assert!(f.detail().contains("age 75"), "{}", f.detail());
+                assert!(!f.detail().contains("eGFR 80"), "{}", f.detail());
             }
         }
     }
@@ -311,7 +311,7 @@ mod tests {
             .expect_severity("VCF-NSAID-RENAL", Some("warning"))
             .unwrap();
         assert_eq!(number(&f, "interacting_orders"), 1.0);
-        assert!(f.detail.contains("apixaban"), "{}", f.detail);
+        assert!(f.detail().contains("apixaban"), "{}", f.detail());
 
         let mut all = Case::new(vcf_patient_aged(80, 10))
             .medication(ibuprofen())
@@ -325,13 +325,13 @@ mod tests {
             .expect_severity("VCF-NSAID-RENAL", Some("warning"))
             .unwrap();
         assert!(
-            f.summary
+            f.summary()
                 .starts_with("NSAID with eGFR 20, age 80, an anticoagulant:"),
             "{}",
-            f.summary
+            f.summary()
         );
         for reason in ["eGFR 20", "age 80", "enoxaparin"] {
-            assert!(f.detail.contains(reason), "{reason}: {}", f.detail);
+            assert!(f.detail().contains(reason), "{reason}: {}", f.detail());
         }
     }
 

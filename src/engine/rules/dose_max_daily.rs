@@ -177,7 +177,10 @@ mod tests {
                 1,
             ));
             if let Some(f) = case.expect_severity("DOSE-MAX-DAILY", expect) {
-                assert_eq!(f.order_ref.unwrap().as_str(), "MedicationRequest/apap");
+                assert_eq!(
+                    f.order_ref.as_ref().unwrap().as_str(),
+                    "MedicationRequest/apap"
+                );
                 assert_eq!(
                     f.numbers["daily_amount"],
                     serde_json::json!(per_day_mg as i64)
@@ -185,9 +188,9 @@ mod tests {
                 let limit = if age >= 65 { 3000 } else { 4000 };
                 assert_eq!(f.numbers["limit"], limit);
                 assert!(
-                    f.detail.contains(&format!("max {limit} mg/day")),
+                    f.detail().contains(&format!("max {limit} mg/day")),
                     "{}",
-                    f.detail
+                    f.detail()
                 );
             }
         }
@@ -209,7 +212,7 @@ mod tests {
         let f = case
             .expect_severity("DOSE-MAX-DAILY", Some("warning"))
             .unwrap();
-        assert!(f.detail.contains("hepatic disease"), "{}", f.detail);
+        assert!(f.detail().contains("hepatic disease"), "{}", f.detail());
         // A coded cirrhosis diagnosis does the same.
         let mut case = Case::new(patient_aged(40)).medication(med_per_day(
             "MedicationRequest/apap",
@@ -250,14 +253,17 @@ mod tests {
             .active_medication(home.clone())
             .expect_severity("DOSE-MAX-DAILY", Some("warning"))
             .unwrap();
-        assert_eq!(f.order_ref.unwrap().as_str(), "MedicationRequest/percocet");
+        assert_eq!(
+            f.order_ref.as_ref().unwrap().as_str(),
+            "MedicationRequest/percocet"
+        );
         assert_eq!(f.numbers["daily_amount"], 4400);
         assert!(
-            f.detail.contains("2 tablets × 325 mg × 6/day"),
+            f.detail().contains("2 tablets × 325 mg × 6/day"),
             "{}",
-            f.detail
+            f.detail()
         );
-        assert!(f.detail.contains("(active)"), "{}", f.detail);
+        assert!(f.detail().contains("(active)"), "{}", f.detail());
         // The home list alone raises nothing.
         let mut high_home = home;
         high_home.dose = crate::engine::rules::testing::mg_dose(5000.0);
@@ -281,9 +287,9 @@ mod tests {
         assert_eq!(f.numbers["daily_amount"], 6400);
         assert_eq!(f.numbers["limit"], 3200);
         assert!(
-            f.detail.contains("as needed, counted at its maximum"),
+            f.detail().contains("as needed, counted at its maximum"),
             "{}",
-            f.detail
+            f.detail()
         );
     }
 

@@ -182,7 +182,10 @@ mod tests {
             ))
             .expect_severity("DOSE-REGIMEN", Some("critical"))
             .unwrap();
-        assert_eq!(f.order_ref.unwrap().as_str(), "MedicationRequest/aln");
+        assert_eq!(
+            f.order_ref.as_ref().unwrap().as_str(),
+            "MedicationRequest/aln"
+        );
         assert_eq!(f.numbers["dose_mg"], 70);
         assert_eq!(f.numbers["interval_days"], 1);
         assert_eq!(f.numbers["label_interval_days"], 7);

@@ -130,10 +130,13 @@ mod tests {
                 .labs
                 .push(lab("33914-3", egfr, "mL/min/{1.73_m2}", 10));
             if let Some(f) = case.expect_severity("DOSE-RENAL", expect) {
-                assert_eq!(f.order_ref.unwrap().as_str(), "MedicationRequest/aln");
+                assert_eq!(
+                    f.order_ref.as_ref().unwrap().as_str(),
+                    "MedicationRequest/aln"
+                );
                 assert_eq!(f.numbers["renal_value"], 34);
                 assert_eq!(f.numbers["cutoff"], 35);
-                assert!(f.detail.contains("eGFR"), "{}", f.detail);
+                assert!(f.detail().contains("eGFR"), "{}", f.detail());
             }
             case.expect_severity("DOSE-RENAL-UNKNOWN", None);
         }
@@ -153,7 +156,11 @@ mod tests {
             .expect_severity("DOSE-RENAL", Some("critical"))
             .unwrap();
         assert_eq!(f.numbers["renal_value"], 32);
-        assert!(f.detail.contains("creatinine clearance"), "{}", f.detail);
+        assert!(
+            f.detail().contains("creatinine clearance"),
+            "{}",
+            f.detail()
+        );
         // And the other way round: CrCl 40 passes even though eGFR 30 would not.
         let mut case = Case::new(patient_aged(80)).medication(alendronate());
         case.patient_mut()

@@ -106,9 +106,12 @@ mod tests {
             .medication(o)
             .expect_severity("DOSE-UNREADABLE", Some("warning"))
             .unwrap();
-        assert_eq!(f.order_ref.unwrap().as_str(), "MedicationRequest/apap");
-        assert!(f.detail.contains("dose.unit"), "{}", f.detail);
-        assert!(f.summary.contains("NOT checked"), "{}", f.summary);
+        assert_eq!(
+            f.order_ref.as_ref().unwrap().as_str(),
+            "MedicationRequest/apap"
+        );
+        assert!(f.detail().contains("dose.unit"), "{}", f.detail());
+        assert!(f.summary().contains("NOT checked"), "{}", f.summary());
     }
 
     #[test]
@@ -124,10 +127,10 @@ mod tests {
             .expect_severity("DOSE-UNREADABLE", Some("warning"))
             .unwrap();
         assert!(
-            f.detail
+            f.detail()
                 .contains("dosageInstruction[0].doseAndRate[0].doseQuantity.unit"),
             "{}",
-            f.detail
+            f.detail()
         );
         // The other dose rules stay silent about it rather than guess.
         case.expect_severity("DOSE-MAX-DAILY", None);
@@ -142,7 +145,7 @@ mod tests {
         let f = sign
             .expect_severity("DOSE-UNREADABLE", Some("warning"))
             .unwrap();
-        assert!(f.detail.contains("dose"), "{}", f.detail);
+        assert!(f.detail().contains("dose"), "{}", f.detail());
         let mut select = Case::new(patient_aged(70)).medication(o);
         select.orders_mut().focus = Some(vec![OrderRef("MedicationRequest/oxy".into())]);
         select.expect_severity("DOSE-UNREADABLE", None);
@@ -184,11 +187,14 @@ mod tests {
             .medication(o)
             .expect_severity("DOSE-UNREADABLE", Some("warning"))
             .unwrap();
-        assert_eq!(f.order_ref.unwrap().as_str(), "MedicationRequest/mor");
+        assert_eq!(
+            f.order_ref.as_ref().unwrap().as_str(),
+            "MedicationRequest/mor"
+        );
         assert!(
-            f.summary.contains("dosageInstruction[0].route"),
+            f.summary().contains("dosageInstruction[0].route"),
             "{}",
-            f.summary
+            f.summary()
         );
     }
 

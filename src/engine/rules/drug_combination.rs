@@ -142,8 +142,11 @@ mod tests {
             .active_medication(lorazepam.clone())
             .expect_severity("DOSE-OPIOID-BENZO", Some("critical"))
             .unwrap();
-        assert_eq!(f.order_ref.unwrap().as_str(), "MedicationRequest/oxy");
-        assert!(f.detail.contains("lorazepam"), "{}", f.detail);
+        assert_eq!(
+            f.order_ref.as_ref().unwrap().as_str(),
+            "MedicationRequest/oxy"
+        );
+        assert!(f.detail().contains("lorazepam"), "{}", f.detail());
         let gaba = med_per_day(
             "MedicationRequest/gaba",
             "gabapentin 300 MG Oral Capsule",
@@ -156,7 +159,10 @@ mod tests {
             .medication(gaba)
             .expect_severity("DOSE-OPIOID-GABA", Some("warning"))
             .unwrap();
-        assert_eq!(f.order_ref.unwrap().as_str(), "MedicationRequest/gaba");
+        assert_eq!(
+            f.order_ref.as_ref().unwrap().as_str(),
+            "MedicationRequest/gaba"
+        );
         // Both on the home list only: no card.
         Case::new(patient_aged(60))
             .active_medication(oxycodone())

@@ -204,7 +204,7 @@ mod tests {
                     "MedicationRequest/mor"
                 );
                 assert_eq!(f.numbers["mme_per_day"].as_f64(), Some(mg));
-                assert!(f.detail.contains("× 1 ="), "{}", f.detail);
+                assert!(f.detail().contains("× 1 ="), "{}", f.detail());
                 // Naloxone 4 mg nasal spray is offered.
                 let s = &f.suggestions[0];
                 let resource = s.actions[0].resource.as_ref().unwrap().to_value();
@@ -234,7 +234,10 @@ mod tests {
             .expect_severity("DOSE-MME-90", Some("critical"))
             .unwrap();
         assert_eq!(f.numbers["mme_per_day"], 120);
-        assert_eq!(f.order_ref.unwrap().as_str(), "MedicationRequest/oxy");
+        assert_eq!(
+            f.order_ref.as_ref().unwrap().as_str(),
+            "MedicationRequest/oxy"
+        );
         Case::new(patient_aged(50))
             .medication(med(
                 "MedicationRequest/oxy",
@@ -262,12 +265,15 @@ mod tests {
             .expect_severity("DOSE-MME-90", Some("critical"))
             .unwrap();
         assert_eq!(f.numbers["mme_per_day"], 180);
-        assert_eq!(f.order_ref.unwrap().as_str(), "MedicationRequest/fent");
+        assert_eq!(
+            f.order_ref.as_ref().unwrap().as_str(),
+            "MedicationRequest/fent"
+        );
         assert!(
-            f.detail
+            f.detail()
                 .contains("1 patch × 75 mcg/h = 75 mcg/h × 2.4 = 180 MME/day"),
             "{}",
-            f.detail
+            f.detail()
         );
     }
 
@@ -293,9 +299,12 @@ mod tests {
             ))
             .expect_severity("DOSE-MME-90", Some("critical"))
             .unwrap();
-        assert_eq!(f.order_ref.unwrap().as_str(), "MedicationRequest/oxy");
+        assert_eq!(
+            f.order_ref.as_ref().unwrap().as_str(),
+            "MedicationRequest/oxy"
+        );
         assert_eq!(f.numbers["mme_per_day"], 90);
-        assert!(f.detail.contains("(active)"), "{}", f.detail);
+        assert!(f.detail().contains("(active)"), "{}", f.detail());
     }
 
     #[test]
@@ -313,7 +322,11 @@ mod tests {
             .expect_severity("DOSE-MME-50", Some("warning"))
             .unwrap();
         assert_eq!(f.numbers["mme_per_day"], 60);
-        assert!(f.detail.contains("MME unknown: meperidine"), "{}", f.detail);
+        assert!(
+            f.detail().contains("MME unknown: meperidine"),
+            "{}",
+            f.detail()
+        );
         assert!(
             case.evaluate()
                 .missing_inputs

@@ -527,7 +527,7 @@ mod tests {
         let f = Case::new(vcf_patient_date_unknown(72))
             .expect_severity("VCF-PT-MISSING", Some("info"))
             .unwrap();
-        assert!(f.summary.contains("unknown"), "{}", f.summary);
+        assert!(f.summary().contains("unknown"), "{}", f.summary());
         Case::new(vcf_patient_aged(72, 30))
             .service(service_order(
                 "ServiceRequest/pt",

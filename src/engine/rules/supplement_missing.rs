@@ -145,7 +145,7 @@ mod tests {
         assert_eq!(f.numbers["daily_amount"], 799);
         assert_eq!(f.numbers["target"], 800);
         assert!(f.order_ref.is_none());
-        assert!(f.detail.contains("800 IU/day"), "{}", f.detail);
+        assert!(f.detail().contains("800 IU/day"), "{}", f.detail());
         Case::new(vcf_patient())
             .medication(d(800.0))
             .expect_severity("VCF-VITD-MISSING", None);

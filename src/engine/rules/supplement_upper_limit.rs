@@ -141,9 +141,12 @@ mod tests {
                 2,
             ));
             if let Some(f) = case.expect_severity("DOSE-SUPPLEMENT-UL", expect) {
-                assert_eq!(f.order_ref.unwrap().as_str(), "MedicationRequest/ca");
+                assert_eq!(
+                    f.order_ref.as_ref().unwrap().as_str(),
+                    "MedicationRequest/ca"
+                );
                 assert_eq!(f.numbers["daily_amount"].as_f64(), Some(tablets * 1000.0));
-                assert!(f.detail.contains("40% elemental"), "{}", f.detail);
+                assert!(f.detail().contains("40% elemental"), "{}", f.detail());
             }
         }
     }

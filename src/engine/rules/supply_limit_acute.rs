@@ -182,7 +182,7 @@ mod tests {
             .medication(oxycodone(Some(14.0)))
             .expect_severity("VCF-OPIOID-DURATION", Some("warning"))
             .unwrap();
-        assert!(f.summary.contains("unknown"), "{}", f.summary);
+        assert!(f.summary().contains("unknown"), "{}", f.summary());
         assert!(!f.numbers.contains_key("fracture_days"));
     }
 

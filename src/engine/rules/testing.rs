@@ -119,14 +119,14 @@ impl Case {
                     found[0]
                 );
                 assert!(
-                    !found[0].summary.contains('{') && !found[0].detail.contains('{'),
+                    !found[0].summary().contains('{') && !found[0].detail().contains('{'),
                     "unfilled placeholder in {:#?}",
                     found[0]
                 );
                 assert!(
-                    !found[0].summary.ends_with('…'),
+                    !found[0].summary().ends_with('…'),
                     "summary had to be clipped: {}",
-                    found[0].summary
+                    found[0].summary()
                 );
                 found.into_iter().next()
             }
@@ -188,7 +188,7 @@ pub fn number(finding: &Finding, name: &str) -> f64 {
     finding
         .numbers
         .get(name)
-        .and_then(serde_json::Value::as_f64)
+        .and_then(crate::decision::Number::as_f64)
         .unwrap_or_else(|| panic!("finding has no number {name:?}: {finding:#?}"))
 }
 
