@@ -736,13 +736,18 @@ impl Terminology {
     /// [`Terminology::match_text`] with the tokens, the run of names and the strengths
     /// in `buffers`, kept from one order to the next.
     fn match_text_with(&self, normalized: &str, buffers: &mut Buffers) -> Option<DrugMatch> {
+        text::lex_onto(normalized, &mut buffers.tokens);
+        self.match_lexed(normalized, buffers)
+    }
+
+    /// [`Terminology::match_text_with`] of `normalized` once lexed into `buffers.tokens`.
+    fn match_lexed(&self, normalized: &str, buffers: &mut Buffers) -> Option<DrugMatch> {
         let Buffers {
             tokens,
             run,
             strengths,
             ..
         } = buffers;
-        text::lex_onto(normalized, tokens);
         let tokens = Lexed {
             text: normalized,
             tokens,
@@ -848,23 +853,7 @@ impl Terminology {
                 return Some(self.products[index].1.clone());
             }
         }
-        let mut by_text = None;
-        // One buffer for every text of every order (the text, then each display).
-        let mut normalized = std::mem::take(&mut buffers.normalized);
-        for text in medication.texts() {
-            normalized.clear();
-            normalize_order_text_onto(&mut normalized, text);
-            if let Some(&index) = self.product_by_text.get(normalized.as_str()) {
-                let mut m = self.products[index].1.clone();
-                m.matched_by = MatchedBy::ProductText;
-                by_text = Some(m);
-                break;
-            }
-            if by_text.is_none() {
-                by_text = self.match_text_with(&normalized, buffers);
-            }
-        }
-        buffers.normalized = normalized;
+        let by_text = self.match_texts(medication, buffers);
         for code in medication.codes_in(system::RXNORM) {
             if let Some(&id) = self.by_rxcui.get(code) {
                 // The text may add what an ingredient code cannot say: the strength, the form,
@@ -888,6 +877,71 @@ impl Terminology {
                 });
             }
         }
+        by_text
+    }
+
+    /// The drug named by the texts of `medication` (its text, then each display): the first
+    /// text that is a product name exactly, else the ingredients of the first text that names
+    /// any, as [`Terminology::match_text`] reads them.
+    fn match_texts(&self, medication: &Concept, buffers: &mut Buffers) -> Option<DrugMatch> {
+        let mut by_text = None;
+        // One buffer for every text of every order (the text, then each display).
+        let mut normalized = std::mem::take(&mut buffers.normalized);
+        for text in medication.texts() {
+            normalized.clear();
+            // A text normalized but for its case (nearly every order text) is checked while
+            // it is lexed, and its normalized form is then its lower-cased copy; any other
+            // text is normalized, then lexed. A text after the one that found ingredients is
+            // only looked up as a product name, and is not lexed.
+            let lexed =
+                by_text.is_none() && text::lex_if_normal_but_case_onto(text, &mut buffers.tokens);
+            if lexed {
+                normalized.push_str(text);
+                normalized.make_ascii_lowercase();
+            } else {
+                normalize_order_text_onto(&mut normalized, text);
+            }
+            if let Some(&index) = self.product_by_text.get(normalized.as_str()) {
+                let mut m = self.products[index].1.clone();
+                m.matched_by = MatchedBy::ProductText;
+                by_text = Some(m);
+                break;
+            }
+            if lexed {
+                by_text = self.match_lexed(&normalized, buffers);
+            } else if by_text.is_none() {
+                by_text = self.match_text_with(&normalized, buffers);
+            }
+        }
+        buffers.normalized = normalized;
+        by_text
+    }
+
+    /// [`Terminology::match_texts`] as it was: each text normalized, then lexed (read three
+    /// times: checked, copied, lexed). The reference for the reading that checks a text while
+    /// lexing it.
+    #[cfg(test)]
+    fn match_texts_normalizing_first(
+        &self,
+        medication: &Concept,
+        buffers: &mut Buffers,
+    ) -> Option<DrugMatch> {
+        let mut by_text = None;
+        let mut normalized = std::mem::take(&mut buffers.normalized);
+        for text in medication.texts() {
+            normalized.clear();
+            normalize_order_text_onto(&mut normalized, text);
+            if let Some(&index) = self.product_by_text.get(normalized.as_str()) {
+                let mut m = self.products[index].1.clone();
+                m.matched_by = MatchedBy::ProductText;
+                by_text = Some(m);
+                break;
+            }
+            if by_text.is_none() {
+                by_text = self.match_text_with(&normalized, buffers);
+            }
+        }
+        buffers.normalized = normalized;
         by_text
     }
 

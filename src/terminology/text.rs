@@ -119,6 +119,33 @@ const BYTE_CLASS: [ByteClass; 256] = {
 
 /// [`lex`] into `tokens` (emptied first), so that one buffer serves every text.
 pub(crate) fn lex_onto(text: &str, tokens: &mut Vec<Token>) {
+    lex_checking::<false>(text, tokens);
+}
+
+/// [`lex_onto`] of `text` as read for its normalized form, when that form is `text`
+/// lower-cased (as `crate::domain::codes::push_if_normal_but_case` decides it: only kept
+/// ASCII bytes with single spaces between them), and then returns true; otherwise returns
+/// false, with `tokens` left partly filled. Lower-casing moves no byte and changes no byte's
+/// class, so the tokens read from `text` are those of its normalized copy, spans included:
+/// an order text is read once, instead of once to check it, once to copy it and once to lex
+/// it.
+pub(crate) fn lex_if_normal_but_case_onto(text: &str, tokens: &mut Vec<Token>) -> bool {
+    // A leading or trailing space (or no byte at all) is refused here, so that the lexer
+    // needs only look back from a space for another.
+    match text.as_bytes() {
+        [first, .., last] if *first != b' ' && *last != b' ' => {}
+        [single] if *single != b' ' => {}
+        _ => return false,
+    }
+    lex_checking::<true>(text, tokens)
+}
+
+/// The lexer. With `CHECK`, it stops and returns false at the first byte that normalization
+/// would change other than by its case: a non-ASCII byte, an ASCII byte that is neither kept
+/// (letters, digits, '.', '/', '%') nor a space, or a space after a space (the caller has
+/// refused a leading and a trailing one). Without, it reads the whole text and returns true.
+#[inline(always)]
+fn lex_checking<const CHECK: bool>(text: &str, tokens: &mut Vec<Token>) -> bool {
     // Read byte by byte through `BYTE_CLASS`: normalized order text is nearly always ASCII,
     // and only a non-ASCII character is decoded (to ask whether it is a letter).
     tokens.clear();
@@ -146,11 +173,17 @@ pub(crate) fn lex_onto(text: &str, tokens: &mut Vec<Token>) {
                     i += 1;
                 }
                 if bytes.get(i).is_some_and(|b| !b.is_ascii()) {
+                    if CHECK {
+                        return false;
+                    }
                     i = word_end(text, i);
                 }
                 tokens.push(Token::Word(Span { start, end: i }));
             }
             ByteClass::NonAscii => {
+                if CHECK {
+                    return false;
+                }
                 let ch = char_at(text, start);
                 i += ch.len_utf8();
                 if ch.is_alphabetic() {
@@ -162,9 +195,18 @@ pub(crate) fn lex_onto(text: &str, tokens: &mut Vec<Token>) {
                 tokens.push(Token::Slash);
                 i += 1;
             }
-            ByteClass::Other => i += 1,
+            ByteClass::Other => {
+                // A space is never the first byte here (the caller refused it), so it has one
+                // before it.
+                if CHECK && !(matches!(byte, b'.' | b'%') || (byte == b' ' && bytes[i - 1] != b' '))
+                {
+                    return false;
+                }
+                i += 1;
+            }
         }
     }
+    true
 }
 
 /// The character at byte `i` of `text` (a character boundary before its end).
@@ -597,6 +639,19 @@ mod tests {
             let mut old = Vec::new();
             lex_onto_bytewise(&text, &mut old);
             proptest::prop_assert_eq!(bits(&lex(&text)), bits(&old));
+        }
+
+        /// A text is lexed while checked exactly when the normalizer would only lower-case it
+        /// (`push_if_normal_but_case`), and then into the tokens of its normalized copy.
+        #[test]
+        fn lexed_while_checked_as_the_normalized_copy(text in "([A-Za-z0-9./%]{1,6}[ ]{1,2}){0,5}[A-Za-z0-9./%,-]{0,6}[ ]?|[ -~]{0,20}|\\PC{0,20}|[ a-zA-Zé]{0,10}") {
+            let mut copy = String::new();
+            let normal = crate::domain::codes::push_if_normal_but_case(&mut copy, &text);
+            let mut tokens = vec![Token::Slash];
+            proptest::prop_assert_eq!(lex_if_normal_but_case_onto(&text, &mut tokens), normal);
+            if normal {
+                proptest::prop_assert_eq!(bits(&tokens), bits(&lex(&copy)));
+            }
         }
 
         #[test]
