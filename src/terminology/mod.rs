@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::Concept;
 use crate::domain::codes::{normalize_order_text_onto, normalize_text, system};
-use text::{Lexed, Token};
+use text::{Lexed, NormalForm, Token};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IngredientId(u16);
@@ -890,27 +890,35 @@ impl Terminology {
         for text in medication.texts() {
             normalized.clear();
             // A text normalized but for its case (nearly every order text) is checked while
-            // it is lexed, and its normalized form is then its lower-cased copy; any other
-            // text is normalized, then lexed. A text after the one that found ingredients is
-            // only looked up as a product name, and is not lexed.
-            let lexed =
-                by_text.is_none() && text::lex_if_normal_but_case_onto(text, &mut buffers.tokens);
-            if lexed {
-                normalized.push_str(text);
-                normalized.make_ascii_lowercase();
-            } else {
-                normalize_order_text_onto(&mut normalized, text);
-            }
-            if let Some(&index) = self.product_by_text.get(normalized.as_str()) {
+            // it is lexed, and its normalized form is then the text itself, or its lower-cased
+            // copy; any other text is normalized, then lexed. A text after the one that found
+            // ingredients is only looked up as a product name, and is not lexed.
+            let form = match by_text {
+                None => text::lex_if_normal_but_case_onto(text, &mut buffers.tokens),
+                Some(_) => NormalForm::Other,
+            };
+            let normal: &str = match form {
+                NormalForm::Itself => text,
+                NormalForm::LowerCased => {
+                    normalized.push_str(text);
+                    normalized.make_ascii_lowercase();
+                    &normalized
+                }
+                NormalForm::Other => {
+                    normalize_order_text_onto(&mut normalized, text);
+                    &normalized
+                }
+            };
+            if let Some(&index) = self.product_by_text.get(normal) {
                 let mut m = self.products[index].1.clone();
                 m.matched_by = MatchedBy::ProductText;
                 by_text = Some(m);
                 break;
             }
-            if lexed {
-                by_text = self.match_lexed(&normalized, buffers);
+            if form != NormalForm::Other {
+                by_text = self.match_lexed(normal, buffers);
             } else if by_text.is_none() {
-                by_text = self.match_text_with(&normalized, buffers);
+                by_text = self.match_text_with(normal, buffers);
             }
         }
         buffers.normalized = normalized;

@@ -296,7 +296,7 @@ mod fused {
     use proptest::prelude::*;
 
     /// Product names as the table has them (so that exact product-text matches occur), in
-    /// the case the RxNorm names are written in.
+    /// upper case (the strategy below also takes them in lower case).
     fn product_names() -> Vec<String> {
         let mut names: Vec<String> = t()
             .product_by_text
@@ -311,6 +311,7 @@ mod fused {
     fn order_text() -> impl Strategy<Value = String> {
         prop_oneof![
             2 => proptest::sample::select(product_names()),
+            1 => proptest::sample::select(product_names()).prop_map(|n| n.to_ascii_lowercase()),
             // A product name with a space too many, a comma or a hyphen in it.
             1 => (proptest::sample::select(product_names()), "[ ,-]").prop_map(|(n, s)| n.replacen(' ', &s, 1)),
             4 => "(Oxycodone|acetaminophen|Percocet|HYDROCODONE|calcium carbonate|Vitamin D3|[0-9./ ,%-]|MG|ml|Hr|tab|/|x|é|  ){0,10}",
