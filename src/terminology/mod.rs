@@ -293,6 +293,10 @@ pub struct Terminology {
     products: Vec<(Option<String>, DrugMatch)>,
     product_by_rxcui: Map<String, usize>,
     product_by_text: Map<String, usize>,
+    /// The length of the shortest key of `product_by_text` (26 bytes in our tables): a
+    /// shorter text ("tramadol 50 mg tablet") is no product name, and is not hashed to find
+    /// that out.
+    shortest_product_text: usize,
 }
 
 /// An ingredient name or synonym as the matcher reads it, filed under its first word.
@@ -466,6 +470,7 @@ impl Terminology {
             products: Vec::new(),
             product_by_rxcui: Map::default(),
             product_by_text: Map::default(),
+            shortest_product_text: usize::MAX,
         };
         let file = INGREDIENTS_CSV.0;
         for row in rows::<IngredientRow>(INGREDIENTS_CSV) {
@@ -723,6 +728,7 @@ impl Terminology {
         self.product_by_text
             .entry(normalized_name.to_owned())
             .or_insert(index);
+        self.shortest_product_text = self.shortest_product_text.min(normalized_name.len());
         self.products.push((rxcui, m));
     }
 
@@ -909,7 +915,9 @@ impl Terminology {
                     &normalized
                 }
             };
-            if let Some(&index) = self.product_by_text.get(normal) {
+            if normal.len() >= self.shortest_product_text
+                && let Some(&index) = self.product_by_text.get(normal)
+            {
                 let mut m = self.products[index].1.clone();
                 m.matched_by = MatchedBy::ProductText;
                 by_text = Some(m);
