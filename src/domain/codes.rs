@@ -465,7 +465,7 @@ const NORMALIZED_ASCII: [u8; 256] = {
 /// left to the full reading and nothing is appended. Checking each byte and then copying and
 /// lower-casing the text whole costs about half of writing it byte by byte, and the copy of a
 /// `str` needs no UTF-8 check afterwards.
-fn push_if_normal_but_case(out: &mut String, text: &str) -> bool {
+pub(crate) fn push_if_normal_but_case(out: &mut String, text: &str) -> bool {
     // True at the start, so that a leading space is refused like a second space in a row.
     let mut after_space = true;
     for &byte in text.as_bytes() {

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::Concept;
 use crate::domain::codes::{normalize_order_text_onto, normalize_text, system};
-use text::{Lexed, Token};
+use text::{Lexed, NormalForm, Token};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IngredientId(u16);
@@ -293,6 +293,10 @@ pub struct Terminology {
     products: Vec<(Option<String>, DrugMatch)>,
     product_by_rxcui: Map<String, usize>,
     product_by_text: Map<String, usize>,
+    /// The length of the shortest key of `product_by_text` (26 bytes in our tables): a
+    /// shorter text ("tramadol 50 mg tablet") is no product name, and is not hashed to find
+    /// that out.
+    shortest_product_text: usize,
 }
 
 /// An ingredient name or synonym as the matcher reads it, filed under its first word.
@@ -466,6 +470,7 @@ impl Terminology {
             products: Vec::new(),
             product_by_rxcui: Map::default(),
             product_by_text: Map::default(),
+            shortest_product_text: usize::MAX,
         };
         let file = INGREDIENTS_CSV.0;
         for row in rows::<IngredientRow>(INGREDIENTS_CSV) {
@@ -723,6 +728,7 @@ impl Terminology {
         self.product_by_text
             .entry(normalized_name.to_owned())
             .or_insert(index);
+        self.shortest_product_text = self.shortest_product_text.min(normalized_name.len());
         self.products.push((rxcui, m));
     }
 
@@ -736,13 +742,18 @@ impl Terminology {
     /// [`Terminology::match_text`] with the tokens, the run of names and the strengths
     /// in `buffers`, kept from one order to the next.
     fn match_text_with(&self, normalized: &str, buffers: &mut Buffers) -> Option<DrugMatch> {
+        text::lex_onto(normalized, &mut buffers.tokens);
+        self.match_lexed(normalized, buffers)
+    }
+
+    /// [`Terminology::match_text_with`] of `normalized` once lexed into `buffers.tokens`.
+    fn match_lexed(&self, normalized: &str, buffers: &mut Buffers) -> Option<DrugMatch> {
         let Buffers {
             tokens,
             run,
             strengths,
             ..
         } = buffers;
-        text::lex_onto(normalized, tokens);
         let tokens = Lexed {
             text: normalized,
             tokens,
@@ -848,23 +859,7 @@ impl Terminology {
                 return Some(self.products[index].1.clone());
             }
         }
-        let mut by_text = None;
-        // One buffer for every text of every order (the text, then each display).
-        let mut normalized = std::mem::take(&mut buffers.normalized);
-        for text in medication.texts() {
-            normalized.clear();
-            normalize_order_text_onto(&mut normalized, text);
-            if let Some(&index) = self.product_by_text.get(normalized.as_str()) {
-                let mut m = self.products[index].1.clone();
-                m.matched_by = MatchedBy::ProductText;
-                by_text = Some(m);
-                break;
-            }
-            if by_text.is_none() {
-                by_text = self.match_text_with(&normalized, buffers);
-            }
-        }
-        buffers.normalized = normalized;
+        let by_text = self.match_texts(medication, buffers);
         for code in medication.codes_in(system::RXNORM) {
             if let Some(&id) = self.by_rxcui.get(code) {
                 // The text may add what an ingredient code cannot say: the strength, the form,
@@ -888,6 +883,81 @@ impl Terminology {
                 });
             }
         }
+        by_text
+    }
+
+    /// The drug named by the texts of `medication` (its text, then each display): the first
+    /// text that is a product name exactly, else the ingredients of the first text that names
+    /// any, as [`Terminology::match_text`] reads them.
+    fn match_texts(&self, medication: &Concept, buffers: &mut Buffers) -> Option<DrugMatch> {
+        let mut by_text = None;
+        // One buffer for every text of every order (the text, then each display).
+        let mut normalized = std::mem::take(&mut buffers.normalized);
+        for text in medication.texts() {
+            normalized.clear();
+            // A text normalized but for its case (nearly every order text) is checked while
+            // it is lexed, and its normalized form is then the text itself, or its lower-cased
+            // copy; any other text is normalized, then lexed. A text after the one that found
+            // ingredients is only looked up as a product name, and is not lexed.
+            let form = match by_text {
+                None => text::lex_if_normal_but_case_onto(text, &mut buffers.tokens),
+                Some(_) => NormalForm::Other,
+            };
+            let normal: &str = match form {
+                NormalForm::Itself => text,
+                NormalForm::LowerCased => {
+                    normalized.push_str(text);
+                    normalized.make_ascii_lowercase();
+                    &normalized
+                }
+                NormalForm::Other => {
+                    normalize_order_text_onto(&mut normalized, text);
+                    &normalized
+                }
+            };
+            if normal.len() >= self.shortest_product_text
+                && let Some(&index) = self.product_by_text.get(normal)
+            {
+                let mut m = self.products[index].1.clone();
+                m.matched_by = MatchedBy::ProductText;
+                by_text = Some(m);
+                break;
+            }
+            if form != NormalForm::Other {
+                by_text = self.match_lexed(normal, buffers);
+            } else if by_text.is_none() {
+                by_text = self.match_text_with(normal, buffers);
+            }
+        }
+        buffers.normalized = normalized;
+        by_text
+    }
+
+    /// [`Terminology::match_texts`] as it was: each text normalized, then lexed (read three
+    /// times: checked, copied, lexed). The reference for the reading that checks a text while
+    /// lexing it.
+    #[cfg(test)]
+    fn match_texts_normalizing_first(
+        &self,
+        medication: &Concept,
+        buffers: &mut Buffers,
+    ) -> Option<DrugMatch> {
+        let mut by_text = None;
+        let mut normalized = std::mem::take(&mut buffers.normalized);
+        for text in medication.texts() {
+            normalized.clear();
+            normalize_order_text_onto(&mut normalized, text);
+            if let Some(&index) = self.product_by_text.get(normalized.as_str()) {
+                let mut m = self.products[index].1.clone();
+                m.matched_by = MatchedBy::ProductText;
+                by_text = Some(m);
+                break;
+            }
+            if by_text.is_none() {
+                by_text = self.match_text_with(&normalized, buffers);
+            }
+        }
+        buffers.normalized = normalized;
         by_text
     }
 

@@ -291,6 +291,64 @@ mod prop {
     }
 }
 
+mod fused {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Product names as the table has them (so that exact product-text matches occur), in
+    /// upper case (the strategy below also takes them in lower case).
+    fn product_names() -> Vec<String> {
+        let mut names: Vec<String> = t()
+            .product_by_text
+            .keys()
+            .take(40)
+            .map(|k| k.to_ascii_uppercase())
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
+    fn order_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            2 => proptest::sample::select(product_names()),
+            1 => proptest::sample::select(product_names()).prop_map(|n| n.to_ascii_lowercase()),
+            // A product name with a space too many, a comma or a hyphen in it.
+            1 => (proptest::sample::select(product_names()), "[ ,-]").prop_map(|(n, s)| n.replacen(' ', &s, 1)),
+            4 => "(Oxycodone|acetaminophen|Percocet|HYDROCODONE|calcium carbonate|Vitamin D3|[0-9./ ,%-]|MG|ml|Hr|tab|/|x|é|  ){0,10}",
+            1 => "\\PC{0,30}",
+        ]
+    }
+
+    proptest! {
+        /// The texts of an order read by checking each while lexing it find what normalizing
+        /// each first found, order after order in one set of buffers.
+        #[test]
+        fn checked_while_lexed_matches_as_normalized_first(
+            orders in proptest::collection::vec(
+                (order_text(), proptest::collection::vec(order_text(), 0..3)),
+                1..5,
+            ),
+        ) {
+            let (mut fused, mut reference) = (Buffers::default(), Buffers::default());
+            for (text, displays) in &orders {
+                let mut c = Concept::from_text(text);
+                c.codings = displays
+                    .iter()
+                    .map(|d| Coding {
+                        system: Some("urn:local".into()),
+                        code: "x".into(),
+                        display: Some(d.clone()),
+                    })
+                    .collect();
+                prop_assert_eq!(
+                    t().match_texts(&c, &mut fused),
+                    t().match_texts_normalizing_first(&c, &mut reference)
+                );
+            }
+        }
+    }
+}
+
 /// Timing of identify, run by hand: `cargo test --release --lib terminology::tests::timing -- --ignored --nocapture`.
 #[test]
 #[ignore = "timing, run by hand"]

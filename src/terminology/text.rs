@@ -119,11 +119,52 @@ const BYTE_CLASS: [ByteClass; 256] = {
 
 /// [`lex`] into `tokens` (emptied first), so that one buffer serves every text.
 pub(crate) fn lex_onto(text: &str, tokens: &mut Vec<Token>) {
+    lex_checking::<false>(text, tokens);
+}
+
+/// What normalization would make of a text, as [`lex_if_normal_but_case_onto`] finds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NormalForm {
+    /// The text is its own normalized form (no upper-case letter): it is read as it is.
+    Itself,
+    /// The normalized form is the text lower-cased.
+    LowerCased,
+    /// Anything else: the text goes through the normalizer.
+    Other,
+}
+
+/// [`lex_onto`] of `text` as read for its normalized form, when that form is `text`
+/// lower-cased (as `crate::domain::codes::push_if_normal_but_case` decides it: only kept
+/// ASCII bytes with single spaces between them) or `text` itself; otherwise
+/// [`NormalForm::Other`], with `tokens` left partly filled. Lower-casing moves no byte and
+/// changes no byte's class, so the tokens read from `text` are those of its normalized copy,
+/// spans included: an order text is read once, instead of once to check it, once to copy it
+/// and once to lex it, and a text already in lower case is not copied at all.
+pub(crate) fn lex_if_normal_but_case_onto(text: &str, tokens: &mut Vec<Token>) -> NormalForm {
+    // A leading or trailing space (or no byte at all) is refused here, so that the lexer
+    // needs only look back from a space for another.
+    match text.as_bytes() {
+        [first, .., last] if *first != b' ' && *last != b' ' => {}
+        [single] if *single != b' ' => {}
+        _ => return NormalForm::Other,
+    }
+    lex_checking::<true>(text, tokens)
+}
+
+/// The lexer. With `CHECK`, it stops and returns [`NormalForm::Other`] at the first byte that
+/// normalization would change other than by its case: a non-ASCII byte, an ASCII byte that is
+/// neither kept (letters, digits, '.', '/', '%') nor a space, or a space after a space (the
+/// caller has refused a leading and a trailing one). Without, it reads the whole text.
+#[inline(always)]
+fn lex_checking<const CHECK: bool>(text: &str, tokens: &mut Vec<Token>) -> NormalForm {
     // Read byte by byte through `BYTE_CLASS`: normalized order text is nearly always ASCII,
     // and only a non-ASCII character is decoded (to ask whether it is a letter).
     tokens.clear();
     tokens.reserve(text.len() / 3 + 1);
     let bytes = text.as_bytes();
+    // Every ASCII letter's bits and-ed together: the lower-case bit (0x20) stays set only
+    // when no letter is upper case.
+    let mut letters = 0xff;
     let mut i = 0;
     while let Some(&byte) = bytes.get(i) {
         let start = i;
@@ -138,19 +179,26 @@ pub(crate) fn lex_onto(text: &str, tokens: &mut Vec<Token>) {
             ByteClass::Letter => {
                 // The word's run of ASCII letters here, without a call (nearly every word of
                 // order text is one run); `word_end` reads on only at a non-ASCII byte.
+                letters &= byte;
                 i += 1;
-                while bytes
-                    .get(i)
-                    .is_some_and(|&b| BYTE_CLASS[usize::from(b)] == ByteClass::Letter)
+                while let Some(&b) = bytes.get(i)
+                    && BYTE_CLASS[usize::from(b)] == ByteClass::Letter
                 {
+                    letters &= b;
                     i += 1;
                 }
                 if bytes.get(i).is_some_and(|b| !b.is_ascii()) {
+                    if CHECK {
+                        return NormalForm::Other;
+                    }
                     i = word_end(text, i);
                 }
                 tokens.push(Token::Word(Span { start, end: i }));
             }
             ByteClass::NonAscii => {
+                if CHECK {
+                    return NormalForm::Other;
+                }
                 let ch = char_at(text, start);
                 i += ch.len_utf8();
                 if ch.is_alphabetic() {
@@ -162,8 +210,21 @@ pub(crate) fn lex_onto(text: &str, tokens: &mut Vec<Token>) {
                 tokens.push(Token::Slash);
                 i += 1;
             }
-            ByteClass::Other => i += 1,
+            ByteClass::Other => {
+                // A space is never the first byte here (the caller refused it), so it has one
+                // before it.
+                if CHECK && !(matches!(byte, b'.' | b'%') || (byte == b' ' && bytes[i - 1] != b' '))
+                {
+                    return NormalForm::Other;
+                }
+                i += 1;
+            }
         }
+    }
+    if letters & 0x20 != 0 {
+        NormalForm::Itself
+    } else {
+        NormalForm::LowerCased
     }
 }
 
@@ -599,6 +660,26 @@ mod tests {
             proptest::prop_assert_eq!(bits(&lex(&text)), bits(&old));
         }
 
+        /// A text is lexed while checked exactly when the normalizer would only lower-case it
+        /// (`push_if_normal_but_case`), and then into the tokens of its normalized copy; it is
+        /// its own normalized form exactly when that copy equals it.
+        #[test]
+        fn lexed_while_checked_as_the_normalized_copy(text in "([A-Za-z0-9./%]{1,6}[ ]{1,2}){0,5}[A-Za-z0-9./%,-]{0,6}[ ]?|[ -~]{0,20}|\\PC{0,20}|[ a-zA-Zé]{0,10}") {
+            let mut copy = String::new();
+            let normal = crate::domain::codes::push_if_normal_but_case(&mut copy, &text);
+            let mut tokens = vec![Token::Slash];
+            let form = lex_if_normal_but_case_onto(&text, &mut tokens);
+            let expected = match normal {
+                false => NormalForm::Other,
+                true if copy == text => NormalForm::Itself,
+                true => NormalForm::LowerCased,
+            };
+            proptest::prop_assert_eq!(form, expected);
+            if normal {
+                proptest::prop_assert_eq!(bits(&tokens), bits(&lex(&copy)));
+            }
+        }
+
         #[test]
         fn form_of_agrees_with_the_str_match(
             words in proptest::collection::vec(
@@ -619,6 +700,7 @@ mod tests {
             proptest::prop_assert_eq!(read.1.map(f64::to_bits), s.parse::<f64>().ok().map(f64::to_bits));
             proptest::prop_assert_eq!(parse_decimal(&s).map(f64::to_bits), s.parse::<f64>().ok().map(f64::to_bits));
         }
+
     }
 
     #[test]
