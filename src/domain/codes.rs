@@ -594,10 +594,16 @@ mod tests {
         // An escaped URI arrives as an owned string and is still recognized.
         let escaped: System = serde_json::from_str(r#""http:\/\/loinc.org""#).unwrap();
         assert!(matches!(escaped.0, Cow::Borrowed(_)));
-        assert_eq!(format!("{:?}", System::new(system::CPT)), format!("{:?}", system::CPT));
+        assert_eq!(
+            format!("{:?}", System::new(system::CPT)),
+            format!("{:?}", system::CPT)
+        );
         assert_eq!(System::new(system::CPT).to_string(), system::CPT);
         assert!(System::new("a") < System::new("b"));
-        assert_eq!(System::new(system::SNOMED), System::from(system::SNOMED.to_owned()));
+        assert_eq!(
+            System::new(system::SNOMED),
+            System::from(system::SNOMED.to_owned())
+        );
     }
 
     #[test]
