@@ -488,6 +488,31 @@ pub(crate) fn push_if_normal_but_case(out: &mut String, text: &str) -> bool {
     true
 }
 
+/// Calls `word` with the offset of each word of `text` (its first byte and each byte after a
+/// space) while checking, byte for byte as [`push_if_normal_but_case`] does, that the text is
+/// normal but for its case, and returns whether it is. A caller can then read the text where
+/// it is, comparing without case, instead of copying and lower-casing it; when this returns
+/// false the calls made so far are for a text that is not normal, to be thrown away.
+#[inline]
+pub(crate) fn for_each_word_if_normal_but_case(text: &str, mut word: impl FnMut(usize)) -> bool {
+    // True at the start, so that a leading space is refused like a second space in a row.
+    let mut after_space = true;
+    for (at, &byte) in text.as_bytes().iter().enumerate() {
+        if NORMALIZED_ASCII[usize::from(byte)] != 0 {
+            if after_space {
+                word(at);
+            }
+            after_space = false;
+        } else if byte == b' ' && !after_space {
+            after_space = true;
+        } else {
+            return false;
+        }
+    }
+    // A trailing space, or an empty text.
+    !after_space
+}
+
 /// [`normalize_text_onto`] for an ASCII `text`: one table look-up per byte, the bytes written
 /// to `out`'s own buffer. Returns whether the text has a comma (checked on separator bytes
 /// only), for [`normalize_order_text_onto`].
@@ -672,6 +697,23 @@ mod tests {
             }
             if text.is_ascii() && !text.is_empty() {
                 proptest::prop_assert_eq!(copied, reference == text.to_ascii_lowercase());
+            }
+        }
+
+        /// Words are found in place exactly for the texts that are copied, at the word starts
+        /// of the copy (its first byte and each byte after a space).
+        #[test]
+        fn words_are_found_in_place_for_the_texts_copied(text in "([A-Za-z0-9./%]{1,6}[ ]{1,2}){0,5}[A-Za-z0-9./%-]{0,6}[ ]?|[ -~]{0,20}|\\PC{0,20}") {
+            let mut copy = String::new();
+            let copied = push_if_normal_but_case(&mut copy, &text);
+            let mut words = Vec::new();
+            let normal = for_each_word_if_normal_but_case(&text, |at| words.push(at));
+            proptest::prop_assert_eq!(normal, copied);
+            if normal {
+                let starts: Vec<usize> = (0..copy.len())
+                    .filter(|&at| at == 0 || copy.as_bytes()[at - 1] == b' ')
+                    .collect();
+                proptest::prop_assert_eq!(words, starts);
             }
         }
 

@@ -16,6 +16,9 @@ pub struct Medication<'a> {
     /// The drug classes of every ingredient: rules ask "is this an opioid?" of every
     /// medication many times per evaluation.
     classes: DrugClasses,
+    /// Whether an ingredient has a label regimen (alendronate weekly): DOSE-REGIMEN and
+    /// DOSE-MAX-DAILY ask about every order, and nearly no drug has one.
+    label_regimen: bool,
     /// Daily amounts per ingredient, computed on first use: several dose rules read them and
     /// writing out the arithmetic for cards is the costliest step of an evaluation. A `OnceCell`,
     /// not a `OnceLock`: an evaluation runs on one thread, and the lock's once-machinery cost
@@ -26,6 +29,12 @@ pub struct Medication<'a> {
 impl<'a> Medication<'a> {
     pub fn has_class(&self, class: DrugClass) -> bool {
         self.classes.contains(&class)
+    }
+
+    /// Whether an ingredient of the drug has a label regimen (see
+    /// `rules::dose_regimen::regimen_violation`); false for an unrecognized drug.
+    pub fn has_label_regimen(&self) -> bool {
+        self.label_regimen
     }
 
     /// The daily amount of each ingredient (empty for an unrecognized drug), computed once.
@@ -59,17 +68,27 @@ pub fn resolve(input: &EvaluationInput) -> Vec<Medication<'_>> {
         .filter(|(order, _)| order.status.is_current())
         .map(|(order, drafted)| {
             let drug = terminology.identify_with(&order.medication, &mut buffers);
-            let classes = drug.as_ref().map_or(DrugClasses::default(), |d| {
-                d.components
-                    .iter()
-                    .map(|c| terminology.ingredient(c.ingredient).classes)
-                    .fold(DrugClasses::default(), DrugClasses::union)
-            });
+            let (classes, label_regimen) = drug.as_ref().map_or_else(
+                || (DrugClasses::default(), false),
+                |d| {
+                    d.components.iter().fold(
+                        (DrugClasses::default(), false),
+                        |(classes, regimen), c| {
+                            let ingredient = terminology.ingredient(c.ingredient);
+                            (
+                                classes.union(ingredient.classes),
+                                regimen || !ingredient.regimen.is_empty(),
+                            )
+                        },
+                    )
+                },
+            );
             Medication {
                 order,
                 drafted,
                 drug,
                 classes,
+                label_regimen,
                 doses: OnceCell::new(),
             }
         });

@@ -2,7 +2,9 @@
 //! `M80.08`, code ranges such as `C00`–`C96`) and text phrases, so a concept matches by code or,
 //! when its code is local or missing, by its words.
 
-use crate::domain::codes::{Concept, normalize_text};
+use crate::domain::codes::{
+    Concept, for_each_word_if_normal_but_case, normalize_text, normalize_text_onto,
+};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -400,14 +402,46 @@ impl Membership {
         bits
     }
 
+    /// Each text read where it is when it is normal but for its case (nearly every service
+    /// and diagnosis text: "Strict bed rest"), comparing phrases without case; any other text
+    /// normalized first, into a buffer, and read as before.
     fn text_bits(&self, concept: &Concept) -> u64 {
+        let mut bits = 0;
+        for text in concept.texts() {
+            bits |= match self.bits_in_place(text) {
+                Some(found) => found,
+                None => self.bits_normalizing(text),
+            };
+        }
+        bits
+    }
+
+    /// The sets with a phrase in `text`, read in place, when the text is normal but for its
+    /// case (`None` otherwise), comparing its bytes with bit 0x20 set. That is a kept byte's
+    /// lower case (letters, digits, '.', '/', '%' all have it set), and a phrase is normalized,
+    /// so lower case: a text byte `a` matches a phrase byte `b` when `a | 0x20 == b`, that is
+    /// when `a` is `b` or its upper case, or else a byte (a control byte, non-ASCII) that makes
+    /// the text not normal, whose bits are then thrown away. The text's words start where its
+    /// normalized (lower-cased) copy's do.
+    fn bits_in_place(&self, text: &str) -> Option<u64> {
+        let mut bits = 0;
+        let normal = for_each_word_if_normal_but_case(text, |at| {
+            bits |= self.bits_at(text.as_bytes(), at, |byte| byte | 0x20);
+        });
+        normal.then_some(bits)
+    }
+
+    /// [`Membership::bits_in_place`] for a text that is not normal: normalized into one buffer
+    /// per thread (each concept's texts are read once, and a buffer per concept was an
+    /// allocation and a free for that one reading), then read word by word.
+    fn bits_normalizing(&self, text: &str) -> u64 {
         thread_local! {
-            /// One buffer per thread for the normalized texts: each concept's texts are read
-            /// once, and a buffer per concept was an allocation and a free for that one reading.
             static NORMALIZED: RefCell<String> = const { RefCell::new(String::new()) };
         }
         NORMALIZED.with_borrow_mut(|buffer| {
-            let bits = self.text_bits_with(concept, buffer);
+            buffer.clear();
+            normalize_text_onto(buffer, text);
+            let bits = self.bits_in_normalized(buffer.as_bytes());
             // An unusually long text does not keep its buffer for the thread's life.
             if buffer.capacity() > 4096 {
                 *buffer = String::new();
@@ -416,12 +450,57 @@ impl Membership {
         })
     }
 
-    fn text_bits_with(&self, concept: &Concept, buffer: &mut String) -> u64 {
+    /// The sets with a phrase in a normalized `text`, at each word start: the start of the
+    /// text and each byte after a space (normalized text has single spaces, none at either end).
+    fn bits_in_normalized(&self, text: &[u8]) -> u64 {
         let mut bits = 0;
-        concept.for_each_normalized_text(buffer, |text| {
+        let mut at = 0;
+        while at < text.len() {
+            bits |= self.bits_at(text, at, |byte| byte);
+            at = match text[at..].iter().position(|&b| b == b' ') {
+                Some(space) => at + space + 1,
+                None => text.len(),
+            };
+        }
+        bits
+    }
+
+    /// The sets with a phrase starting at word start `at` of `text` and ending at a word
+    /// boundary, each text byte read through `fold` (as it is, or with its case folded) and
+    /// compared with the phrase's. Only the phrases starting with the text's (folded) byte
+    /// there are looked at.
+    #[inline(always)]
+    fn bits_at(&self, text: &[u8], at: usize, fold: impl Fn(u8) -> u8) -> u64 {
+        let first = usize::from(fold(text[at]));
+        let (from, to) = (
+            self.phrase_starts[first] as usize,
+            self.phrase_starts[first + 1] as usize,
+        );
+        let mut bits = 0;
+        for (phrase, phrase_bits) in &self.phrases[from..to] {
+            // The word boundary where the phrase would end first: one byte read rules out
+            // most phrases before their bytes are compared.
+            let end = at + phrase.len();
+            let ends_a_word = end == text.len() || text.get(end) == Some(&b' ');
+            if ends_a_word
+                && text[at..end]
+                    .iter()
+                    .zip(phrase.as_bytes())
+                    .all(|(&a, &b)| fold(a) == b)
+            {
+                bits |= phrase_bits;
+            }
+        }
+        bits
+    }
+
+    /// How the texts were read before every text was normalized first, into one buffer: the
+    /// oracle of `texts_read_in_place_give_the_bits_of_normalized_texts`.
+    #[cfg(test)]
+    fn text_bits_normalizing_first(&self, concept: &Concept) -> u64 {
+        let mut bits = 0;
+        concept.for_each_normalized_text(&mut String::new(), |text| {
             let text = text.as_bytes();
-            // Every word start, where a phrase may begin: the start of the text and each byte
-            // after a space (normalized text has single spaces, none at either end).
             let mut at = 0;
             while let Some(&first) = text.get(at) {
                 let (from, to) = (
@@ -429,8 +508,6 @@ impl Membership {
                     self.phrase_starts[usize::from(first) + 1] as usize,
                 );
                 for (phrase, phrase_bits) in &self.phrases[from..to] {
-                    // The word boundary where the phrase would end first: one byte read rules
-                    // out most phrases before their bytes are compared.
                     let end = at + phrase.len();
                     let ends_a_word = end == text.len() || text.get(end) == Some(&b' ');
                     if ends_a_word && text[at..end] == *phrase.as_bytes() {
@@ -575,7 +652,7 @@ mod tests {
             proptest::collection::vec(entry, 0..4),
             proptest::collection::vec(range, 0..2),
             proptest::collection::vec(
-                "(bed|rest|x-ray|mri|a){1,3}( (bed|rest|mri|a)){0,2}| ",
+                "(bed|rest|x-ray|mri|a|2.5|b/%){1,3}( (bed|rest|mri|a|2.5)){0,2}| ",
                 0..3,
             ),
         )
@@ -626,6 +703,46 @@ mod tests {
                     set.scan_codes(&concept) || by_text
                 );
             }
+        }
+    }
+
+    /// Texts normal but for their case (capitalized, upper case, with digits and kept
+    /// punctuation), and texts that are not: a leading, trailing or double space, a hyphen or
+    /// comma, a non-ASCII letter, an empty text, any printable text.
+    fn texts() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            "(Bed|BED|rest|Rest|x|Ray|MRI|mri|a|A|bedrest|2.5|B/%)( (Bed|BED|rest|Rest|ray|MRI|mri|a|A|bedrest|x|2.5)){0,5}",
+            "[ ]?((Bed|rest|X-ray|mri|a|é|É|,|-)[ ]{0,2}){0,6}",
+            // Bytes that equal a kept byte but for bit 0x20 (0x0e for '.', 0x05 for '%').
+            "((BED|rest|a|2|5|b)[\\x00-\\x1f]?[ ]?){0,5}",
+            "\\PC{0,12}",
+        ]
+    }
+
+    proptest::proptest! {
+        /// Reading each text in place when it is normal but for its case finds the sets that
+        /// normalizing every text first found.
+        #[test]
+        fn texts_read_in_place_give_the_bits_of_normalized_texts(
+            defs in value_set_defs(),
+            text in proptest::option::of(texts()),
+            displays in proptest::collection::vec(proptest::option::of(texts()), 0..3),
+        ) {
+            let names: Vec<String> = (0..defs.len()).map(|i| format!("set{i}")).collect();
+            let sets = ValueSet::compile_all(names.iter().map(String::as_str).zip(&defs));
+            let Some((index, _)) = &sets[0].membership else {
+                unreachable!("the first set has a bit")
+            };
+            let codings = displays
+                .into_iter()
+                .map(|display| Coding { system: None, code: "x".into(), display })
+                .collect();
+            let concept = Concept::new(codings, text);
+            proptest::prop_assert_eq!(
+                index.text_bits(&concept),
+                index.text_bits_normalizing_first(&concept)
+            );
         }
     }
 

@@ -64,6 +64,22 @@ pub(super) fn regimen_violation<'t>(
     t: &'t Terminology,
     tolerance: f64,
 ) -> Option<RegimenViolation<'t>> {
+    // Every order is asked, by two rules: one without a regimen ingredient is answered before
+    // its frequency and daily doses are read (each dose is of one of its ingredients).
+    if !med.has_label_regimen() {
+        return None;
+    }
+    regimen_violation_reading_every_dose(med, t, tolerance)
+}
+
+/// [`regimen_violation`] reading every daily dose of the order, whatever its drug: its
+/// reference (`violations_are_found_as_by_reading_every_dose`), and what it runs for an order
+/// whose drug has a regimen ingredient.
+fn regimen_violation_reading_every_dose<'t>(
+    med: &super::dose_common::Med<'_>,
+    t: &'t Terminology,
+    tolerance: f64,
+) -> Option<RegimenViolation<'t>> {
     let order = med.order;
     let Field::Given(frequency) = &order.frequency else {
         return None;
@@ -164,6 +180,53 @@ mod tests {
                 proptest::prop_assert_eq!(
                     super::describe_interval(d).into_owned(),
                     super::describe_interval_by_format(d)
+                );
+            }
+        }
+    }
+
+    const DRUGS: [&str; 7] = [
+        "alendronate 70 MG Oral Tablet",
+        "risedronate 35 mg",
+        "ibandronate 150 mg",
+        "denosumab 60 mg",
+        "ibuprofen 400 mg",
+        "acetaminophen 325 MG / oxycodone 5 MG Oral Tablet",
+        "no such drug",
+    ];
+
+    proptest::proptest! {
+        /// Answering orders without a regimen ingredient first finds what reading every dose
+        /// found: drugs with and without label regimens (and unrecognized), doses in mg and
+        /// tablets, intervals from hours to months, any tolerance.
+        #[test]
+        fn violations_are_found_as_by_reading_every_dose(
+            orders in proptest::collection::vec(
+                (0usize..DRUGS.len(), 1.0f64..200.0, proptest::bool::ANY, 1.0f64..8.0, 0usize..4),
+                1..5,
+            ),
+            tolerance in 0.0f64..0.9,
+        ) {
+            let units = [PeriodUnit::Hour, PeriodUnit::Day, PeriodUnit::Week, PeriodUnit::Month];
+            let mut case = Case::new(patient_aged(70));
+            for (i, (drug, dose, tablets, period, unit)) in orders.into_iter().enumerate() {
+                let unit_text = if tablets { "tablet" } else { "mg" };
+                case = case.medication(med(
+                    &format!("MedicationRequest/{i}"),
+                    DRUGS[drug],
+                    dose,
+                    unit_text,
+                    period,
+                    units[unit],
+                ));
+            }
+            let plan = crate::pathway::Plan::builtin();
+            let facts = crate::engine::Facts::gather(&plan, case.input());
+            let t = crate::terminology::Terminology::builtin();
+            for m in &facts.medications {
+                proptest::prop_assert_eq!(
+                    super::regimen_violation(m, t, tolerance),
+                    super::regimen_violation_reading_every_dose(m, t, tolerance)
                 );
             }
         }
