@@ -371,8 +371,9 @@ impl FindingBuilder<'_, '_> {
         let message = find_message(&rule.messages, variant);
         let variant_severity = message.and_then(|m| m.severity);
         let severity = severity.or(variant_severity).unwrap_or(rule.severity);
-        // Room for the detail's values and the citations, so that it is written without
-        // growing: a number is rarely longer than 16 characters.
+        // Room for the detail's values and the citations (in the detail's template, or
+        // pushed after the rule id), so that it is written without growing: a number is
+        // rarely longer than 16 characters.
         let values_len: usize = vars
             .iter()
             .map(|slot| match &slot.var {
@@ -383,7 +384,7 @@ impl FindingBuilder<'_, '_> {
         // The summary, then the detail, in one string: the summary's room is its template
         // and 32 bytes for its values, as when it was a string of its own.
         let mut text = String::with_capacity(match message {
-            Some(m) => m.summary.len + 32 + m.detail.len + values_len + rule.citation_note.len(),
+            Some(m) => m.summary.len + 32 + m.detail.len + values_len,
             None => 2 * rule.id.len() + 32 + values_len + rule.citation_note.len(),
         });
         match message {
@@ -393,10 +394,13 @@ impl FindingBuilder<'_, '_> {
         clip_summary(&mut text);
         let summary_len = text.len();
         match message {
+            // The citation note is the template's last literal.
             Some(m) => m.detail.fill_onto(&mut text, &vars),
-            None => text.push_str(&fill(&rule.id, &vars)),
+            None => {
+                text.push_str(&fill(&rule.id, &vars));
+                text.push_str(&rule.citation_note);
+            }
         }
-        text.push_str(&rule.citation_note);
         let suggestions = rule
             .suggestions
             .iter()
@@ -593,6 +597,21 @@ impl Template {
                 })
                 .collect(),
         }
+    }
+
+    /// The template followed by `text` as literal text (braces in it are not placeholders):
+    /// fills as this template does, then copies `text`, in one copy when the template ends
+    /// with literal text. The oracle: `templates_followed_by_text_fill_as_pushing_it`.
+    pub fn followed_by(mut self, text: &str) -> Template {
+        if text.is_empty() {
+            return self;
+        }
+        self.len += text.len();
+        match self.parts.last_mut() {
+            Some(Part::Literal(last)) => *last = [&**last, text].concat().into(),
+            _ => self.parts.push(Part::Literal(text.into())),
+        }
+        self
     }
 
     /// The template of a pathway text that has a `{` (a suggestion label, an action
@@ -856,6 +875,28 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// A template followed by a text fills as the template, then the text pushed after it
+        /// (as the citation note was pushed after the detail), braces in the text kept as they
+        /// are; its length is the two lengths.
+        #[test]
+        fn templates_followed_by_text_fill_as_pushing_it(
+            template in "[ {}xé]{0,6}(\\{dose\\}|\\{ab\\})?[ {}x]{0,3}",
+            text in "[ {}xé]{0,6}(\\{dose\\})?",
+        ) {
+            let vars = vec![
+                Slot::new("dose", Var::number(7.5)),
+                Slot::new("ab", Var::Text("text".into())),
+            ];
+            let compiled = Template::compile(&template);
+            let mut expected = compiled.fill(&vars);
+            expected.push_str(&text);
+            let followed = compiled.followed_by(&text);
+            proptest::prop_assert_eq!(followed.fill(&vars), expected);
+            proptest::prop_assert_eq!(followed.len, template.len() + text.len());
+        }
+    }
+
     /// How placeholders were filled before names had keys and numbers were formatted once:
     /// the value found by comparing names, each number formatted where it is pushed. The
     /// oracle of `placeholders_fill_as_by_comparing_names`.
@@ -1037,11 +1078,14 @@ mod tests {
             let messages: BTreeMap<String, _> =
                 names.iter().map(|n| (n.clone(), message(n))).collect();
             // As the maps answered: the variant's, else the default's texts.
-            let expected = messages
-                .get(&wanted)
-                .or(messages.get("default"))
-                .map(|m| (Template::compile(&m.summary), Template::compile(&m.detail)));
-            let compiled = CompiledMessage::compile_all(&messages);
+            let note = "\n\nSource: {x}.";
+            let expected = messages.get(&wanted).or(messages.get("default")).map(|m| {
+                (
+                    Template::compile(&m.summary),
+                    Template::compile(&m.detail).followed_by(note),
+                )
+            });
+            let compiled = CompiledMessage::compile_all(&messages, note);
             let found = find_message(&compiled, &wanted).map(|m| (m.summary.clone(), m.detail.clone()));
             proptest::prop_assert_eq!(found, expected);
         }

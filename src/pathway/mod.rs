@@ -116,12 +116,19 @@ pub struct CompiledMessage {
     /// A variant may change the severity (e.g. the info reminder of VCF-BEDREST).
     pub severity: Option<Severity>,
     pub summary: Template,
+    /// The detail, then the rule's citation note ([`CompiledRule::citation_note`]) as literal
+    /// text: every finding's detail ends with it, and a literal of its own was a copy (a
+    /// `memcpy` call) per finding.
     pub detail: Template,
 }
 
 impl CompiledMessage {
-    /// The variants of `messages`, `default` first, the others in name order.
-    pub(crate) fn compile_all(messages: &BTreeMap<String, MessageDef>) -> Vec<CompiledMessage> {
+    /// The variants of `messages`, `default` first, the others in name order; each detail
+    /// followed by `citation_note`.
+    pub(crate) fn compile_all(
+        messages: &BTreeMap<String, MessageDef>,
+        citation_note: &str,
+    ) -> Vec<CompiledMessage> {
         let (default, others): (Vec<_>, Vec<_>) =
             messages.iter().partition(|(name, _)| *name == "default");
         default
@@ -131,7 +138,7 @@ impl CompiledMessage {
                 name: name.as_str().into(),
                 severity: m.severity,
                 summary: Template::compile(&m.summary),
-                detail: Template::compile(&m.detail),
+                detail: Template::compile(&m.detail).followed_by(citation_note),
             })
             .collect()
     }
@@ -447,7 +454,7 @@ fn compile(
                 id_rank: 0,
                 severity: rule.severity,
                 scope: rule.scope,
-                messages: CompiledMessage::compile_all(&rule.messages),
+                messages: CompiledMessage::compile_all(&rule.messages, &citation_note),
                 suggestions: rule
                     .suggestions
                     .iter()
