@@ -9,7 +9,7 @@ pub use document::{ActionDef, MessageDef, PathwayDocument, RuleDef, Scope, Sugge
 pub use value_set::{ValueSet, ValueSetDef};
 
 use crate::decision::{ActionKind, PathwayRef, Severity};
-use crate::engine::emit::Template;
+use crate::engine::emit::{MessageTemplate, Template};
 use crate::engine::facts::EngineSet;
 use crate::engine::rules::{self, RuleKind};
 use document::ActionTarget;
@@ -120,6 +120,9 @@ pub struct CompiledMessage {
     /// text: every finding's detail ends with it, and a literal of its own was a copy (a
     /// `memcpy` call) per finding.
     pub detail: Template,
+    /// The two as a finding's text is written from them (the summary, clipped, then the
+    /// detail), compiled from `summary` and `detail`.
+    pub texts: MessageTemplate,
 }
 
 impl CompiledMessage {
@@ -134,11 +137,16 @@ impl CompiledMessage {
         default
             .into_iter()
             .chain(others)
-            .map(|(name, m)| CompiledMessage {
-                name: name.as_str().into(),
-                severity: m.severity,
-                summary: Template::compile(&m.summary),
-                detail: Template::compile(&m.detail).followed_by(citation_note),
+            .map(|(name, m)| {
+                let summary = Template::compile(&m.summary);
+                let detail = Template::compile(&m.detail).followed_by(citation_note);
+                CompiledMessage {
+                    name: name.as_str().into(),
+                    severity: m.severity,
+                    texts: MessageTemplate::new(&summary, &detail),
+                    summary,
+                    detail,
+                }
             })
             .collect()
     }
