@@ -371,8 +371,9 @@ impl FindingBuilder<'_, '_> {
         let message = find_message(&rule.messages, variant);
         let variant_severity = message.and_then(|m| m.severity);
         let severity = severity.or(variant_severity).unwrap_or(rule.severity);
-        // Room for the detail's values and the citations, so that it is written without
-        // growing: a number is rarely longer than 16 characters.
+        // Room for the detail's values and the citations (in the detail's template, or
+        // pushed after the rule id), so that it is written without growing: a number is
+        // rarely longer than 16 characters.
         let values_len: usize = vars
             .iter()
             .map(|slot| match &slot.var {
@@ -383,20 +384,21 @@ impl FindingBuilder<'_, '_> {
         // The summary, then the detail, in one string: the summary's room is its template
         // and 32 bytes for its values, as when it was a string of its own.
         let mut text = String::with_capacity(match message {
-            Some(m) => m.summary.len + 32 + m.detail.len + values_len + rule.citation_note.len(),
+            Some(m) => m.summary.len + 32 + m.detail.len + values_len,
             None => 2 * rule.id.len() + 32 + values_len + rule.citation_note.len(),
         });
-        match message {
-            Some(m) => m.summary.fill_onto(&mut text, &vars),
-            None => text.push_str(&fill(&rule.id, &vars)),
-        }
-        clip_summary(&mut text);
-        let summary_len = text.len();
-        match message {
-            Some(m) => m.detail.fill_onto(&mut text, &vars),
-            None => text.push_str(&fill(&rule.id, &vars)),
-        }
-        text.push_str(&rule.citation_note);
+        let summary_len = match message {
+            // The citation note is the detail template's last literal.
+            Some(m) => m.texts.fill_onto(&mut text, &vars),
+            None => {
+                text.push_str(&fill(&rule.id, &vars));
+                clip_summary(&mut text);
+                let summary_len = text.len();
+                text.push_str(&fill(&rule.id, &vars));
+                text.push_str(&rule.citation_note);
+                summary_len
+            }
+        };
         let suggestions = rule
             .suggestions
             .iter()
@@ -595,6 +597,21 @@ impl Template {
         }
     }
 
+    /// The template followed by `text` as literal text (braces in it are not placeholders):
+    /// fills as this template does, then copies `text`, in one copy when the template ends
+    /// with literal text. The oracle: `templates_followed_by_text_fill_as_pushing_it`.
+    pub fn followed_by(mut self, text: &str) -> Template {
+        if text.is_empty() {
+            return self;
+        }
+        self.len += text.len();
+        match self.parts.last_mut() {
+            Some(Part::Literal(last)) => *last = [&**last, text].concat().into(),
+            _ => self.parts.push(Part::Literal(text.into())),
+        }
+        self
+    }
+
     /// The template of a pathway text that has a `{` (a suggestion label, an action
     /// description), else `None`: the text is then shared as it is.
     pub fn compile_if_placeholders(text: &str) -> Option<Template> {
@@ -620,12 +637,83 @@ impl Template {
     /// string). Always inlined, as [`Template::fill_reserving`] is, for the same reason.
     #[inline(always)]
     pub fn fill_onto(&self, out: &mut String, vars: &[Slot]) {
-        for part in &self.parts {
-            match part {
-                Part::Literal(text) => out.push_str(text),
-                Part::Placeholder(name, key) => push_var_keyed(out, name, *key, vars),
-            }
+        fill_parts_onto(&self.parts, out, vars);
+    }
+}
+
+/// Fills `parts` onto the end of `out`. Always inlined, as [`Template::fill_onto`] is.
+#[inline(always)]
+fn fill_parts_onto(parts: &[Part], out: &mut String, vars: &[Slot]) {
+    for part in parts {
+        match part {
+            Part::Literal(text) => out.push_str(text),
+            Part::Placeholder(name, key) => push_var_keyed(out, name, *key, vars),
         }
+    }
+}
+
+/// A message's summary and detail templates as a finding's one text is written from them:
+/// the summary's trailing literal and the detail's leading literal joined into one (the
+/// joint), copied at once unless the summary may need clipping, which the plan's summaries,
+/// under 140 bytes, never do. Writes what filling the summary, clipping it and filling the
+/// detail wrote ([`MessageTemplate::fill_onto`]; the oracle:
+/// `message_templates_fill_as_summary_clip_detail`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageTemplate {
+    /// The summary's parts but a trailing literal.
+    summary: Vec<Part>,
+    /// The summary's trailing literal, then the detail's leading literal (either may be empty).
+    joint: Box<str>,
+    /// Where the summary's part of `joint` ends (a character boundary).
+    joint_split: usize,
+    /// The detail's parts after its leading literal.
+    detail: Vec<Part>,
+}
+
+impl MessageTemplate {
+    pub fn new(summary: &Template, detail: &Template) -> MessageTemplate {
+        let mut summary_parts = summary.parts.clone();
+        let mut joint = String::new();
+        if let Some(Part::Literal(text)) = summary_parts.last() {
+            joint.push_str(text);
+            summary_parts.pop();
+        }
+        let joint_split = joint.len();
+        let mut detail_parts = detail.parts.as_slice();
+        if let Some((Part::Literal(text), rest)) = detail_parts.split_first() {
+            joint.push_str(text);
+            detail_parts = rest;
+        }
+        MessageTemplate {
+            summary: summary_parts,
+            joint: joint.into(),
+            joint_split,
+            detail: detail_parts.to_vec(),
+        }
+    }
+
+    /// Writes the summary, clipped as [`clip_summary`] clips it, then the detail, onto `out`
+    /// (which must be empty: the summary is clipped as the whole string), and returns the
+    /// summary's length. Always inlined, as [`Template::fill_onto`] is.
+    #[inline(always)]
+    fn fill_onto(&self, out: &mut String, vars: &[Slot]) -> usize {
+        debug_assert!(out.is_empty());
+        fill_parts_onto(&self.summary, out, vars);
+        let summary_len = if out.len() + self.joint_split < 140 {
+            // Under 140 bytes, so under 140 characters: nothing to clip.
+            let summary_len = out.len() + self.joint_split;
+            out.push_str(&self.joint);
+            summary_len
+        } else {
+            let (head, tail) = self.joint.split_at(self.joint_split);
+            out.push_str(head);
+            clip_summary(out);
+            let summary_len = out.len();
+            out.push_str(tail);
+            summary_len
+        };
+        fill_parts_onto(&self.detail, out, vars);
+        summary_len
     }
 }
 
@@ -856,6 +944,79 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// A template followed by a text fills as the template, then the text pushed after it
+        /// (as the citation note was pushed after the detail), braces in the text kept as they
+        /// are; its length is the two lengths.
+        #[test]
+        fn templates_followed_by_text_fill_as_pushing_it(
+            template in "[ {}xé]{0,6}(\\{dose\\}|\\{ab\\})?[ {}x]{0,3}",
+            text in "[ {}xé]{0,6}(\\{dose\\})?",
+        ) {
+            let vars = vec![
+                Slot::new("dose", Var::number(7.5)),
+                Slot::new("ab", Var::Text("text".into())),
+            ];
+            let compiled = Template::compile(&template);
+            let mut expected = compiled.fill(&vars);
+            expected.push_str(&text);
+            let followed = compiled.followed_by(&text);
+            proptest::prop_assert_eq!(followed.fill(&vars), expected);
+            proptest::prop_assert_eq!(followed.len, template.len() + text.len());
+        }
+    }
+
+    /// Template pieces for summaries around the 140-byte clip: names (some with values, some
+    /// without), literals with multi-byte characters, long and short.
+    fn message_pieces() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::strategy::Strategy;
+        proptest::collection::vec(
+            (
+                proptest::option::of(0usize..NAMES.len()),
+                "[aé€ {}]{0,3}|[ax ]{0,60}",
+            ),
+            0..6,
+        )
+        .prop_map(|pieces| {
+            pieces
+                .iter()
+                .map(|(name, text)| match name {
+                    Some(i) => format!("{{{}}}{text}", NAMES[*i]),
+                    None => text.clone(),
+                })
+                .collect()
+        })
+    }
+
+    proptest::proptest! {
+        /// Writing a finding's text from the joined message template gives the text and the
+        /// summary length that filling the summary, clipping it and filling the detail gave:
+        /// summaries under, at and over 140 bytes and characters, clipped in a literal or in
+        /// a value, templates ending or starting with a placeholder or with literal text.
+        #[test]
+        fn message_templates_fill_as_summary_clip_detail(
+            summary in message_pieces(),
+            detail in message_pieces(),
+            long in "[aé ]{0,150}",
+        ) {
+            let vars = vec![
+                Slot::new("dose", Var::number(7.5)),
+                Slot::new("ab", Var::Text(long.into())),
+                Slot::new("a", Var::Text("é".into())),
+            ];
+            let (summary, detail) = (Template::compile(&summary), Template::compile(&detail));
+            let mut expected = String::new();
+            summary.fill_onto(&mut expected, &vars);
+            clip_summary(&mut expected);
+            let expected_summary_len = expected.len();
+            detail.fill_onto(&mut expected, &vars);
+            let mut text = String::new();
+            let summary_len = MessageTemplate::new(&summary, &detail).fill_onto(&mut text, &vars);
+            proptest::prop_assert_eq!(&text, &expected);
+            proptest::prop_assert_eq!(summary_len, expected_summary_len);
+        }
+    }
+
     /// How placeholders were filled before names had keys and numbers were formatted once:
     /// the value found by comparing names, each number formatted where it is pushed. The
     /// oracle of `placeholders_fill_as_by_comparing_names`.
@@ -1037,11 +1198,14 @@ mod tests {
             let messages: BTreeMap<String, _> =
                 names.iter().map(|n| (n.clone(), message(n))).collect();
             // As the maps answered: the variant's, else the default's texts.
-            let expected = messages
-                .get(&wanted)
-                .or(messages.get("default"))
-                .map(|m| (Template::compile(&m.summary), Template::compile(&m.detail)));
-            let compiled = CompiledMessage::compile_all(&messages);
+            let note = "\n\nSource: {x}.";
+            let expected = messages.get(&wanted).or(messages.get("default")).map(|m| {
+                (
+                    Template::compile(&m.summary),
+                    Template::compile(&m.detail).followed_by(note),
+                )
+            });
+            let compiled = CompiledMessage::compile_all(&messages, note);
             let found = find_message(&compiled, &wanted).map(|m| (m.summary.clone(), m.detail.clone()));
             proptest::prop_assert_eq!(found, expected);
         }

@@ -9,7 +9,7 @@ pub use document::{ActionDef, MessageDef, PathwayDocument, RuleDef, Scope, Sugge
 pub use value_set::{ValueSet, ValueSetDef};
 
 use crate::decision::{ActionKind, PathwayRef, Severity};
-use crate::engine::emit::Template;
+use crate::engine::emit::{MessageTemplate, Template};
 use crate::engine::facts::EngineSet;
 use crate::engine::rules::{self, RuleKind};
 use document::ActionTarget;
@@ -116,22 +116,37 @@ pub struct CompiledMessage {
     /// A variant may change the severity (e.g. the info reminder of VCF-BEDREST).
     pub severity: Option<Severity>,
     pub summary: Template,
+    /// The detail, then the rule's citation note ([`CompiledRule::citation_note`]) as literal
+    /// text: every finding's detail ends with it, and a literal of its own was a copy (a
+    /// `memcpy` call) per finding.
     pub detail: Template,
+    /// The two as a finding's text is written from them (the summary, clipped, then the
+    /// detail), compiled from `summary` and `detail`.
+    pub texts: MessageTemplate,
 }
 
 impl CompiledMessage {
-    /// The variants of `messages`, `default` first, the others in name order.
-    pub(crate) fn compile_all(messages: &BTreeMap<String, MessageDef>) -> Vec<CompiledMessage> {
+    /// The variants of `messages`, `default` first, the others in name order; each detail
+    /// followed by `citation_note`.
+    pub(crate) fn compile_all(
+        messages: &BTreeMap<String, MessageDef>,
+        citation_note: &str,
+    ) -> Vec<CompiledMessage> {
         let (default, others): (Vec<_>, Vec<_>) =
             messages.iter().partition(|(name, _)| *name == "default");
         default
             .into_iter()
             .chain(others)
-            .map(|(name, m)| CompiledMessage {
-                name: name.as_str().into(),
-                severity: m.severity,
-                summary: Template::compile(&m.summary),
-                detail: Template::compile(&m.detail),
+            .map(|(name, m)| {
+                let summary = Template::compile(&m.summary);
+                let detail = Template::compile(&m.detail).followed_by(citation_note);
+                CompiledMessage {
+                    name: name.as_str().into(),
+                    severity: m.severity,
+                    texts: MessageTemplate::new(&summary, &detail),
+                    summary,
+                    detail,
+                }
             })
             .collect()
     }
@@ -447,7 +462,7 @@ fn compile(
                 id_rank: 0,
                 severity: rule.severity,
                 scope: rule.scope,
-                messages: CompiledMessage::compile_all(&rule.messages),
+                messages: CompiledMessage::compile_all(&rule.messages, &citation_note),
                 suggestions: rule
                     .suggestions
                     .iter()
