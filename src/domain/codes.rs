@@ -587,6 +587,20 @@ fn normalize_any_onto(out: &mut String, text: &str) {
 mod tests {
     use super::*;
 
+    /// The value sets compare a text normal but for its case with a phrase by setting each
+    /// text byte's 0x20 bit (`Membership::bits_in_place`): that is sound only while every kept
+    /// byte's normalized form is the byte with that bit set. A kept byte added to the table
+    /// without it (say `_` or `@`) fails here rather than silently never matching.
+    #[test]
+    fn every_kept_byte_normalizes_to_itself_with_bit_0x20_set() {
+        for byte in 0..=255u8 {
+            let kept = NORMALIZED_ASCII[usize::from(byte)];
+            if kept != 0 {
+                assert_eq!(kept, byte | 0x20, "byte {byte:#04x}");
+            }
+        }
+    }
+
     #[test]
     fn known_systems_are_shared_and_others_kept_as_sent() {
         for uri in System::KNOWN {
