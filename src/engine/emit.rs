@@ -384,7 +384,7 @@ impl FindingBuilder<'_, '_> {
         // The summary, then the detail, in one string: the summary's room is its template
         // and 32 bytes for its values, as when it was a string of its own.
         let mut text = String::with_capacity(match message {
-            Some(m) => m.summary.len + 32 + m.detail.len + values_len,
+            Some(m) => m.texts.len + 32 + values_len,
             None => 2 * rule.id.len() + 32 + values_len + rule.citation_note.len(),
         });
         let summary_len = match message {
@@ -660,6 +660,8 @@ fn fill_parts_onto(parts: &[Part], out: &mut String, vars: &[Slot]) {
 /// `message_templates_fill_as_summary_clip_detail`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MessageTemplate {
+    /// The two templates' lengths in bytes, together.
+    len: usize,
     /// The summary's parts but a trailing literal.
     summary: Vec<Part>,
     /// The summary's trailing literal, then the detail's leading literal (either may be empty).
@@ -685,6 +687,7 @@ impl MessageTemplate {
             detail_parts = rest;
         }
         MessageTemplate {
+            len: summary.len + detail.len,
             summary: summary_parts,
             joint: joint.into(),
             joint_split,
@@ -1206,7 +1209,8 @@ mod tests {
                 )
             });
             let compiled = CompiledMessage::compile_all(&messages, note);
-            let found = find_message(&compiled, &wanted).map(|m| (m.summary.clone(), m.detail.clone()));
+            let expected = expected.map(|(summary, detail)| MessageTemplate::new(&summary, &detail));
+            let found = find_message(&compiled, &wanted).map(|m| m.texts.clone());
             proptest::prop_assert_eq!(found, expected);
         }
     }

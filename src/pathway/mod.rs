@@ -115,13 +115,10 @@ pub struct CompiledMessage {
     pub name: Box<str>,
     /// A variant may change the severity (e.g. the info reminder of VCF-BEDREST).
     pub severity: Option<Severity>,
-    pub summary: Template,
-    /// The detail, then the rule's citation note ([`CompiledRule::citation_note`]) as literal
-    /// text: every finding's detail ends with it, and a literal of its own was a copy (a
-    /// `memcpy` call) per finding.
-    pub detail: Template,
-    /// The two as a finding's text is written from them (the summary, clipped, then the
-    /// detail), compiled from `summary` and `detail`.
+    /// The summary and the detail as a finding's text is written from them (the summary,
+    /// clipped, then the detail). The detail is followed by the rule's citation note
+    /// ([`CompiledRule::citation_note`]) as literal text: every finding's detail ends with it,
+    /// and a literal of its own was a copy (a `memcpy` call) per finding.
     pub texts: MessageTemplate,
 }
 
@@ -144,8 +141,6 @@ impl CompiledMessage {
                     name: name.as_str().into(),
                     severity: m.severity,
                     texts: MessageTemplate::new(&summary, &detail),
-                    summary,
-                    detail,
                 }
             })
             .collect()
