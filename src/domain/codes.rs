@@ -50,10 +50,6 @@ impl System {
             None => Cow::Owned(uri.to_owned()),
         })
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
 impl From<String> for System {
@@ -458,6 +454,13 @@ const NORMALIZED_ASCII: [u8; 256] = {
     table
 };
 
+/// Whether normalization keeps `byte` (a letter, lower-cased; a digit, '.', '/' or '%'):
+/// the one list of kept bytes, which the lexer's normal-form check reads too.
+#[inline(always)]
+pub(crate) fn is_kept_byte(byte: u8) -> bool {
+    NORMALIZED_ASCII[usize::from(byte)] != 0
+}
+
 /// Appends `text` lower-cased when that is its normalized form, and returns whether it did:
 /// when the text is only kept bytes (see [`NORMALIZED_ASCII`]) with single spaces between
 /// them, as most order texts are ("Oxycodone 5 MG Oral Tablet"). Any other text (a comma, a
@@ -469,7 +472,7 @@ pub(crate) fn push_if_normal_but_case(out: &mut String, text: &str) -> bool {
     // True at the start, so that a leading space is refused like a second space in a row.
     let mut after_space = true;
     for &byte in text.as_bytes() {
-        if NORMALIZED_ASCII[usize::from(byte)] != 0 {
+        if is_kept_byte(byte) {
             after_space = false;
         } else if byte == b' ' && !after_space {
             after_space = true;
@@ -498,7 +501,7 @@ pub(crate) fn for_each_word_if_normal_but_case(text: &str, mut word: impl FnMut(
     // True at the start, so that a leading space is refused like a second space in a row.
     let mut after_space = true;
     for (at, &byte) in text.as_bytes().iter().enumerate() {
-        if NORMALIZED_ASCII[usize::from(byte)] != 0 {
+        if is_kept_byte(byte) {
             if after_space {
                 word(at);
             }

@@ -3,6 +3,7 @@
 //! for free text only, so the per-call cost is one pass over a short string.
 
 use super::{ProductForm, Strength, StrengthUnit};
+use crate::domain::codes::is_kept_byte;
 
 /// A token of a lexed text. Words and numbers hold their place in the text (byte offsets), not
 /// the text itself, so that one token buffer can serve every text an evaluation reads
@@ -211,10 +212,9 @@ fn lex_checking<const CHECK: bool>(text: &str, tokens: &mut Vec<Token>) -> Norma
                 i += 1;
             }
             ByteClass::Other => {
-                // A space is never the first byte here (the caller refused it), so it has one
-                // before it.
-                if CHECK && !(matches!(byte, b'.' | b'%') || (byte == b' ' && bytes[i - 1] != b' '))
-                {
+                // Of the kept bytes only '.' and '%' are of this class. A space is never the
+                // first byte here (the caller refused it), so it has one before it.
+                if CHECK && !(is_kept_byte(byte) || (byte == b' ' && bytes[i - 1] != b' ')) {
                     return NormalForm::Other;
                 }
                 i += 1;
@@ -700,7 +700,6 @@ mod tests {
             proptest::prop_assert_eq!(read.1.map(f64::to_bits), s.parse::<f64>().ok().map(f64::to_bits));
             proptest::prop_assert_eq!(parse_decimal(&s).map(f64::to_bits), s.parse::<f64>().ok().map(f64::to_bits));
         }
-
     }
 
     #[test]
